@@ -1,0 +1,548 @@
+//! Reading one log line (DESIGN §2.3, §2.4.1) into what replay needs, without allocating.
+//!
+//! Lines are parsed with borrowed serde deserializers; payload fields replay does not use are
+//! skipped ([`serde::de::IgnoredAny`]), so a line costs one pass of the JSON tokenizer.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::time::Timestamp;
+
+/// The event types replay knows, plus anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A normal donation: evolution and power.
+    DonationAdded,
+    /// A system donation: power only.
+    SystemDonationAdded,
+    /// A member-count sample.
+    MemberCountUpdated,
+    /// A power gift: power only, not a donation.
+    PowerGiftGranted,
+    /// A deletion toggle of an earlier (or later) event.
+    DonationDeleted,
+    /// A recorded level-up (derived).
+    LevelUpCommitted,
+    /// A recorded exact-hit bonus (derived).
+    ExactHitBonusGranted,
+    /// Any other type; tolerated, reported, and it moves the clock.
+    Unknown(Box<str>),
+}
+
+impl Kind {
+    /// Maps a type name to its kind.
+    #[must_use]
+    pub fn from_name(name: &str) -> Kind {
+        match name {
+            "DonationAdded" => Kind::DonationAdded,
+            "SystemDonationAdded" => Kind::SystemDonationAdded,
+            "MemberCountUpdated" => Kind::MemberCountUpdated,
+            "PowerGiftGranted" => Kind::PowerGiftGranted,
+            "DonationDeleted" => Kind::DonationDeleted,
+            "LevelUpCommitted" => Kind::LevelUpCommitted,
+            "ExactHitBonusGranted" => Kind::ExactHitBonusGranted,
+            other => Kind::Unknown(other.into()),
+        }
+    }
+
+    /// The type name as written in the log.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Kind::DonationAdded => "DonationAdded",
+            Kind::SystemDonationAdded => "SystemDonationAdded",
+            Kind::MemberCountUpdated => "MemberCountUpdated",
+            Kind::PowerGiftGranted => "PowerGiftGranted",
+            Kind::DonationDeleted => "DonationDeleted",
+            Kind::LevelUpCommitted => "LevelUpCommitted",
+            Kind::ExactHitBonusGranted => "ExactHitBonusGranted",
+            Kind::Unknown(name) => name,
+        }
+    }
+
+    /// Whether a `DonationDeleted` may target this type.
+    #[must_use]
+    pub fn is_deletable(&self) -> bool {
+        matches!(
+            self,
+            Kind::DonationAdded | Kind::SystemDonationAdded | Kind::PowerGiftGranted
+        )
+    }
+
+    /// Whether this is a derived event (cross-checked, never moves the clock).
+    #[must_use]
+    pub fn is_derived(&self) -> bool {
+        matches!(self, Kind::LevelUpCommitted | Kind::ExactHitBonusGranted)
+    }
+}
+
+/// A payload field as replay sees it: absent, an integer, a boolean, or something else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Val {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// An integer that fits in `i64`.
+    Int(i64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// Anything else, described for messages ("a string", "null", …).
+    Other(&'static str),
+}
+
+impl Val {
+    /// Describes the value for a diagnostic.
+    #[must_use]
+    pub fn describe(self) -> String {
+        match self {
+            Val::Absent => "nothing (the field is missing)".to_owned(),
+            Val::Int(n) => n.to_string(),
+            Val::Bool(b) => b.to_string(),
+            Val::Other(what) => what.to_owned(),
+        }
+    }
+}
+
+/// The payload fields replay uses; every other field is ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Payload {
+    pub units: Val,
+    pub power_units: Val,
+    pub member_count: Val,
+    pub deleted_seq: Val,
+    pub from_level: Val,
+    pub to_level: Val,
+    pub old_goal_requirement: Val,
+    pub new_goal_requirement: Val,
+    pub exact_hit: Val,
+    /// `campaign_id` when it is a string (gifts are once per campaign).
+    pub campaign_id: Option<Box<str>>,
+}
+
+/// The `ts` of an event as written, kept inline (at most 32 bytes once validated).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct TsText {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl TsText {
+    /// Keeps `text` if it fits in 32 bytes (every valid `ts` does).
+    #[must_use]
+    pub fn new(text: &str) -> Option<TsText> {
+        let src = text.as_bytes();
+        let mut bytes = [0u8; 32];
+        bytes.get_mut(..src.len())?.copy_from_slice(src);
+        Some(TsText {
+            len: u8::try_from(src.len()).ok()?,
+            bytes,
+        })
+    }
+
+    /// The original text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for TsText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A well-formed event line of the selected mech.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Commit order, positive.
+    pub seq: u64,
+    /// When it happened.
+    pub ts: Timestamp,
+    /// `ts` exactly as written.
+    pub ts_text: TsText,
+    /// Its type.
+    pub kind: Kind,
+    /// The fields replay uses.
+    pub payload: Payload,
+}
+
+/// One physical line, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per line in flight; boxing would allocate per event"
+)]
+pub enum Line {
+    /// Empty or whitespace only; ignored.
+    Blank,
+    /// Not a valid event line; the message says why.
+    Bad(String),
+    /// A well-formed event of another mech.
+    Other,
+    /// A well-formed event of the selected mech.
+    Mine(Record),
+}
+
+/// A JSON value seen only at the surface.
+enum Shallow<'a> {
+    Int(i64),
+    Str(Cow<'a, str>),
+    Bool(bool),
+    Other(&'static str),
+}
+
+impl Shallow<'_> {
+    fn val(&self) -> Val {
+        match self {
+            Shallow::Int(n) => Val::Int(*n),
+            Shallow::Bool(b) => Val::Bool(*b),
+            Shallow::Str(_) => Val::Other("a string"),
+            Shallow::Other(what) => Val::Other(what),
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Shallow::Int(_) => "a number",
+            Shallow::Str(_) => "a string",
+            Shallow::Bool(_) => "a boolean",
+            Shallow::Other(what) => what,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Shallow<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Shallow::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Shallow::Other("an integer too large"), Shallow::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Shallow::Other("a non-integer number"))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Shallow::Bool(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Shallow::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Shallow::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Shallow::Other("null"))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Shallow::Other("null"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shallow::Other("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shallow::Other("an array"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum PayloadKey {
+    Units,
+    PowerUnits,
+    MemberCount,
+    DeletedSeq,
+    FromLevel,
+    ToLevel,
+    OldGoalRequirement,
+    NewGoalRequirement,
+    ExactHit,
+    CampaignId,
+    #[serde(other)]
+    Other,
+}
+
+/// The `payload` member: absent, an object, or the kind of whatever else it was.
+#[derive(Default)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per line on the stack; boxing would allocate"
+)]
+enum PayloadField {
+    #[default]
+    Absent,
+    Object(Payload),
+    Wrong(&'static str),
+}
+
+impl<'de> Deserialize<'de> for PayloadField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PayloadField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a payload object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut p = Payload::default();
+                while let Some(key) = map.next_key::<PayloadKey>()? {
+                    let slot = match key {
+                        PayloadKey::Units => &mut p.units,
+                        PayloadKey::PowerUnits => &mut p.power_units,
+                        PayloadKey::MemberCount => &mut p.member_count,
+                        PayloadKey::DeletedSeq => &mut p.deleted_seq,
+                        PayloadKey::FromLevel => &mut p.from_level,
+                        PayloadKey::ToLevel => &mut p.to_level,
+                        PayloadKey::OldGoalRequirement => &mut p.old_goal_requirement,
+                        PayloadKey::NewGoalRequirement => &mut p.new_goal_requirement,
+                        PayloadKey::ExactHit => &mut p.exact_hit,
+                        PayloadKey::CampaignId => {
+                            p.campaign_id = match map.next_value::<Shallow<'de>>()? {
+                                Shallow::Str(s) => Some(s.into()),
+                                _ => None,
+                            };
+                            continue;
+                        }
+                        PayloadKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Shallow<'de>>()?.val();
+                }
+                Ok(PayloadField::Object(p))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("a number"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("a boolean"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("a string"))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(PayloadField::Wrong("null"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(PayloadField::Wrong("an array"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(borrow)]
+    seq: Option<Shallow<'a>>,
+    #[serde(borrow)]
+    ts: Option<Shallow<'a>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Shallow<'a>>,
+    #[serde(borrow)]
+    mech_id: Option<Shallow<'a>>,
+    #[serde(default)]
+    payload: PayloadField,
+}
+
+fn required_str<'s, 'a>(field: &'s Option<Shallow<'a>>, name: &str) -> Result<&'s str, String> {
+    match field {
+        Some(Shallow::Str(s)) => Ok(s),
+        None => Err(format!("missing \"{name}\"")),
+        Some(other) => Err(format!(
+            "\"{name}\" must be a string, found {}",
+            other.describe()
+        )),
+    }
+}
+
+/// Strips serde_json's "at line 1 column N" (every line is parsed on its own) into a column.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    format!("not a valid JSON object: {message} (column {})", e.column())
+}
+
+/// Classifies one physical line (without its newline) for the mech named `mech`.
+///
+/// Never panics, whatever the bytes.
+#[must_use]
+pub fn parse_line(bytes: &[u8], mech: &str) -> Line {
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() {
+        return Line::Blank;
+    }
+    if trimmed[0] != b'{' {
+        return Line::Bad("not a JSON object: an event line starts with '{'".to_owned());
+    }
+    let raw: RawLine<'_> = match serde_json::from_slice(trimmed) {
+        Ok(raw) => raw,
+        Err(e) => return Line::Bad(json_error(&e)),
+    };
+    match classify(raw, mech) {
+        Ok(line) => line,
+        Err(message) => Line::Bad(message),
+    }
+}
+
+fn classify(raw: RawLine<'_>, mech: &str) -> Result<Line, String> {
+    let seq = match &raw.seq {
+        Some(Shallow::Int(n)) if *n > 0 => {
+            u64::try_from(*n).map_err(|_| "\"seq\" is out of range".to_owned())?
+        }
+        Some(Shallow::Int(n)) => {
+            return Err(format!("\"seq\" must be a positive integer, found {n}"));
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"seq\" must be a positive integer, found {}",
+                other.describe()
+            ));
+        }
+        None => return Err("missing \"seq\"".to_owned()),
+    };
+    let ts_str = required_str(&raw.ts, "ts")?;
+    let ts = Timestamp::parse(ts_str).map_err(|e| format!("\"ts\": {e}"))?;
+    let ts_text = TsText::new(ts_str).ok_or_else(|| "\"ts\" is too long".to_owned())?;
+    let kind = required_str(&raw.kind, "type")?;
+    let mech_id = required_str(&raw.mech_id, "mech_id")?;
+    let payload = match raw.payload {
+        PayloadField::Absent => Payload::default(),
+        PayloadField::Object(p) => p,
+        PayloadField::Wrong(what) => {
+            return Err(format!("\"payload\" must be an object, found {what}"));
+        }
+    };
+    if mech_id != mech {
+        return Ok(Line::Other);
+    }
+    Ok(Line::Mine(Record {
+        seq,
+        ts,
+        ts_text,
+        kind: Kind::from_name(kind),
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(line: &str) -> String {
+        match parse_line(line.as_bytes(), "main") {
+            Line::Bad(message) => message,
+            other => panic!("{line} should be bad, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_a_ddc_line_with_nulls() {
+        let line = r#"{"seq":7,"ts":"2025-05-23T19:21:01.551454+00:00","type":"DonationAdded","mech_id":"main","payload":{"donation_id":"db3a850564796727","idempotency_key":"37f865f159f4bea8","units":100,"donor":null,"channel_id":null}}"#;
+        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else {
+            panic!("not mine")
+        };
+        assert_eq!(rec.seq, 7);
+        assert_eq!(rec.kind, Kind::DonationAdded);
+        assert_eq!(rec.payload.units, Val::Int(100));
+        assert_eq!(rec.ts_text.as_str(), "2025-05-23T19:21:01.551454+00:00");
+        assert_eq!(parse_line(line.as_bytes(), "other"), Line::Other);
+    }
+
+    #[test]
+    fn payload_types_are_kept_for_diagnostics() {
+        let line = r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":"500","power_units":5.0,"member_count":true,"deleted_seq":null,"from_level":{"a":[1]},"campaign_id":"x\u00e9"}}"#;
+        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else {
+            panic!("not mine")
+        };
+        assert_eq!(rec.payload.units, Val::Other("a string"));
+        assert_eq!(rec.payload.power_units, Val::Other("a non-integer number"));
+        assert_eq!(rec.payload.member_count, Val::Bool(true));
+        assert_eq!(rec.payload.deleted_seq, Val::Other("null"));
+        assert_eq!(rec.payload.from_level, Val::Other("an object"));
+        assert_eq!(rec.payload.campaign_id.as_deref(), Some("xé"));
+    }
+
+    #[test]
+    fn absent_payload_is_empty_and_blank_lines_are_blank() {
+        let line = br#"{"seq":3,"ts":"2025-01-01T00:00:00Z","type":"Ping","mech_id":"main"}"#;
+        let Line::Mine(rec) = parse_line(line, "main") else {
+            panic!("not mine")
+        };
+        assert_eq!(rec.kind, Kind::Unknown("Ping".into()));
+        assert_eq!(rec.payload, Payload::default());
+        assert_eq!(parse_line(b"   \t", "main"), Line::Blank);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        assert!(
+            bad(r#"{"seq":0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
+                .contains("positive")
+        );
+        assert!(
+            bad(r#"{"seq":1.0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
+                .contains("seq")
+        );
+        assert!(
+            bad(r#"{"seq":"1","ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
+                .contains("seq")
+        );
+        assert!(
+            bad(r#"{"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
+                .contains("missing \"seq\"")
+        );
+        assert!(
+            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00","type":"X","mech_id":"main"}"#)
+                .contains("offset")
+        );
+        assert!(
+            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":5,"mech_id":"main"}"#)
+                .contains("type")
+        );
+        assert!(
+            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":null}"#)
+                .contains("mech_id")
+        );
+        assert!(
+            bad(
+                r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":[]}"#
+            )
+            .contains("payload")
+        );
+        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":null}"#).contains("payload"));
+        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","#).contains("column"));
+        assert!(bad("[1,2]").contains("object"));
+        assert!(bad(r#"{"seq":1} trailing"#).contains("column"));
+        assert!(matches!(
+            parse_line(&[0xff, 0xfe, b'{'], "main"),
+            Line::Bad(_)
+        ));
+    }
+}

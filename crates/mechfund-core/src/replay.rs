@@ -1,0 +1,773 @@
+//! Replay: the pure fold of a log into a state (DESIGN §2.4), with diagnostics.
+//!
+//! Replay reads the log twice. The first pass collects what later lines decide about earlier
+//! ones (deletion toggles and recorded goals); the second pass folds the events with
+//! [`State::apply`]. Both passes stream, so memory stays flat however long the log is; only a log
+//! whose seqs are out of order is buffered (and sorted) in memory.
+//!
+//! Drivers feed lines to a [`Replayer`]; [`replay_bytes`] is the driver for text in memory.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::display::{Display, Now, display};
+use crate::parse::{Kind, Line, Record, Val, parse_line};
+use crate::rules::Rules;
+use crate::state::{Effects, LevelUp, Note, RecordedGoal, State, record_goal};
+
+/// The diagnostic kinds of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum DiagnosticKind {
+    BadLine,
+    DuplicateSeq,
+    TsBackwards,
+    InvalidPayload,
+    UnknownType,
+    BadDeleteTarget,
+    RecordedGoalDiffers,
+    LevelupMissing,
+    LevelupExtra,
+    LevelupMismatch,
+    Superseded,
+    NoEvents,
+}
+
+impl DiagnosticKind {
+    /// `info` for `superseded` and `no_events`, `warning` otherwise.
+    #[must_use]
+    pub fn severity(self) -> Severity {
+        match self {
+            DiagnosticKind::Superseded | DiagnosticKind::NoEvents => Severity::Info,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing, nothing is wrong.
+    Info,
+    /// Something in the log was ignored or does not add up.
+    Warning,
+}
+
+/// Something replay noticed, with where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// What kind of problem.
+    pub kind: DiagnosticKind,
+    /// Its severity (fixed per kind).
+    pub severity: Severity,
+    /// 1-based line number in the log, when it concerns a line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// Seq of the event concerned, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Plain-language explanation.
+    pub message: String,
+}
+
+impl Diagnostic {
+    fn new(
+        kind: DiagnosticKind,
+        line: Option<u64>,
+        seq: Option<u64>,
+        message: String,
+    ) -> Diagnostic {
+        Diagnostic {
+            kind,
+            severity: kind.severity(),
+            line,
+            seq,
+            message,
+        }
+    }
+}
+
+/// The state after one clock-moving event, for charts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TimelinePoint {
+    pub seq: u64,
+    pub ts: String,
+    pub level: u8,
+    pub evo_acc: i64,
+    pub power_acc: i64,
+    pub goal_requirement: i64,
+    pub cumulative_donations_cents: i64,
+    pub member_count: i64,
+}
+
+/// The replay result of the contract (DESIGN §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplayResult {
+    /// The final state (serialises the contract's ten fields).
+    pub state: State,
+    /// What a UI shows at `now`.
+    pub display: Display,
+    /// Everything noticed, ordered by line.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Level-ups derived by replay.
+    pub level_ups: Vec<LevelUp>,
+    /// The state after each clock-moving event, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelinePoint>>,
+}
+
+/// How to replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// The mech to replay.
+    pub mech: String,
+    /// Stop at the first bad line instead of skipping it.
+    pub strict: bool,
+    /// Collect a [`TimelinePoint`] after each clock-moving event.
+    pub timeline: bool,
+    /// When to compute the display (defaults to the last event's time).
+    pub now: Option<Now>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            mech: "main".to_owned(),
+            strict: false,
+            timeline: false,
+            now: None,
+        }
+    }
+}
+
+/// Strict replay stopped at a bad line.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("line {line}: {message}")]
+pub struct StrictError {
+    /// 1-based line number.
+    pub line: u64,
+    /// Why the line is bad.
+    pub message: String,
+}
+
+/// A deletion toggle found in the first pass.
+#[derive(Clone, Copy, Debug)]
+struct Deletion {
+    seq: u64,
+    line: u64,
+    target: u64,
+}
+
+/// What the second pass learns about a deletion target when it reaches it.
+#[derive(Clone, Debug)]
+enum Target {
+    Deletable,
+    Other(String),
+}
+
+/// What the first pass collects: facts later lines establish about earlier ones.
+#[derive(Debug, Default)]
+struct Plan {
+    toggles: HashMap<u64, u32>,
+    deletions: Vec<Deletion>,
+    recorded_goals: [Option<RecordedGoal>; 10],
+    events: u64,
+}
+
+impl Plan {
+    fn add(&mut self, line: u64, rec: &Record, diagnostics: &mut Vec<Diagnostic>) {
+        self.events += 1;
+        let p = &rec.payload;
+        match rec.kind {
+            Kind::DonationDeleted => match p.deleted_seq {
+                Val::Int(target) if target > 0 => {
+                    let target = target.unsigned_abs();
+                    *self.toggles.entry(target).or_default() += 1;
+                    self.deletions.push(Deletion { seq: rec.seq, line, target });
+                }
+                other => diagnostics.push(Diagnostic::new(
+                    DiagnosticKind::BadDeleteTarget,
+                    Some(line),
+                    Some(rec.seq),
+                    format!("\"deleted_seq\" must be a positive integer, found {}; the deletion is ignored", other.describe()),
+                )),
+            },
+            Kind::LevelUpCommitted => {
+                record_goal(&mut self.recorded_goals, p.from_level, p.old_goal_requirement, rec.seq);
+                record_goal(&mut self.recorded_goals, p.to_level, p.new_goal_requirement, rec.seq);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A derived event waiting to be matched by a recorded one.
+#[derive(Clone, Debug)]
+enum Expected {
+    LevelUp { from: u8, to: u8, exact: bool },
+    Bonus { from: u8, to: u8, units: i64 },
+}
+
+impl Expected {
+    fn describe(&self) -> String {
+        match self {
+            Expected::LevelUp { from, to, exact } => {
+                format!("LevelUpCommitted {from}->{to} (exact_hit {exact})")
+            }
+            Expected::Bonus { from, to, units } => {
+                format!("ExactHitBonusGranted {from}->{to} of {units} cents")
+            }
+        }
+    }
+
+    fn matches(&self, rec: &Record) -> bool {
+        let p = &rec.payload;
+        let level = |l: &u8| Val::Int(i64::from(*l));
+        match (self, &rec.kind) {
+            (Expected::LevelUp { from, to, exact }, Kind::LevelUpCommitted) => {
+                p.from_level == level(from)
+                    && p.to_level == level(to)
+                    && p.exact_hit == Val::Bool(*exact)
+            }
+            (Expected::Bonus { from, to, units }, Kind::ExactHitBonusGranted) => {
+                p.from_level == level(from)
+                    && p.to_level == level(to)
+                    && p.power_units == Val::Int(*units)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn describe_recorded(rec: &Record) -> String {
+    let p = &rec.payload;
+    let detail = match rec.kind {
+        Kind::ExactHitBonusGranted => format!("of {} cents", p.power_units.describe()),
+        _ => format!("(exact_hit {})", p.exact_hit.describe()),
+    };
+    format!(
+        "{} {}->{} {detail}",
+        rec.kind.name(),
+        p.from_level.describe(),
+        p.to_level.describe()
+    )
+}
+
+/// A cross-check problem, possibly superseded later.
+#[derive(Debug)]
+struct Mismatch {
+    kind: DiagnosticKind,
+    line: u64,
+    seq: u64,
+    message: String,
+}
+
+/// The second pass: folds the kept events and cross-checks the recorded derived ones.
+#[derive(Debug)]
+struct Engine {
+    state: State,
+    plan: Plan,
+    targets: HashMap<u64, Target>,
+    queue: VecDeque<Expected>,
+    cause: (u64, u64),
+    mismatches: Vec<Mismatch>,
+    diagnostics: Vec<Diagnostic>,
+    level_ups: Vec<LevelUp>,
+    timeline: Option<Vec<TimelinePoint>>,
+    effects: Effects,
+}
+
+impl Engine {
+    fn new(
+        mech: &str,
+        rules: &Rules,
+        plan: Plan,
+        diagnostics: Vec<Diagnostic>,
+        timeline: bool,
+    ) -> Engine {
+        Engine {
+            state: State::initial(mech, rules, plan.recorded_goals),
+            plan,
+            targets: HashMap::new(),
+            queue: VecDeque::new(),
+            cause: (0, 0),
+            mismatches: Vec::new(),
+            diagnostics,
+            level_ups: Vec::new(),
+            timeline: timeline.then(Vec::new),
+            effects: Effects::default(),
+        }
+    }
+
+    fn flush_missing(&mut self) {
+        let (line, seq) = self.cause;
+        for expected in self.queue.drain(..) {
+            self.mismatches.push(Mismatch {
+                kind: DiagnosticKind::LevelupMissing,
+                line,
+                seq,
+                message: format!(
+                    "replay derives {} from this donation, but the log does not record it",
+                    expected.describe()
+                ),
+            });
+        }
+    }
+
+    fn cross_check(&mut self, line: u64, rec: &Record) {
+        let (kind, message) = match self.queue.pop_front() {
+            None => (
+                DiagnosticKind::LevelupExtra,
+                format!(
+                    "the log records {}, but replay derives no such event here",
+                    describe_recorded(rec)
+                ),
+            ),
+            Some(expected) if expected.matches(rec) => return,
+            Some(expected) => (
+                DiagnosticKind::LevelupMismatch,
+                format!(
+                    "the log records {}, but replay derives {}",
+                    describe_recorded(rec),
+                    expected.describe()
+                ),
+            ),
+        };
+        self.mismatches.push(Mismatch {
+            kind,
+            line,
+            seq: rec.seq,
+            message,
+        });
+    }
+
+    fn feed(&mut self, line: u64, rec: &Record, rules: &Rules) {
+        let seq = rec.seq;
+        self.state.last_event_seq = self.state.last_event_seq.max(seq);
+        if let Some(&count) = self.plan.toggles.get(&seq) {
+            let target = if rec.kind.is_deletable() {
+                Target::Deletable
+            } else {
+                Target::Other(rec.kind.name().to_owned())
+            };
+            self.targets.insert(seq, target);
+            if rec.kind.is_deletable() && count % 2 == 1 {
+                if let Some(campaign) = rec
+                    .payload
+                    .campaign_id
+                    .as_ref()
+                    .filter(|_| rec.kind == Kind::PowerGiftGranted)
+                {
+                    self.state.used_campaigns.insert(campaign.to_string());
+                }
+                return;
+            }
+        }
+        match rec.kind {
+            Kind::DonationDeleted => return,
+            Kind::LevelUpCommitted | Kind::ExactHitBonusGranted => {
+                self.cross_check(line, rec);
+                return;
+            }
+            Kind::DonationAdded => self.flush_missing(),
+            _ => {}
+        }
+        self.effects.clear();
+        self.state.apply(rec, rules, &mut self.effects);
+        for note in self.effects.notes.drain(..) {
+            let (kind, message) = match note {
+                Note::TsBackwards { clock } => (
+                    DiagnosticKind::TsBackwards,
+                    format!(
+                        "ts {} is before the previous event ({clock}); no time is counted as elapsed",
+                        rec.ts_text.as_str()
+                    ),
+                ),
+                Note::InvalidPayload(why) => (
+                    DiagnosticKind::InvalidPayload,
+                    format!("{} ignored: {why}", rec.kind.name()),
+                ),
+                Note::UnknownType(name) => (
+                    DiagnosticKind::UnknownType,
+                    format!("unknown event type \"{name}\" ignored"),
+                ),
+                Note::RecordedGoalDiffers {
+                    level,
+                    recorded,
+                    formula,
+                } => (
+                    DiagnosticKind::RecordedGoalDiffers,
+                    format!(
+                        "level {level}: the log's recorded goal {recorded} is used; the rules would give {formula}"
+                    ),
+                ),
+            };
+            self.diagnostics
+                .push(Diagnostic::new(kind, Some(line), Some(seq), message));
+        }
+        if !self.effects.level_ups.is_empty() {
+            self.cause = (line, seq);
+            for up in &self.effects.level_ups {
+                self.queue.push_back(Expected::LevelUp {
+                    from: up.from_level,
+                    to: up.to_level,
+                    exact: up.exact_hit,
+                });
+                if up.exact_hit {
+                    self.queue.push_back(Expected::Bonus {
+                        from: up.from_level,
+                        to: up.to_level,
+                        units: up.bonus,
+                    });
+                }
+            }
+            self.level_ups.append(&mut self.effects.level_ups);
+        }
+        if let Some(timeline) = &mut self.timeline {
+            let s = &self.state;
+            timeline.push(TimelinePoint {
+                seq,
+                ts: rec.ts_text.as_str().to_owned(),
+                level: s.level,
+                evo_acc: s.evo_acc,
+                power_acc: s.power_acc,
+                goal_requirement: s.goal_requirement,
+                cumulative_donations_cents: s.cumulative_donations_cents,
+                member_count: s.last_user_count_sample,
+            });
+        }
+    }
+
+    fn finish(mut self, rules: &Rules, now: Option<&Now>) -> ReplayResult {
+        self.flush_missing();
+        let mut valid: Vec<(u64, u64)> = Vec::new();
+        for d in &self.plan.deletions {
+            let problem = match self.targets.get(&d.target) {
+                Some(Target::Deletable) => {
+                    valid.push((d.seq, d.target));
+                    continue;
+                }
+                Some(Target::Other(name)) => format!(
+                    "seq {} is a {name}; only DonationAdded, SystemDonationAdded and PowerGiftGranted can be deleted",
+                    d.target
+                ),
+                None => format!(
+                    "seq {} does not exist in mech \"{}\"",
+                    d.target, self.state.mech_id
+                ),
+            };
+            self.diagnostics.push(Diagnostic::new(
+                DiagnosticKind::BadDeleteTarget,
+                Some(d.line),
+                Some(d.seq),
+                format!("{problem}; the deletion is ignored"),
+            ));
+        }
+        // A mismatch at S is superseded when a deletion after S toggled an event before S.
+        valid.sort_unstable();
+        let mut min_target_after = vec![u64::MAX; valid.len() + 1];
+        for i in (0..valid.len()).rev() {
+            min_target_after[i] = min_target_after[i + 1].min(valid[i].1);
+        }
+        for m in self.mismatches {
+            let first_after = valid.partition_point(|&(dseq, _)| dseq <= m.seq);
+            let superseded = min_target_after[first_after] < m.seq;
+            let (kind, message) = if superseded {
+                (
+                    DiagnosticKind::Superseded,
+                    format!(
+                        "{} (superseded: a later deletion rewrote the history before it)",
+                        m.message
+                    ),
+                )
+            } else {
+                (m.kind, m.message)
+            };
+            self.diagnostics
+                .push(Diagnostic::new(kind, Some(m.line), Some(m.seq), message));
+        }
+        self.diagnostics.sort_by_key(|d| d.line.unwrap_or(u64::MAX));
+        if self.plan.events == 0 {
+            self.diagnostics.push(Diagnostic::new(
+                DiagnosticKind::NoEvents,
+                None,
+                None,
+                format!("the log has no events for mech \"{}\"", self.state.mech_id),
+            ));
+        }
+        ReplayResult {
+            display: display(&self.state, rules, now),
+            state: self.state,
+            diagnostics: self.diagnostics,
+            level_ups: self.level_ups,
+            timeline: self.timeline,
+        }
+    }
+}
+
+/// The order of the selected mech's seqs, checked as lines arrive in file order.
+#[derive(Debug, Default)]
+struct Order {
+    last: u64,
+    sorted: bool,
+}
+
+enum Seen {
+    New,
+    Duplicate,
+    OutOfOrder,
+}
+
+impl Order {
+    fn see(&mut self, seq: u64) -> Seen {
+        if seq > self.last {
+            self.last = seq;
+            Seen::New
+        } else if seq == self.last {
+            Seen::Duplicate
+        } else {
+            self.sorted = false;
+            Seen::OutOfOrder
+        }
+    }
+}
+
+fn duplicate(line: u64, seq: u64) -> Diagnostic {
+    Diagnostic::new(
+        DiagnosticKind::DuplicateSeq,
+        Some(line),
+        Some(seq),
+        format!("seq {seq} appears again; the first line with it is kept and this one is dropped"),
+    )
+}
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per replay")]
+enum Phase {
+    Scan { order: Order, plan: Plan },
+    Fold { order: Order, engine: Engine },
+    Buffer { records: Vec<(u64, Record)> },
+}
+
+/// What a [`Replayer`] needs for its second pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecondPass {
+    /// Feed every line again, in file order, to [`Replayer::fold_line`].
+    Stream,
+    /// The seqs are out of order: feed every line again to [`Replayer::buffer_line`]; they are
+    /// sorted in memory before folding.
+    Buffer,
+}
+
+/// The replay state machine. Drivers call [`scan_line`](Replayer::scan_line) for every line,
+/// [`second_pass`](Replayer::second_pass), then feed every line again as it says, then
+/// [`finish`](Replayer::finish). Line numbers are 1-based and must be the same in both passes.
+#[derive(Debug)]
+pub struct Replayer<'r> {
+    rules: &'r Rules,
+    options: ReplayOptions,
+    diagnostics: Vec<Diagnostic>,
+    phase: Phase,
+}
+
+impl<'r> Replayer<'r> {
+    /// A replayer for `options.mech` under `rules`.
+    #[must_use]
+    pub fn new(rules: &'r Rules, options: ReplayOptions) -> Replayer<'r> {
+        Replayer {
+            rules,
+            options,
+            diagnostics: Vec::new(),
+            phase: Phase::Scan {
+                order: Order {
+                    last: 0,
+                    sorted: true,
+                },
+                plan: Plan::default(),
+            },
+        }
+    }
+
+    /// The mech being replayed.
+    #[must_use]
+    pub fn mech(&self) -> &str {
+        &self.options.mech
+    }
+
+    /// First pass: one line, already parsed for [`mech`](Replayer::mech).
+    ///
+    /// # Errors
+    /// In strict mode, the first bad line.
+    pub fn scan_line(&mut self, line: u64, parsed: &Line) -> Result<(), StrictError> {
+        let Phase::Scan { order, plan } = &mut self.phase else {
+            return Ok(());
+        };
+        match parsed {
+            Line::Blank | Line::Other => {}
+            Line::Bad(message) => {
+                if self.options.strict {
+                    return Err(StrictError {
+                        line,
+                        message: message.clone(),
+                    });
+                }
+                self.diagnostics.push(Diagnostic::new(
+                    DiagnosticKind::BadLine,
+                    Some(line),
+                    None,
+                    message.clone(),
+                ));
+            }
+            Line::Mine(rec) => match order.see(rec.seq) {
+                Seen::New => plan.add(line, rec, &mut self.diagnostics),
+                Seen::Duplicate => self.diagnostics.push(duplicate(line, rec.seq)),
+                Seen::OutOfOrder => {}
+            },
+        }
+        Ok(())
+    }
+
+    /// Ends the first pass and says how to feed the second.
+    pub fn second_pass(&mut self) -> SecondPass {
+        let phase = std::mem::replace(
+            &mut self.phase,
+            Phase::Buffer {
+                records: Vec::new(),
+            },
+        );
+        let Phase::Scan { order, plan } = phase else {
+            self.phase = phase;
+            return SecondPass::Stream;
+        };
+        if order.sorted {
+            let diagnostics = std::mem::take(&mut self.diagnostics);
+            let engine = Engine::new(
+                &self.options.mech,
+                self.rules,
+                plan,
+                diagnostics,
+                self.options.timeline,
+            );
+            self.phase = Phase::Fold {
+                order: Order {
+                    last: 0,
+                    sorted: true,
+                },
+                engine,
+            };
+            SecondPass::Stream
+        } else {
+            // Duplicates found by the in-order scan are found again after sorting.
+            self.diagnostics
+                .retain(|d| d.kind == DiagnosticKind::BadLine);
+            SecondPass::Buffer
+        }
+    }
+
+    /// Second pass, streaming: one line again.
+    pub fn fold_line(&mut self, line: u64, parsed: &Line) {
+        if let (Phase::Fold { order, engine }, Line::Mine(rec)) = (&mut self.phase, parsed)
+            && let Seen::New = order.see(rec.seq)
+        {
+            engine.feed(line, rec, self.rules);
+        }
+    }
+
+    /// Second pass, buffered: one line again (kept in memory until [`finish`](Replayer::finish)).
+    pub fn buffer_line(&mut self, line: u64, parsed: Line) {
+        if let (Phase::Buffer { records }, Line::Mine(rec)) = (&mut self.phase, parsed) {
+            records.push((line, rec));
+        }
+    }
+
+    /// Ends replay and computes the result.
+    #[must_use]
+    pub fn finish(mut self) -> ReplayResult {
+        let engine = match std::mem::replace(
+            &mut self.phase,
+            Phase::Buffer {
+                records: Vec::new(),
+            },
+        ) {
+            Phase::Fold { engine, .. } => engine,
+            Phase::Buffer { mut records } => {
+                // Stable: equal seqs stay in file order, so the first line wins.
+                records.sort_by_key(|(line, rec)| (rec.seq, *line));
+                records.dedup_by(|(line, rec), (_, kept)| {
+                    let dup = rec.seq == kept.seq;
+                    if dup {
+                        self.diagnostics.push(duplicate(*line, rec.seq));
+                    }
+                    dup
+                });
+                let mut plan = Plan::default();
+                for (line, rec) in &records {
+                    plan.add(*line, rec, &mut self.diagnostics);
+                }
+                let diagnostics = std::mem::take(&mut self.diagnostics);
+                let mut engine = Engine::new(
+                    &self.options.mech,
+                    self.rules,
+                    plan,
+                    diagnostics,
+                    self.options.timeline,
+                );
+                for (line, rec) in &records {
+                    engine.feed(*line, rec, self.rules);
+                }
+                engine
+            }
+            Phase::Scan { plan, .. } => {
+                let diagnostics = std::mem::take(&mut self.diagnostics);
+                Engine::new(
+                    &self.options.mech,
+                    self.rules,
+                    plan,
+                    diagnostics,
+                    self.options.timeline,
+                )
+            }
+        };
+        engine.finish(self.rules, self.options.now.as_ref())
+    }
+}
+
+/// Splits text into lines the way replay numbers them: on `\n`, with a trailing `\r` removed.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let empty = bytes.is_empty();
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !empty)
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+}
+
+/// Replays a whole log held in memory.
+///
+/// # Errors
+/// In strict mode, the first bad line.
+pub fn replay_bytes(
+    bytes: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+) -> Result<ReplayResult, StrictError> {
+    let mut replayer = Replayer::new(rules, options);
+    let mech = replayer.mech().to_owned();
+    for (n, line) in lines(bytes) {
+        replayer.scan_line(n, &parse_line(line, &mech))?;
+    }
+    match replayer.second_pass() {
+        SecondPass::Stream => {
+            lines(bytes).for_each(|(n, line)| replayer.fold_line(n, &parse_line(line, &mech)))
+        }
+        SecondPass::Buffer => {
+            lines(bytes).for_each(|(n, line)| replayer.buffer_line(n, parse_line(line, &mech)))
+        }
+    }
+    Ok(replayer.finish())
+}

@@ -1,0 +1,289 @@
+//! The `mechfund` command line (DESIGN §3, CLI contract).
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use mechfund_core::replay::Severity;
+use mechfund_core::whatif::goal_table;
+use mechfund_core::{
+    DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, StrictError,
+};
+use serde::Serialize;
+
+use crate::lines::for_each_line;
+
+/// mechfund: the mech donation rules — replay logs, preview goals, verify logs.
+#[derive(Debug, Parser)]
+#[command(name = "mechfund", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay an event log and print the state, display, diagnostics and level-ups as JSON.
+    Replay(ReplayArgs),
+    /// Print the goal table for a member count.
+    Whatif(WhatifArgs),
+    /// Replay a log and print its diagnostics; exit 1 if any is a warning other than
+    /// recorded_goal_differs.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The events.jsonl to read; `-` for stdin; `.gz` files are decompressed.
+    file: PathBuf,
+    /// Rules JSON (DESIGN §2.1); defaults when omitted.
+    #[arg(long, value_name = "R.json")]
+    rules: Option<PathBuf>,
+    /// Which mech to replay.
+    #[arg(long, default_value = "main")]
+    mech: String,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Compute the display at this RFC 3339 time (default: the last event's time).
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+    /// Stop with exit code 1 at the first bad line.
+    #[arg(long)]
+    strict: bool,
+    /// Include the state after each event, for charts.
+    #[arg(long)]
+    timeline: bool,
+}
+
+#[derive(Debug, Args)]
+struct WhatifArgs {
+    /// The hypothetical member count (clamped to 0..=member_cap).
+    #[arg(long, allow_negative_numbers = true)]
+    members: i64,
+    /// Rules JSON; defaults when omitted.
+    #[arg(long, value_name = "R.json")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// A failure the CLI reports before exiting.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Arguments or inputs that cannot be used (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Strict replay met a bad line (exit 1).
+    #[error("strict replay stopped at {0}")]
+    Strict(StrictError),
+    /// Reading the log failed (exit 2).
+    #[error("cannot read the log: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Strict(_) => ExitCode::from(1),
+            CliError::Usage(_) | CliError::Io(_) => ExitCode::from(2),
+        }
+    }
+}
+
+impl From<StrictError> for CliError {
+    fn from(e: StrictError) -> Self {
+        CliError::Strict(e)
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+#[must_use]
+pub fn run(cli: Cli) -> ExitCode {
+    let outcome = match cli.command {
+        Command::Replay(args) => replay_command(&args),
+        Command::Whatif(args) => whatif_command(&args),
+        Command::Verify(args) => verify_command(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mechfund: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {
+    let Some(path) = path else {
+        return Ok(Rules::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read rules {}: {e}", path.display())))?;
+    Rules::from_json(&text)
+        .map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
+    let now = args
+        .now
+        .as_deref()
+        .map(|text| Now::parse(text).map_err(|e| CliError::Usage(format!("--now: {e}"))))
+        .transpose()?;
+    let options = ReplayOptions {
+        mech: args.log.mech.clone(),
+        strict: args.strict,
+        timeline: args.timeline,
+        now,
+    };
+    let rules = load_rules(args.log.rules.as_deref())?;
+    let result = replay_path(&args.log.file, &rules, options)?;
+    print_json(&result)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
+    #[derive(Serialize)]
+    struct Whatif {
+        members: i64,
+        table: Vec<mechfund_core::rules::GoalParts>,
+    }
+    let rules = load_rules(args.rules.as_deref())?;
+    print_json(&Whatif {
+        members: args.members,
+        table: goal_table(args.members, &rules),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
+    let rules = load_rules(args.log.rules.as_deref())?;
+    let options = ReplayOptions {
+        mech: args.log.mech.clone(),
+        ..ReplayOptions::default()
+    };
+    let result = replay_path(&args.log.file, &rules, options)?;
+    print_json(&result.diagnostics)?;
+    let failing = result
+        .diagnostics
+        .iter()
+        .filter(|d| {
+            d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers
+        })
+        .count();
+    if failing > 0 {
+        eprintln!(
+            "mechfund: {failing} warning(s) in {}",
+            args.log.file.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr over `total` bytes (two passes), hidden unless stderr is a terminal.
+fn progress_bar(total: u64, label: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() || total < (8 << 20) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total * 2);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(format!("replaying {label}"));
+    bar
+}
+
+/// Replays a log from a file path (`-` for stdin; `.gz` decompressed).
+///
+/// Plain files are read twice and never held in memory; stdin and `.gz` are buffered.
+///
+/// # Errors
+/// Unreadable input, or a bad line in strict mode.
+pub fn replay_path(
+    path: &Path,
+    rules: &Rules,
+    options: ReplayOptions,
+) -> Result<ReplayResult, CliError> {
+    let label = path.display().to_string();
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        io::stdin().lock().read_to_end(&mut buf)?;
+        return replay_buffer(&buf, rules, options, &label);
+    }
+    let open =
+        || File::open(path).map_err(|e| CliError::Usage(format!("cannot open {label}: {e}")));
+    let file = open()?;
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        let mut buf = Vec::new();
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::Usage(format!("cannot decompress {label}: {e}")))?;
+        return replay_buffer(&buf, rules, options, &label);
+    }
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(size, &label);
+    let result = two_passes(rules, options, &bar, || {
+        Ok(io::BufReader::with_capacity(0, open()?))
+    });
+    bar.finish_and_clear();
+    result
+}
+
+fn replay_buffer(
+    buf: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+    label: &str,
+) -> Result<ReplayResult, CliError> {
+    let bar = progress_bar(buf.len() as u64, label);
+    let result = two_passes(rules, options, &bar, || Ok(buf));
+    bar.finish_and_clear();
+    result
+}
+
+/// The two replay passes over a source that can be opened again for the second.
+fn two_passes<R: Read>(
+    rules: &Rules,
+    options: ReplayOptions,
+    bar: &ProgressBar,
+    open: impl Fn() -> Result<R, CliError>,
+) -> Result<ReplayResult, CliError> {
+    let mut replayer = Replayer::new(rules, options);
+    let mech = replayer.mech().to_owned();
+    let tick = |n: u64| bar.inc(n);
+    for_each_line(open()?, &mech, tick, |n, line| {
+        replayer.scan_line(n, &line).map_err(CliError::from)
+    })?;
+    match replayer.second_pass() {
+        SecondPass::Stream => for_each_line(open()?, &mech, tick, |n, line| {
+            replayer.fold_line(n, &line);
+            Ok::<_, CliError>(())
+        })?,
+        SecondPass::Buffer => for_each_line(open()?, &mech, tick, |n, line| {
+            replayer.buffer_line(n, line);
+            Ok::<_, CliError>(())
+        })?,
+    }
+    Ok(replayer.finish())
+}
