@@ -71,11 +71,7 @@ pub struct MemberTally {
 /// Counts unique human members across the accessible channels; falls back to the guild's count
 /// when none can be read, else to nothing (keep the last sample). Clamped to the member cap.
 #[must_use]
-pub fn count_members(
-    channels: &[Channel],
-    guild_member_count: Option<i64>,
-    rules: &Rules,
-) -> MemberTally {
+pub fn count_members(channels: &[Channel], guild_member_count: Option<i64>, rules: &Rules) -> MemberTally {
     let mut unique = BTreeSet::new();
     let mut skipped_channels = Vec::new();
     let mut readable = 0;
@@ -85,23 +81,10 @@ pub fn count_members(
             continue;
         }
         readable += 1;
-        unique.extend(
-            channel
-                .members
-                .iter()
-                .filter(|m| !m.bot && !m.system)
-                .map(|m| m.id.as_str()),
-        );
+        unique.extend(channel.members.iter().filter(|m| !m.bot && !m.system).map(|m| m.id.as_str()));
     }
-    let count = if readable > 0 {
-        Some(i64::try_from(unique.len()).unwrap_or(i64::MAX))
-    } else {
-        guild_member_count
-    };
-    MemberTally {
-        count: count.map(|c| rules.clamp_members(c)),
-        skipped_channels,
-    }
+    let count = if readable > 0 { Some(i64::try_from(unique.len()).unwrap_or(i64::MAX)) } else { guild_member_count };
+    MemberTally { count: count.map(|c| rules.clamp_members(c)), skipped_channels }
 }
 
 /// What the caller looked up about the target of a deletion toggle.
@@ -242,12 +225,7 @@ pub struct Stamp {
 ///
 /// # Errors
 /// [`DomainError::EmptyText`], [`DomainError::TextTooLong`] or [`DomainError::ControlCharacter`].
-pub fn check_text(
-    field: &'static str,
-    text: &str,
-    min: usize,
-    max: usize,
-) -> Result<(), DomainError> {
+pub fn check_text(field: &'static str, text: &str, min: usize, max: usize) -> Result<(), DomainError> {
     let len = text.chars().count();
     if len < min {
         return Err(DomainError::EmptyText { field });
@@ -261,11 +239,7 @@ pub fn check_text(
     Ok(())
 }
 
-fn check_optional(
-    field: &'static str,
-    text: Option<&String>,
-    max: usize,
-) -> Result<(), DomainError> {
+fn check_optional(field: &'static str, text: Option<&String>, max: usize) -> Result<(), DomainError> {
     text.map_or(Ok(()), |t| check_text(field, t, 1, max))
 }
 
@@ -273,12 +247,7 @@ fn check_amount(field: &'static str, amount: Cents, max: i64) -> Result<i64, Dom
     if (1..=max).contains(&amount.get()) {
         Ok(amount.get())
     } else {
-        Err(DomainError::AmountOutOfRange {
-            field,
-            amount,
-            min: Cents(1),
-            max: Cents(max),
-        })
+        Err(DomainError::AmountOutOfRange { field, amount, min: Cents(1), max: Cents(max) })
     }
 }
 
@@ -298,22 +267,10 @@ pub fn gift_units(mech_id: &str, campaign_id: &str) -> i64 {
 ///
 /// # Errors
 /// A [`DomainError`] for invalid input or an ineligible request.
-pub fn decide(
-    state: &State,
-    command: &Command,
-    rules: &Rules,
-    at: Stamp,
-) -> Result<Vec<Event>, DomainError> {
+pub fn decide(state: &State, command: &Command, rules: &Rules, at: Stamp) -> Result<Vec<Event>, DomainError> {
     let mut bodies = Vec::new();
     match command {
-        Command::AddDonation {
-            amount,
-            donor,
-            channel_id,
-            donation_id,
-            idempotency_key,
-            member_count,
-        } => {
+        Command::AddDonation { amount, donor, channel_id, donation_id, idempotency_key, member_count } => {
             let units = check_amount("amount", *amount, MAX_DONATION)?;
             check_optional("donor", donor.as_ref(), 100)?;
             check_optional("channel_id", channel_id.as_ref(), 100)?;
@@ -323,12 +280,10 @@ pub fn decide(
                 if count < 0 {
                     return Err(DomainError::NegativeMemberCount(count));
                 }
-                let levels_up = state.level < MAX_LEVEL
-                    && state.evo_acc.saturating_add(units) >= state.goal_requirement;
+                let levels_up =
+                    state.level < MAX_LEVEL && state.evo_acc.saturating_add(units) >= state.goal_requirement;
                 if levels_up {
-                    bodies.push(EventBody::MemberCountUpdated {
-                        member_count: rules.clamp_members(count),
-                    });
+                    bodies.push(EventBody::MemberCountUpdated { member_count: rules.clamp_members(count) });
                 }
             }
             bodies.push(EventBody::DonationAdded {
@@ -339,12 +294,7 @@ pub fn decide(
                 idempotency_key: idempotency_key.clone(),
             });
         }
-        Command::AddSystemDonation {
-            amount,
-            event_name,
-            description,
-            idempotency_key,
-        } => {
+        Command::AddSystemDonation { amount, event_name, description, idempotency_key } => {
             let power_units = check_amount("amount", *amount, MAX_SYSTEM_DONATION)?;
             check_text("event_name", event_name, 1, 100)?;
             if let Some(d) = description {
@@ -364,10 +314,7 @@ pub fn decide(
                     return Err(DomainError::NegativeMemberCount(*count));
                 }
                 MemberSource::Count(count) => Some(rules.clamp_members(*count)),
-                MemberSource::Channels {
-                    channels,
-                    guild_member_count,
-                } => {
+                MemberSource::Channels { channels, guild_member_count } => {
                     if let Some(count) = guild_member_count.filter(|c| *c < 0) {
                         return Err(DomainError::NegativeMemberCount(count));
                     }
@@ -390,18 +337,11 @@ pub fn decide(
                 campaign_id: campaign_id.clone(),
             });
         }
-        Command::ToggleDonationDeletion {
-            seq,
-            reason,
-            target,
-        } => {
+        Command::ToggleDonationDeletion { seq, reason, target } => {
             check_text("reason", reason, 1, 500)?;
             let target = target.as_ref().ok_or(DomainError::UnknownSeq(*seq))?;
             if !target.kind.is_deletable() {
-                return Err(DomainError::NotDeletable {
-                    seq: *seq,
-                    kind: target.kind.name().to_owned(),
-                });
+                return Err(DomainError::NotDeletable { seq: *seq, kind: target.kind.name().to_owned() });
             }
             bodies.push(EventBody::DonationDeleted {
                 deleted_seq: *seq,
@@ -422,12 +362,7 @@ fn with_derived(state: &State, bodies: Vec<EventBody>, rules: &Rules, at: Stamp)
     let mut events = Vec::with_capacity(bodies.len());
     let mut seq = at.next_seq;
     let mut stamp = |body: EventBody, events: &mut Vec<Event>| {
-        events.push(Event {
-            seq,
-            ts: at.now,
-            mech_id: state.mech_id.clone(),
-            body,
-        });
+        events.push(Event { seq, ts: at.now, mech_id: state.mech_id.clone(), body });
         seq += 1;
     };
     for body in bodies {

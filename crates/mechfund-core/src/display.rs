@@ -21,20 +21,14 @@ impl Now {
     /// # Errors
     /// If the text is not a valid RFC 3339 timestamp.
     pub fn parse(text: &str) -> Result<Now, TimestampError> {
-        Ok(Now {
-            ts: Timestamp::parse(text)?,
-            text: text.to_owned(),
-        })
+        Ok(Now { ts: Timestamp::parse(text)?, text: text.to_owned() })
     }
 
     /// A moment from epoch milliseconds, printed in UTC.
     #[must_use]
     pub fn from_millis(millis: i64) -> Now {
         let ts = Timestamp::from_millis(millis);
-        Now {
-            ts,
-            text: ts.to_string(),
-        }
+        Now { ts, text: ts.to_string() }
     }
 }
 
@@ -62,10 +56,8 @@ pub struct Display {
 }
 
 /// DDC's 21 lower bounds of the difficulty bins.
-pub const BIN_LOWER_BOUNDS: [i64; 21] = [
-    0, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500,
-    5000, 7500, 10000,
-];
+pub const BIN_LOWER_BOUNDS: [i64; 21] =
+    [0, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 7500, 10000];
 
 /// The difficulty bin (1-based) of a member count.
 #[must_use]
@@ -93,13 +85,7 @@ pub fn power_at(state: &State, rules: &Rules, now: Timestamp) -> i64 {
     match state.clock {
         Some(clock) => {
             let elapsed = now.micros().saturating_sub(clock.micros()).max(0);
-            decay(
-                state.power_acc,
-                state.decay_remainder,
-                elapsed,
-                rules.decay_per_day.at(state.level),
-            )
-            .0
+            decay(state.power_acc, state.decay_remainder, elapsed, rules.decay_per_day.at(state.level)).0
         }
         None => state.power_acc,
     }
@@ -114,18 +100,14 @@ pub fn display(state: &State, rules: &Rules, now: Option<&Now>) -> Display {
     };
     let (power_now, shown) = match effective {
         Some(now) => (power_at(state, rules, now.ts), Some(now.text.clone())),
-        None => (state.power_acc, state.last_event_ts.clone()),
+        None => (state.power_acc, state.last_event_ts.map(|ts| ts.to_string())),
     };
     let goal = state.goal_requirement;
     let power_max = goal.saturating_add(100);
     let max_level = state.level >= MAX_LEVEL;
     let power_cap = if max_level { 100 } else { 99 };
     let power_percent = (i128::from(power_now) * 100 / i128::from(power_max)).min(power_cap);
-    let evo_percent = if goal == 0 {
-        100
-    } else {
-        (i128::from(state.evo_acc) * 100 / i128::from(goal)).min(100)
-    };
+    let evo_percent = if goal == 0 { 100 } else { (i128::from(state.evo_acc) * 100 / i128::from(goal)).min(100) };
     let bin = difficulty_bin(state.last_user_count_sample);
     Display {
         now: shown,

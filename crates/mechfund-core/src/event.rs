@@ -94,47 +94,25 @@ impl Serialize for PayloadOf<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         match self.0 {
-            EventBody::DonationAdded {
-                units,
-                donor,
-                channel_id,
-                donation_id,
-                idempotency_key,
-            } => {
+            EventBody::DonationAdded { units, donor, channel_id, donation_id, idempotency_key } => {
                 m.serialize_entry("units", units)?;
                 m.serialize_entry("donor", donor)?;
                 m.serialize_entry("channel_id", channel_id)?;
                 m.serialize_entry("donation_id", donation_id)?;
                 m.serialize_entry("idempotency_key", idempotency_key)?;
             }
-            EventBody::SystemDonationAdded {
-                power_units,
-                event_name,
-                description,
-                idempotency_key,
-            } => {
+            EventBody::SystemDonationAdded { power_units, event_name, description, idempotency_key } => {
                 m.serialize_entry("power_units", power_units)?;
                 m.serialize_entry("event_name", event_name)?;
                 m.serialize_entry("description", description)?;
                 m.serialize_entry("idempotency_key", idempotency_key)?;
             }
-            EventBody::MemberCountUpdated { member_count } => {
-                m.serialize_entry("member_count", member_count)?
-            }
-            EventBody::PowerGiftGranted {
-                power_units,
-                campaign_id,
-            } => {
+            EventBody::MemberCountUpdated { member_count } => m.serialize_entry("member_count", member_count)?,
+            EventBody::PowerGiftGranted { power_units, campaign_id } => {
                 m.serialize_entry("power_units", power_units)?;
                 m.serialize_entry("campaign_id", campaign_id)?;
             }
-            EventBody::DonationDeleted {
-                deleted_seq,
-                reason,
-                donor,
-                units,
-                original_type,
-            } => {
+            EventBody::DonationDeleted { deleted_seq, reason, donor, units, original_type } => {
                 m.serialize_entry("deleted_seq", deleted_seq)?;
                 m.serialize_entry("reason", reason)?;
                 m.serialize_entry("donor", donor)?;
@@ -156,12 +134,7 @@ impl Serialize for PayloadOf<'_> {
                 m.serialize_entry("new_goal_requirement", new_goal_requirement)?;
                 m.serialize_entry("member_count", member_count)?;
             }
-            EventBody::ExactHitBonusGranted {
-                power_units,
-                from_level,
-                to_level,
-                reason,
-            } => {
+            EventBody::ExactHitBonusGranted { power_units, from_level, to_level, reason } => {
                 m.serialize_entry("power_units", power_units)?;
                 m.serialize_entry("from_level", from_level)?;
                 m.serialize_entry("to_level", to_level)?;
@@ -189,11 +162,7 @@ impl Serialize for Event {
 struct AsciiFormatter;
 
 impl serde_json::ser::Formatter for AsciiFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let mut start = 0;
         for (i, ch) in fragment.char_indices() {
             if ch.is_ascii() && ch != '\u{7f}' {
@@ -232,18 +201,12 @@ impl Event {
             EventBody::DonationAdded { units, .. } => p.units = int(*units),
             EventBody::SystemDonationAdded { power_units, .. } => p.power_units = int(*power_units),
             EventBody::MemberCountUpdated { member_count } => p.member_count = int(*member_count),
-            EventBody::PowerGiftGranted {
-                power_units,
-                campaign_id,
-            } => {
+            EventBody::PowerGiftGranted { power_units, campaign_id } => {
                 p.power_units = int(*power_units);
                 p.campaign_id = Some(campaign_id.as_str().into());
             }
-            EventBody::DonationDeleted {
-                deleted_seq, units, ..
-            } => {
-                p.deleted_seq =
-                    i64::try_from(*deleted_seq).map_or(Val::Other("an integer too large"), int);
+            EventBody::DonationDeleted { deleted_seq, units, .. } => {
+                p.deleted_seq = i64::try_from(*deleted_seq).map_or(Val::Other("an integer too large"), int);
                 p.units = units.map_or(Val::Other("null"), int);
             }
             EventBody::LevelUpCommitted {
@@ -261,12 +224,7 @@ impl Event {
                 p.new_goal_requirement = int(*new_goal_requirement);
                 p.member_count = int(*member_count);
             }
-            EventBody::ExactHitBonusGranted {
-                power_units,
-                from_level,
-                to_level,
-                ..
-            } => {
+            EventBody::ExactHitBonusGranted { power_units, from_level, to_level, .. } => {
                 p.power_units = int(*power_units);
                 p.from_level = level(from_level);
                 p.to_level = level(to_level);

@@ -25,8 +25,7 @@ pub use event::{Event, EventBody};
 pub use money::{AmountError, Cents};
 pub use parse::{Kind, Line, Record, parse_line};
 pub use replay::{
-    Diagnostic, DiagnosticKind, ReplayOptions, ReplayResult, Replayer, SecondPass, StrictError,
-    replay_bytes,
+    Diagnostic, DiagnosticKind, ReplayOptions, ReplayResult, Replayer, SecondPass, StrictError, replay_bytes,
 };
 pub use rules::{Rules, RulesError};
 pub use state::State;

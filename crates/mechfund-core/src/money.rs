@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// An amount of money in integer cents. Never a float.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cents(pub i64);
 
@@ -66,8 +64,7 @@ impl Cents {
         };
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         let fraction = fraction.unwrap_or("");
-        if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction)
-        {
+        if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
             return Err(AmountError::Malformed(owned()));
         }
         if fraction.len() > 2 {
@@ -130,39 +127,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_exact() {
-        assert!(matches!(
-            Cents::parse_dollars("5.555"),
-            Err(AmountError::SubCent(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("-1"),
-            Err(AmountError::Negative(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("abc"),
-            Err(AmountError::Malformed(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("1e3"),
-            Err(AmountError::Malformed(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("1.2.3"),
-            Err(AmountError::Malformed(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("."),
-            Err(AmountError::Malformed(_))
-        ));
-        assert!(matches!(
-            Cents::parse_dollars("１"),
-            Err(AmountError::Malformed(_))
-        ));
+        assert!(matches!(Cents::parse_dollars("5.555"), Err(AmountError::SubCent(_))));
+        assert!(matches!(Cents::parse_dollars("-1"), Err(AmountError::Negative(_))));
+        assert!(matches!(Cents::parse_dollars("abc"), Err(AmountError::Malformed(_))));
+        assert!(matches!(Cents::parse_dollars("1e3"), Err(AmountError::Malformed(_))));
+        assert!(matches!(Cents::parse_dollars("1.2.3"), Err(AmountError::Malformed(_))));
+        assert!(matches!(Cents::parse_dollars("."), Err(AmountError::Malformed(_))));
+        assert!(matches!(Cents::parse_dollars("１"), Err(AmountError::Malformed(_))));
         assert_eq!(Cents::parse_dollars(""), Err(AmountError::Empty));
-        assert!(matches!(
-            Cents::parse_dollars("99999999999999999999"),
-            Err(AmountError::TooLarge(_))
-        ));
+        assert!(matches!(Cents::parse_dollars("99999999999999999999"), Err(AmountError::TooLarge(_))));
     }
 
     #[test]

@@ -75,19 +75,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn new(
-        kind: DiagnosticKind,
-        line: Option<u64>,
-        seq: Option<u64>,
-        message: String,
-    ) -> Diagnostic {
-        Diagnostic {
-            kind,
-            severity: kind.severity(),
-            line,
-            seq,
-            message,
-        }
+    fn new(kind: DiagnosticKind, line: Option<u64>, seq: Option<u64>, message: String) -> Diagnostic {
+        Diagnostic { kind, severity: kind.severity(), line, seq, message }
     }
 }
 
@@ -136,12 +125,7 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions {
-            mech: "main".to_owned(),
-            strict: false,
-            timeline: false,
-            now: None,
-        }
+        ReplayOptions { mech: "main".to_owned(), strict: false, timeline: false, now: None }
     }
 }
 
@@ -176,12 +160,17 @@ struct Plan {
     toggles: HashMap<u64, u32>,
     deletions: Vec<Deletion>,
     recorded_goals: [Option<RecordedGoal>; 10],
-    events: u64,
+    /// Lines added, in order (a sparse scan checks them against the second pass).
+    lines: Vec<u64>,
 }
 
 impl Plan {
+    /// Takes what a kept event establishes for the whole log (only deletions and level-ups do).
     fn add(&mut self, line: u64, rec: &Record, diagnostics: &mut Vec<Diagnostic>) {
-        self.events += 1;
+        if !is_plan_kind(&rec.kind) {
+            return;
+        }
+        self.lines.push(line);
         let p = &rec.payload;
         match rec.kind {
             Kind::DonationDeleted => match p.deleted_seq {
@@ -194,7 +183,10 @@ impl Plan {
                     DiagnosticKind::BadDeleteTarget,
                     Some(line),
                     Some(rec.seq),
-                    format!("\"deleted_seq\" must be a positive integer, found {}; the deletion is ignored", other.describe()),
+                    format!(
+                        "\"deleted_seq\" must be a positive integer, found {}; the deletion is ignored",
+                        other.describe()
+                    ),
                 )),
             },
             Kind::LevelUpCommitted => {
@@ -204,6 +196,10 @@ impl Plan {
             _ => {}
         }
     }
+}
+
+fn is_plan_kind(kind: &Kind) -> bool {
+    matches!(kind, Kind::DonationDeleted | Kind::LevelUpCommitted)
 }
 
 /// A derived event waiting to be matched by a recorded one.
@@ -230,14 +226,10 @@ impl Expected {
         let level = |l: &u8| Val::Int(i64::from(*l));
         match (self, &rec.kind) {
             (Expected::LevelUp { from, to, exact }, Kind::LevelUpCommitted) => {
-                p.from_level == level(from)
-                    && p.to_level == level(to)
-                    && p.exact_hit == Val::Bool(*exact)
+                p.from_level == level(from) && p.to_level == level(to) && p.exact_hit == Val::Bool(*exact)
             }
             (Expected::Bonus { from, to, units }, Kind::ExactHitBonusGranted) => {
-                p.from_level == level(from)
-                    && p.to_level == level(to)
-                    && p.power_units == Val::Int(*units)
+                p.from_level == level(from) && p.to_level == level(to) && p.power_units == Val::Int(*units)
             }
             _ => false,
         }
@@ -250,12 +242,7 @@ fn describe_recorded(rec: &Record) -> String {
         Kind::ExactHitBonusGranted => format!("of {} cents", p.power_units.describe()),
         _ => format!("(exact_hit {})", p.exact_hit.describe()),
     };
-    format!(
-        "{} {}->{} {detail}",
-        rec.kind.name(),
-        p.from_level.describe(),
-        p.to_level.describe()
-    )
+    format!("{} {}->{} {detail}", rec.kind.name(), p.from_level.describe(), p.to_level.describe())
 }
 
 /// A cross-check problem, possibly superseded later.
@@ -280,16 +267,11 @@ struct Engine {
     level_ups: Vec<LevelUp>,
     timeline: Option<Vec<TimelinePoint>>,
     effects: Effects,
+    events: u64,
 }
 
 impl Engine {
-    fn new(
-        mech: &str,
-        rules: &Rules,
-        plan: Plan,
-        diagnostics: Vec<Diagnostic>,
-        timeline: bool,
-    ) -> Engine {
+    fn new(mech: &str, rules: &Rules, plan: Plan, diagnostics: Vec<Diagnostic>, timeline: bool) -> Engine {
         Engine {
             state: State::initial(mech, rules, plan.recorded_goals),
             plan,
@@ -301,6 +283,7 @@ impl Engine {
             level_ups: Vec::new(),
             timeline: timeline.then(Vec::new),
             effects: Effects::default(),
+            events: 0,
         }
     }
 
@@ -323,45 +306,27 @@ impl Engine {
         let (kind, message) = match self.queue.pop_front() {
             None => (
                 DiagnosticKind::LevelupExtra,
-                format!(
-                    "the log records {}, but replay derives no such event here",
-                    describe_recorded(rec)
-                ),
+                format!("the log records {}, but replay derives no such event here", describe_recorded(rec)),
             ),
             Some(expected) if expected.matches(rec) => return,
             Some(expected) => (
                 DiagnosticKind::LevelupMismatch,
-                format!(
-                    "the log records {}, but replay derives {}",
-                    describe_recorded(rec),
-                    expected.describe()
-                ),
+                format!("the log records {}, but replay derives {}", describe_recorded(rec), expected.describe()),
             ),
         };
-        self.mismatches.push(Mismatch {
-            kind,
-            line,
-            seq: rec.seq,
-            message,
-        });
+        self.mismatches.push(Mismatch { kind, line, seq: rec.seq, message });
     }
 
     fn feed(&mut self, line: u64, rec: &Record, rules: &Rules) {
         let seq = rec.seq;
+        self.events += 1;
         self.state.last_event_seq = self.state.last_event_seq.max(seq);
         if let Some(&count) = self.plan.toggles.get(&seq) {
-            let target = if rec.kind.is_deletable() {
-                Target::Deletable
-            } else {
-                Target::Other(rec.kind.name().to_owned())
-            };
+            let target =
+                if rec.kind.is_deletable() { Target::Deletable } else { Target::Other(rec.kind.name().to_owned()) };
             self.targets.insert(seq, target);
             if rec.kind.is_deletable() && count % 2 == 1 {
-                if let Some(campaign) = rec
-                    .payload
-                    .campaign_id
-                    .as_ref()
-                    .filter(|_| rec.kind == Kind::PowerGiftGranted)
+                if let Some(campaign) = rec.payload.campaign_id.as_ref().filter(|_| rec.kind == Kind::PowerGiftGranted)
                 {
                     self.state.used_campaigns.insert(campaign.to_string());
                 }
@@ -388,42 +353,27 @@ impl Engine {
                         rec.ts_text.as_str()
                     ),
                 ),
-                Note::InvalidPayload(why) => (
-                    DiagnosticKind::InvalidPayload,
-                    format!("{} ignored: {why}", rec.kind.name()),
-                ),
-                Note::UnknownType(name) => (
-                    DiagnosticKind::UnknownType,
-                    format!("unknown event type \"{name}\" ignored"),
-                ),
-                Note::RecordedGoalDiffers {
-                    level,
-                    recorded,
-                    formula,
-                } => (
+                Note::InvalidPayload(why) => {
+                    (DiagnosticKind::InvalidPayload, format!("{} ignored: {why}", rec.kind.name()))
+                }
+                Note::UnknownType(name) => {
+                    (DiagnosticKind::UnknownType, format!("unknown event type \"{name}\" ignored"))
+                }
+                Note::RecordedGoalDiffers { level, recorded, formula } => (
                     DiagnosticKind::RecordedGoalDiffers,
                     format!(
                         "level {level}: the log's recorded goal {recorded} is used; the rules would give {formula}"
                     ),
                 ),
             };
-            self.diagnostics
-                .push(Diagnostic::new(kind, Some(line), Some(seq), message));
+            self.diagnostics.push(Diagnostic::new(kind, Some(line), Some(seq), message));
         }
         if !self.effects.level_ups.is_empty() {
             self.cause = (line, seq);
             for up in &self.effects.level_ups {
-                self.queue.push_back(Expected::LevelUp {
-                    from: up.from_level,
-                    to: up.to_level,
-                    exact: up.exact_hit,
-                });
+                self.queue.push_back(Expected::LevelUp { from: up.from_level, to: up.to_level, exact: up.exact_hit });
                 if up.exact_hit {
-                    self.queue.push_back(Expected::Bonus {
-                        from: up.from_level,
-                        to: up.to_level,
-                        units: up.bonus,
-                    });
+                    self.queue.push_back(Expected::Bonus { from: up.from_level, to: up.to_level, units: up.bonus });
                 }
             }
             self.level_ups.append(&mut self.effects.level_ups);
@@ -456,10 +406,7 @@ impl Engine {
                     "seq {} is a {name}; only DonationAdded, SystemDonationAdded and PowerGiftGranted can be deleted",
                     d.target
                 ),
-                None => format!(
-                    "seq {} does not exist in mech \"{}\"",
-                    d.target, self.state.mech_id
-                ),
+                None => format!("seq {} does not exist in mech \"{}\"", d.target, self.state.mech_id),
             };
             self.diagnostics.push(Diagnostic::new(
                 DiagnosticKind::BadDeleteTarget,
@@ -480,19 +427,15 @@ impl Engine {
             let (kind, message) = if superseded {
                 (
                     DiagnosticKind::Superseded,
-                    format!(
-                        "{} (superseded: a later deletion rewrote the history before it)",
-                        m.message
-                    ),
+                    format!("{} (superseded: a later deletion rewrote the history before it)", m.message),
                 )
             } else {
                 (m.kind, m.message)
             };
-            self.diagnostics
-                .push(Diagnostic::new(kind, Some(m.line), Some(m.seq), message));
+            self.diagnostics.push(Diagnostic::new(kind, Some(m.line), Some(m.seq), message));
         }
         self.diagnostics.sort_by_key(|d| d.line.unwrap_or(u64::MAX));
-        if self.plan.events == 0 {
+        if self.events == 0 {
             self.diagnostics.push(Diagnostic::new(
                 DiagnosticKind::NoEvents,
                 None,
@@ -511,10 +454,16 @@ impl Engine {
 }
 
 /// The order of the selected mech's seqs, checked as lines arrive in file order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Order {
     last: u64,
     sorted: bool,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order { last: 0, sorted: true }
+    }
 }
 
 enum Seen {
@@ -546,11 +495,32 @@ fn duplicate(line: u64, seq: u64) -> Diagnostic {
     )
 }
 
+fn bad_line(line: u64, message: &str) -> Diagnostic {
+    Diagnostic::new(DiagnosticKind::BadLine, Some(line), None, message.to_owned())
+}
+
+/// How the first pass looked at the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScanMode {
+    /// Every line was parsed: bad lines, duplicates and the order are known.
+    Exact,
+    /// Only lines that may be deletions or level-ups were parsed; the second pass reports bad
+    /// lines and duplicates and checks the first pass's assumptions.
+    Sparse,
+}
+
+/// Assumptions of a sparse first pass, checked by the second.
+#[derive(Debug, Default)]
+struct Check {
+    matched: usize,
+    failed: bool,
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant, reason = "one per replay")]
 enum Phase {
-    Scan { order: Order, plan: Plan },
-    Fold { order: Order, engine: Engine },
+    Scan { order: Order, plan: Plan, mode: ScanMode },
+    Fold { order: Order, engine: Engine, mode: ScanMode, check: Check },
     Buffer { records: Vec<(u64, Record)> },
 }
 
@@ -564,9 +534,18 @@ pub enum SecondPass {
     Buffer,
 }
 
-/// The replay state machine. Drivers call [`scan_line`](Replayer::scan_line) for every line,
-/// [`second_pass`](Replayer::second_pass), then feed every line again as it says, then
-/// [`finish`](Replayer::finish). Line numbers are 1-based and must be the same in both passes.
+/// The replay state machine.
+///
+/// 1. First pass: for a replayer made with [`new`](Replayer::new),
+///    [`scan_line`](Replayer::scan_line) for every line (exact); for one made with
+///    [`sparse`](Replayer::sparse), [`scan_candidate`](Replayer::scan_candidate) for only the
+///    lines [`candidate_lines`] picks (much cheaper);
+/// 2. [`second_pass`](Replayer::second_pass), then every line again as it says;
+/// 3. if [`needs_exact_rescan`](Replayer::needs_exact_rescan) (a sparse scan's assumption did
+///    not hold: rare, for corrupt or unsorted logs), start over with an exact scan;
+/// 4. [`finish`](Replayer::finish).
+///
+/// Line numbers are 1-based and must be the same in both passes.
 #[derive(Debug)]
 pub struct Replayer<'r> {
     rules: &'r Rules,
@@ -576,20 +555,26 @@ pub struct Replayer<'r> {
 }
 
 impl<'r> Replayer<'r> {
-    /// A replayer for `options.mech` under `rules`.
+    /// A replayer for `options.mech` under `rules` whose first pass sees every line
+    /// ([`scan_line`](Replayer::scan_line)).
     #[must_use]
     pub fn new(rules: &'r Rules, options: ReplayOptions) -> Replayer<'r> {
+        Replayer::with_mode(rules, options, ScanMode::Exact)
+    }
+
+    /// A replayer whose first pass sees only the lines [`candidate_lines`] picks
+    /// ([`scan_candidate`](Replayer::scan_candidate)).
+    #[must_use]
+    pub fn sparse(rules: &'r Rules, options: ReplayOptions) -> Replayer<'r> {
+        Replayer::with_mode(rules, options, ScanMode::Sparse)
+    }
+
+    fn with_mode(rules: &'r Rules, options: ReplayOptions, mode: ScanMode) -> Replayer<'r> {
         Replayer {
             rules,
             options,
             diagnostics: Vec::new(),
-            phase: Phase::Scan {
-                order: Order {
-                    last: 0,
-                    sorted: true,
-                },
-                plan: Plan::default(),
-            },
+            phase: Phase::Scan { order: Order::default(), plan: Plan::default(), mode },
         }
     }
 
@@ -599,29 +584,27 @@ impl<'r> Replayer<'r> {
         &self.options.mech
     }
 
-    /// First pass: one line, already parsed for [`mech`](Replayer::mech).
+    /// The options this replayer was made with.
+    #[must_use]
+    pub fn options(&self) -> &ReplayOptions {
+        &self.options
+    }
+
+    /// Exact first pass: every line, already parsed for [`mech`](Replayer::mech).
     ///
     /// # Errors
     /// In strict mode, the first bad line.
     pub fn scan_line(&mut self, line: u64, parsed: &Line) -> Result<(), StrictError> {
-        let Phase::Scan { order, plan } = &mut self.phase else {
+        let Phase::Scan { order, plan, mode: ScanMode::Exact } = &mut self.phase else {
             return Ok(());
         };
         match parsed {
             Line::Blank | Line::Other => {}
             Line::Bad(message) => {
                 if self.options.strict {
-                    return Err(StrictError {
-                        line,
-                        message: message.clone(),
-                    });
+                    return Err(StrictError { line, message: message.clone() });
                 }
-                self.diagnostics.push(Diagnostic::new(
-                    DiagnosticKind::BadLine,
-                    Some(line),
-                    None,
-                    message.clone(),
-                ));
+                self.diagnostics.push(bad_line(line, message));
             }
             Line::Mine(rec) => match order.see(rec.seq) {
                 Seen::New => plan.add(line, rec, &mut self.diagnostics),
@@ -632,49 +615,82 @@ impl<'r> Replayer<'r> {
         Ok(())
     }
 
+    /// Sparse first pass: one of the lines [`candidate_lines`] found, in file order.
+    pub fn scan_candidate(&mut self, line: u64, parsed: &Line) {
+        let Phase::Scan { plan, mode: ScanMode::Sparse, .. } = &mut self.phase else {
+            return;
+        };
+        if let Line::Mine(rec) = parsed {
+            plan.add(line, rec, &mut self.diagnostics);
+        }
+    }
+
     /// Ends the first pass and says how to feed the second.
     pub fn second_pass(&mut self) -> SecondPass {
-        let phase = std::mem::replace(
-            &mut self.phase,
-            Phase::Buffer {
-                records: Vec::new(),
-            },
-        );
-        let Phase::Scan { order, plan } = phase else {
+        let phase = std::mem::replace(&mut self.phase, Phase::Buffer { records: Vec::new() });
+        let Phase::Scan { order, plan, mode } = phase else {
             self.phase = phase;
             return SecondPass::Stream;
         };
         if order.sorted {
             let diagnostics = std::mem::take(&mut self.diagnostics);
-            let engine = Engine::new(
-                &self.options.mech,
-                self.rules,
-                plan,
-                diagnostics,
-                self.options.timeline,
-            );
-            self.phase = Phase::Fold {
-                order: Order {
-                    last: 0,
-                    sorted: true,
-                },
-                engine,
-            };
+            let engine = Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline);
+            self.phase = Phase::Fold { order: Order::default(), engine, mode, check: Check::default() };
             SecondPass::Stream
         } else {
             // Duplicates found by the in-order scan are found again after sorting.
-            self.diagnostics
-                .retain(|d| d.kind == DiagnosticKind::BadLine);
+            self.diagnostics.retain(|d| d.kind == DiagnosticKind::BadLine);
             SecondPass::Buffer
         }
     }
 
     /// Second pass, streaming: one line again.
-    pub fn fold_line(&mut self, line: u64, parsed: &Line) {
-        if let (Phase::Fold { order, engine }, Line::Mine(rec)) = (&mut self.phase, parsed)
-            && let Seen::New = order.see(rec.seq)
-        {
-            engine.feed(line, rec, self.rules);
+    ///
+    /// # Errors
+    /// In strict mode after a sparse scan, the first bad line.
+    pub fn fold_line(&mut self, line: u64, parsed: &Line) -> Result<(), StrictError> {
+        let Phase::Fold { order, engine, mode, check } = &mut self.phase else {
+            return Ok(());
+        };
+        let sparse = *mode == ScanMode::Sparse;
+        match parsed {
+            Line::Mine(rec) => match order.see(rec.seq) {
+                Seen::New => {
+                    if sparse && is_plan_kind(&rec.kind) {
+                        // Every deletion and level-up must be one the first pass took, in order.
+                        if engine.plan.lines.get(check.matched) == Some(&line) {
+                            check.matched += 1;
+                        } else {
+                            check.failed = true;
+                        }
+                    }
+                    engine.feed(line, rec, self.rules);
+                }
+                Seen::Duplicate if sparse => engine.diagnostics.push(duplicate(line, rec.seq)),
+                Seen::Duplicate => {}
+                Seen::OutOfOrder => check.failed = true,
+            },
+            Line::Bad(message) if sparse => {
+                if self.options.strict {
+                    return Err(StrictError { line, message: message.clone() });
+                }
+                engine.diagnostics.push(bad_line(line, message));
+            }
+            Line::Bad(_) | Line::Blank | Line::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Whether a sparse first pass turned out wrong (a deletion or level-up it missed or took
+    /// wrongly, or seqs out of order): the caller must replay again from an exact
+    /// [`scan_line`](Replayer::scan_line) pass with a new [`Replayer`].
+    #[must_use]
+    pub fn needs_exact_rescan(&self) -> bool {
+        match &self.phase {
+            Phase::Fold { engine, check, mode: ScanMode::Sparse, .. } => {
+                check.failed || check.matched != engine.plan.lines.len()
+            }
+            _ => false,
         }
     }
 
@@ -688,12 +704,7 @@ impl<'r> Replayer<'r> {
     /// Ends replay and computes the result.
     #[must_use]
     pub fn finish(mut self) -> ReplayResult {
-        let engine = match std::mem::replace(
-            &mut self.phase,
-            Phase::Buffer {
-                records: Vec::new(),
-            },
-        ) {
+        let engine = match std::mem::replace(&mut self.phase, Phase::Buffer { records: Vec::new() }) {
             Phase::Fold { engine, .. } => engine,
             Phase::Buffer { mut records } => {
                 // Stable: equal seqs stay in file order, so the first line wins.
@@ -710,13 +721,7 @@ impl<'r> Replayer<'r> {
                     plan.add(*line, rec, &mut self.diagnostics);
                 }
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                let mut engine = Engine::new(
-                    &self.options.mech,
-                    self.rules,
-                    plan,
-                    diagnostics,
-                    self.options.timeline,
-                );
+                let mut engine = Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline);
                 for (line, rec) in &records {
                     engine.feed(*line, rec, self.rules);
                 }
@@ -724,13 +729,7 @@ impl<'r> Replayer<'r> {
             }
             Phase::Scan { plan, .. } => {
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                Engine::new(
-                    &self.options.mech,
-                    self.rules,
-                    plan,
-                    diagnostics,
-                    self.options.timeline,
-                )
+                Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline)
             }
         };
         engine.finish(self.rules, self.options.now.as_ref())
@@ -741,33 +740,82 @@ impl<'r> Replayer<'r> {
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let empty = bytes.is_empty();
-    body.split(|&b| b == b'\n')
-        .filter(move |_| !empty)
-        .enumerate()
-        .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+    body.split(|&b| b == b'\n').filter(move |_| !empty).enumerate().map(|(i, l)| (i as u64 + 1, strip_cr(l)))
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    // Byte-wide counters over short chunks vectorise well; a chunk of 255 cannot overflow one.
+    bytes.chunks(255).map(|chunk| u64::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')))).sum()
+}
+
+/// The number of lines [`lines`] finds in `block`.
+#[must_use]
+pub fn count_lines(block: &[u8]) -> u64 {
+    count_newlines(block) + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
+}
+
+/// The lines of `block` that may be a `DonationDeleted` or `LevelUpCommitted` (they contain the
+/// type's name), as 0-based line indexes within the block, for a sparse first pass.
+///
+/// A type name spelled with escapes is missed; the second pass notices and asks for an exact scan.
+#[must_use]
+pub fn candidate_lines(block: &[u8]) -> Vec<(u64, &[u8])> {
+    use memchr::memmem::Finder;
+    let mut starts = Vec::new();
+    for name in [&b"DonationDeleted"[..], b"LevelUpCommitted"] {
+        for at in Finder::new(name).find_iter(block) {
+            starts.push(memchr::memrchr(b'\n', &block[..at]).map_or(0, |i| i + 1));
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut index = 0;
+    let mut counted = 0;
+    starts
+        .into_iter()
+        .map(|start| {
+            index += count_newlines(&block[counted..start]);
+            counted = start;
+            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+            (index, strip_cr(&block[start..end]))
+        })
+        .collect()
 }
 
 /// Replays a whole log held in memory.
 ///
 /// # Errors
 /// In strict mode, the first bad line.
-pub fn replay_bytes(
-    bytes: &[u8],
-    rules: &Rules,
-    options: ReplayOptions,
-) -> Result<ReplayResult, StrictError> {
+pub fn replay_bytes(bytes: &[u8], rules: &Rules, options: ReplayOptions) -> Result<ReplayResult, StrictError> {
+    let mut replayer = Replayer::sparse(rules, options.clone());
+    let mech = options.mech.clone();
+    for (index, line) in candidate_lines(bytes) {
+        replayer.scan_candidate(index + 1, &parse_line(line, &mech));
+    }
+    second_pass(&mut replayer, bytes, &mech)?;
+    if !replayer.needs_exact_rescan() {
+        return Ok(replayer.finish());
+    }
     let mut replayer = Replayer::new(rules, options);
-    let mech = replayer.mech().to_owned();
     for (n, line) in lines(bytes) {
         replayer.scan_line(n, &parse_line(line, &mech))?;
     }
+    second_pass(&mut replayer, bytes, &mech)?;
+    Ok(replayer.finish())
+}
+
+fn second_pass(replayer: &mut Replayer<'_>, bytes: &[u8], mech: &str) -> Result<(), StrictError> {
     match replayer.second_pass() {
         SecondPass::Stream => {
-            lines(bytes).for_each(|(n, line)| replayer.fold_line(n, &parse_line(line, &mech)))
+            for (n, line) in lines(bytes) {
+                replayer.fold_line(n, &parse_line(line, mech))?;
+            }
         }
-        SecondPass::Buffer => {
-            lines(bytes).for_each(|(n, line)| replayer.buffer_line(n, parse_line(line, &mech)))
-        }
+        SecondPass::Buffer => lines(bytes).for_each(|(n, line)| replayer.buffer_line(n, parse_line(line, mech))),
     }
-    Ok(replayer.finish())
+    Ok(())
 }

@@ -80,10 +80,7 @@ impl Default for Rules {
             dynamic_cap: 1_000_000,
             max_goal: 1_000_000,
             difficulty: Difficulty::Dynamic,
-            decay_per_day: DecayPerDay {
-                default: 100,
-                levels: BTreeMap::new(),
-            },
+            decay_per_day: DecayPerDay { default: 100, levels: BTreeMap::new() },
             exact_hit_bonus: 100,
         }
     }
@@ -100,10 +97,7 @@ pub struct RulesError {
 }
 
 fn err(path: &str, message: impl Into<String>) -> RulesError {
-    RulesError {
-        path: path.to_owned(),
-        message: message.into(),
-    }
+    RulesError { path: path.to_owned(), message: message.into() }
 }
 
 fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesError> {
@@ -112,26 +106,17 @@ fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesError> {
         .filter(|_| !value.is_f64())
         .ok_or_else(|| err(path, format!("expected an integer, found {value}")))?;
     if n < min || n > MAX_RULE_VALUE {
-        return Err(err(
-            path,
-            format!("{n} is out of range ({min}..={MAX_RULE_VALUE})"),
-        ));
+        return Err(err(path, format!("{n} is out of range ({min}..={MAX_RULE_VALUE})")));
     }
     Ok(n)
 }
 
 fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, RulesError> {
-    value
-        .as_object()
-        .ok_or_else(|| err(path, format!("expected an object, found {value}")))
+    value.as_object().ok_or_else(|| err(path, format!("expected an object, found {value}")))
 }
 
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
 }
 
 impl Rules {
@@ -141,8 +126,7 @@ impl Rules {
     /// [`RulesError`] naming the key path for malformed JSON, unknown keys, wrong types and values
     /// out of range.
     pub fn from_json(text: &str) -> Result<Rules, RulesError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err("(document)", format!("not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| err("(document)", format!("not valid JSON: {e}")))?;
         Rules::from_value(&value)
     }
 
@@ -156,16 +140,13 @@ impl Rules {
             let path = key.as_str();
             match path {
                 "level_base_costs" => {
-                    let items = v.as_array().ok_or_else(|| {
-                        err(path, format!("expected an array of 10 integers, found {v}"))
-                    })?;
+                    let items = v
+                        .as_array()
+                        .ok_or_else(|| err(path, format!("expected an array of 10 integers, found {v}")))?;
                     if items.len() != 10 {
                         return Err(err(
                             path,
-                            format!(
-                                "expected exactly 10 costs (levels 1..10), found {}",
-                                items.len()
-                            ),
+                            format!("expected exactly 10 costs (levels 1..10), found {}", items.len()),
                         ));
                     }
                     for (i, item) in items.iter().enumerate() {
@@ -198,12 +179,8 @@ impl Rules {
         let decay = if self.decay_per_day.levels.is_empty() {
             json!(self.decay_per_day.default)
         } else {
-            let levels: Map<String, Value> = self
-                .decay_per_day
-                .levels
-                .iter()
-                .map(|(l, r)| (l.to_string(), json!(r)))
-                .collect();
+            let levels: Map<String, Value> =
+                self.decay_per_day.levels.iter().map(|(l, r)| (l.to_string(), json!(r))).collect();
             json!({"default": self.decay_per_day.default, "levels": levels})
         };
         json!({
@@ -252,12 +229,7 @@ impl Rules {
     #[must_use]
     pub fn goal_parts(&self, level: u8, member_count: i64) -> GoalParts {
         if !(1..=10).contains(&level) {
-            return GoalParts {
-                level,
-                base: 0,
-                dynamic: 0,
-                goal: 0,
-            };
+            return GoalParts { level, base: 0, dynamic: 0, goal: 0 };
         }
         let base = self.base_cost(level);
         let dynamic = self.dynamic_cost(member_count);
@@ -268,12 +240,7 @@ impl Rules {
                 saturate(i128::from(subtotal) * i128::from(multiplier_percent) / 100)
             }
         };
-        GoalParts {
-            level,
-            base,
-            dynamic,
-            goal,
-        }
+        GoalParts { level, base, dynamic, goal }
     }
 }
 
@@ -305,24 +272,16 @@ fn difficulty_from(v: &Value, path: &str) -> Result<Difficulty, RulesError> {
     match obj.get("mode").and_then(Value::as_str) {
         Some("dynamic") => {
             if obj.contains_key("multiplier_percent") {
-                return Err(err(
-                    &join(path, "multiplier_percent"),
-                    "only allowed with \"mode\": \"static\"",
-                ));
+                return Err(err(&join(path, "multiplier_percent"), "only allowed with \"mode\": \"static\""));
             }
             Ok(Difficulty::Dynamic)
         }
         Some("static") => {
             let mp_path = join(path, "multiplier_percent");
-            let mp = obj.get("multiplier_percent").ok_or_else(|| {
-                err(
-                    &mp_path,
-                    "required with \"mode\": \"static\" (e.g. 150 for x1.5)",
-                )
-            })?;
-            Ok(Difficulty::Static {
-                multiplier_percent: integer(mp, &mp_path, 1)?,
-            })
+            let mp = obj
+                .get("multiplier_percent")
+                .ok_or_else(|| err(&mp_path, "required with \"mode\": \"static\" (e.g. 150 for x1.5)"))?;
+            Ok(Difficulty::Static { multiplier_percent: integer(mp, &mp_path, 1)? })
         }
         _ => Err(err(&mode_path, "expected \"dynamic\" or \"static\"")),
     }
@@ -330,16 +289,10 @@ fn difficulty_from(v: &Value, path: &str) -> Result<Difficulty, RulesError> {
 
 fn decay_from(v: &Value, path: &str) -> Result<DecayPerDay, RulesError> {
     if !v.is_object() {
-        return Ok(DecayPerDay {
-            default: integer(v, path, 0)?,
-            levels: BTreeMap::new(),
-        });
+        return Ok(DecayPerDay { default: integer(v, path, 0)?, levels: BTreeMap::new() });
     }
     let obj = object(v, path)?;
-    let mut decay = DecayPerDay {
-        default: 100,
-        levels: BTreeMap::new(),
-    };
+    let mut decay = DecayPerDay { default: 100, levels: BTreeMap::new() };
     for (key, value) in obj {
         let key_path = join(path, key);
         match key.as_str() {
@@ -377,33 +330,15 @@ mod tests {
         let cases = [
             (r#"{"colour": 1}"#, "colour"),
             (r#"{"level_base_costs": [1,2,3]}"#, "level_base_costs"),
-            (
-                r#"{"level_base_costs": [1,2,3,4,5,6,7,8,9,0]}"#,
-                "level_base_costs[9]",
-            ),
+            (r#"{"level_base_costs": [1,2,3,4,5,6,7,8,9,0]}"#, "level_base_costs[9]"),
             (r#"{"freebie_members": -1}"#, "freebie_members"),
             (r#"{"cost_per_member": 1.5}"#, "cost_per_member"),
-            (
-                r#"{"difficulty": {"mode": "static"}}"#,
-                "difficulty.multiplier_percent",
-            ),
-            (
-                r#"{"difficulty": {"mode": "static", "multiplier_percent": 0}}"#,
-                "difficulty.multiplier_percent",
-            ),
+            (r#"{"difficulty": {"mode": "static"}}"#, "difficulty.multiplier_percent"),
+            (r#"{"difficulty": {"mode": "static", "multiplier_percent": 0}}"#, "difficulty.multiplier_percent"),
             (r#"{"difficulty": {"mode": "hard"}}"#, "difficulty.mode"),
-            (
-                r#"{"difficulty": {"mode": "dynamic", "x": 1}}"#,
-                "difficulty.x",
-            ),
-            (
-                r#"{"decay_per_day": {"levels": {"12": 5}}}"#,
-                "decay_per_day.levels.12",
-            ),
-            (
-                r#"{"decay_per_day": {"levels": {"01": 5}}}"#,
-                "decay_per_day.levels.01",
-            ),
+            (r#"{"difficulty": {"mode": "dynamic", "x": 1}}"#, "difficulty.x"),
+            (r#"{"decay_per_day": {"levels": {"12": 5}}}"#, "decay_per_day.levels.12"),
+            (r#"{"decay_per_day": {"levels": {"01": 5}}}"#, "decay_per_day.levels.01"),
             (r#"{"decay_per_day": {"rate": 5}}"#, "decay_per_day.rate"),
             (r#"{"decay_per_day": "100"}"#, "decay_per_day"),
             ("[1]", "(document)"),
@@ -417,8 +352,7 @@ mod tests {
 
     #[test]
     fn decay_object_form() {
-        let rules = Rules::from_json(r#"{"decay_per_day": {"default": 50, "levels": {"2": 250}}}"#)
-            .unwrap();
+        let rules = Rules::from_json(r#"{"decay_per_day": {"default": 50, "levels": {"2": 250}}}"#).unwrap();
         assert_eq!(rules.decay_per_day.at(1), 50);
         assert_eq!(rules.decay_per_day.at(2), 250);
         assert_eq!(Rules::from_value(&rules.to_value()), Ok(rules));

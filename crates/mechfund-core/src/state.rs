@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::parse::{Kind, Record, Val};
+use crate::parse::{Kind, Record, TsText, Val};
 use crate::rules::{MAX_DONATION, MAX_LEVEL, MAX_SYSTEM_DONATION, POWER_CAP, Rules};
 use crate::time::{MICROS_PER_DAY, Timestamp};
 
@@ -43,7 +43,7 @@ pub struct State {
     /// Highest seq among the mech's well-formed events.
     pub last_event_seq: u64,
     /// The `ts` (as written) of the event that last advanced the clock.
-    pub last_event_ts: Option<String>,
+    pub last_event_ts: Option<TsText>,
     /// The decay clock; `None` before the first clock-moving event.
     #[serde(skip)]
     pub clock: Option<Timestamp>,
@@ -133,10 +133,7 @@ pub fn decay(power: i64, remainder: i64, elapsed_us: i64, rate: i64) -> (i64, i6
     let day = i128::from(MICROS_PER_DAY);
     let lost = n / day;
     let power = (i128::from(power) - lost).max(0);
-    (
-        i64::try_from(power).unwrap_or(0),
-        i64::try_from(n % day).unwrap_or(0),
-    )
+    (i64::try_from(power).unwrap_or(0), i64::try_from(n % day).unwrap_or(0))
 }
 
 /// Records a positive `goal` for `level` (1..=10) unless a higher seq already recorded one
@@ -145,10 +142,7 @@ pub fn record_goal(goals: &mut [Option<RecordedGoal>; 10], level: Val, goal: Val
     let (Val::Int(level), Val::Int(goal)) = (level, goal) else {
         return;
     };
-    let Some(slot) = usize::try_from(level - 1)
-        .ok()
-        .and_then(|i| goals.get_mut(i))
-    else {
+    let Some(slot) = usize::try_from(level - 1).ok().and_then(|i| goals.get_mut(i)) else {
         return;
     };
     if goal > 0 && slot.is_none_or(|r| r.seq <= seq) {
@@ -160,10 +154,7 @@ fn ranged(field: &str, value: Val, max: i64) -> Result<i64, String> {
     match value {
         Val::Int(n) if (1..=max).contains(&n) => Ok(n),
         Val::Int(n) => Err(format!("\"{field}\" is {n}, outside 1..={max} cents")),
-        other => Err(format!(
-            "\"{field}\" must be an integer number of cents, found {}",
-            other.describe()
-        )),
+        other => Err(format!("\"{field}\" must be an integer number of cents, found {}", other.describe())),
     }
 }
 
@@ -174,11 +165,7 @@ fn add_power(power: i64, units: i64) -> i64 {
 impl State {
     /// The state before any event: level 1, goal for 0 members (or the recorded level-1 goal).
     #[must_use]
-    pub fn initial(
-        mech_id: &str,
-        rules: &Rules,
-        recorded_goals: [Option<RecordedGoal>; 10],
-    ) -> State {
+    pub fn initial(mech_id: &str, rules: &Rules, recorded_goals: [Option<RecordedGoal>; 10]) -> State {
         let mut state = State {
             mech_id: mech_id.to_owned(),
             level: 1,
@@ -217,11 +204,7 @@ impl State {
     #[must_use]
     pub fn recorded_goal(&self, level: u8) -> Option<i64> {
         let index = usize::from(level.checked_sub(1)?);
-        self.recorded_goals
-            .get(index)
-            .copied()
-            .flatten()
-            .map(|r| r.goal)
+        self.recorded_goals.get(index).copied().flatten().map(|r| r.goal)
     }
 
     /// Moves the decay clock to `ts` (DESIGN §2.4.5).
@@ -232,12 +215,11 @@ impl State {
                 effects.notes.push(Note::TsBackwards { clock });
             }
             let rate = rules.decay_per_day.at(self.level);
-            (self.power_acc, self.decay_remainder) =
-                decay(self.power_acc, self.decay_remainder, elapsed, rate);
+            (self.power_acc, self.decay_remainder) = decay(self.power_acc, self.decay_remainder, elapsed, rate);
         }
         if self.clock.is_none_or(|clock| rec.ts >= clock) {
             self.clock = Some(rec.ts);
-            self.last_event_ts = Some(rec.ts_text.as_str().to_owned());
+            self.last_event_ts = Some(rec.ts_text);
         }
     }
 
@@ -250,18 +232,8 @@ impl State {
         let p = &rec.payload;
         match &rec.kind {
             Kind::LevelUpCommitted => {
-                record_goal(
-                    &mut self.recorded_goals,
-                    p.from_level,
-                    p.old_goal_requirement,
-                    rec.seq,
-                );
-                record_goal(
-                    &mut self.recorded_goals,
-                    p.to_level,
-                    p.new_goal_requirement,
-                    rec.seq,
-                );
+                record_goal(&mut self.recorded_goals, p.from_level, p.old_goal_requirement, rec.seq);
+                record_goal(&mut self.recorded_goals, p.to_level, p.new_goal_requirement, rec.seq);
                 return;
             }
             Kind::ExactHitBonusGranted | Kind::DonationDeleted => return,
@@ -269,30 +241,25 @@ impl State {
         }
         self.advance_clock(rec, rules, effects);
         let result = match &rec.kind {
-            Kind::DonationAdded => ranged("units", p.units, MAX_DONATION)
-                .map(|units| self.donate(rec, units, rules, effects)),
-            Kind::SystemDonationAdded => ranged("power_units", p.power_units, MAX_SYSTEM_DONATION)
-                .map(|units| {
-                    self.power_acc = add_power(self.power_acc, units);
-                    self.cumulative_donations_cents =
-                        self.cumulative_donations_cents.saturating_add(units);
-                }),
-            Kind::PowerGiftGranted => ranged("power_units", p.power_units, MAX_SYSTEM_DONATION)
-                .map(|units| {
-                    self.power_acc = add_power(self.power_acc, units);
-                    if let Some(campaign) = &p.campaign_id {
-                        self.used_campaigns.insert(campaign.to_string());
-                    }
-                }),
+            Kind::DonationAdded => {
+                ranged("units", p.units, MAX_DONATION).map(|units| self.donate(rec, units, rules, effects))
+            }
+            Kind::SystemDonationAdded => ranged("power_units", p.power_units, MAX_SYSTEM_DONATION).map(|units| {
+                self.power_acc = add_power(self.power_acc, units);
+                self.cumulative_donations_cents = self.cumulative_donations_cents.saturating_add(units);
+            }),
+            Kind::PowerGiftGranted => ranged("power_units", p.power_units, MAX_SYSTEM_DONATION).map(|units| {
+                self.power_acc = add_power(self.power_acc, units);
+                if let Some(campaign) = &p.campaign_id {
+                    self.used_campaigns.insert(campaign.to_string());
+                }
+            }),
             Kind::MemberCountUpdated => match p.member_count {
                 Val::Int(count) => {
                     self.sample_members(count, rules);
                     Ok(())
                 }
-                other => Err(format!(
-                    "\"member_count\" must be an integer, found {}",
-                    other.describe()
-                )),
+                other => Err(format!("\"member_count\" must be an integer, found {}", other.describe())),
             },
             Kind::Unknown(name) => {
                 effects.notes.push(Note::UnknownType(name.to_string()));
@@ -332,11 +299,7 @@ impl State {
             self.power_acc = add_power(carry, bonus);
             let (goal, formula) = self.price(self.level, self.last_user_count_sample, rules);
             if let Some(formula) = formula.filter(|f| *f != goal) {
-                effects.notes.push(Note::RecordedGoalDiffers {
-                    level: self.level,
-                    recorded: goal,
-                    formula,
-                });
+                effects.notes.push(Note::RecordedGoalDiffers { level: self.level, recorded: goal, formula });
             }
             self.goal_requirement = goal;
             self.goal_member_count = self.last_user_count_sample;

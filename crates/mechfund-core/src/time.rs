@@ -17,9 +17,7 @@ pub struct Timestamp(pub i64);
 
 /// Why a timestamp could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error(
-    "invalid RFC 3339 timestamp {text:?}: {reason}; expected e.g. \"2025-01-17T14:38:48.828173+00:00\""
-)]
+#[error("invalid RFC 3339 timestamp {text:?}: {reason}; expected e.g. \"2025-01-17T14:38:48.828173+00:00\"")]
 pub struct TimestampError {
     /// The text that was given (truncated to 64 characters).
     pub text: String,
@@ -36,10 +34,7 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         parse_micros(text.as_bytes())
             .map(Timestamp)
-            .map_err(|reason| TimestampError {
-                text: text.chars().take(64).collect(),
-                reason,
-            })
+            .map_err(|reason| TimestampError { text: text.chars().take(64).collect(), reason })
     }
 
     /// Builds a timestamp from epoch milliseconds (as JavaScript's `Date.now()`).
@@ -63,13 +58,7 @@ impl fmt::Display for Timestamp {
         let (year, month, day) = civil_from_days(days);
         let secs = of_day / 1_000_000;
         let micros = of_day % 1_000_000;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )?;
+        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
         if micros != 0 {
             write!(f, ".{micros:06}")?;
         }
@@ -80,20 +69,12 @@ impl fmt::Display for Timestamp {
 fn digits(bytes: &[u8], at: usize, count: usize) -> Result<i64, &'static str> {
     let slice = bytes.get(at..at + count).ok_or("too short")?;
     slice.iter().try_fold(0i64, |acc, &b| {
-        if b.is_ascii_digit() {
-            Ok(acc * 10 + i64::from(b - b'0'))
-        } else {
-            Err("expected a digit")
-        }
+        if b.is_ascii_digit() { Ok(acc * 10 + i64::from(b - b'0')) } else { Err("expected a digit") }
     })
 }
 
 fn expect(bytes: &[u8], at: usize, what: u8, reason: &'static str) -> Result<(), &'static str> {
-    if bytes.get(at) == Some(&what) {
-        Ok(())
-    } else {
-        Err(reason)
-    }
+    if bytes.get(at) == Some(&what) { Ok(()) } else { Err(reason) }
 }
 
 fn parse_micros(b: &[u8]) -> Result<i64, &'static str> {
@@ -209,29 +190,12 @@ mod tests {
     #[test]
     fn parses_offsets_and_fractions() {
         let utc = Timestamp::parse("2025-01-17T14:38:48.828173+00:00").unwrap();
-        assert_eq!(
-            utc,
-            Timestamp::parse("2025-01-17T14:38:48.828173Z").unwrap()
-        );
-        assert_eq!(
-            utc,
-            Timestamp::parse("2025-01-17T16:38:48.828173+02:00").unwrap()
-        );
+        assert_eq!(utc, Timestamp::parse("2025-01-17T14:38:48.828173Z").unwrap());
+        assert_eq!(utc, Timestamp::parse("2025-01-17T16:38:48.828173+02:00").unwrap());
         assert_eq!(utc.micros(), 1_737_124_728_828_173);
-        assert_eq!(
-            Timestamp::parse("1970-01-01T00:00:00Z").unwrap(),
-            Timestamp(0)
-        );
-        assert_eq!(
-            Timestamp::parse("1970-01-01T00:00:00.5Z").unwrap(),
-            Timestamp(500_000)
-        );
-        assert_eq!(
-            Timestamp::parse("1969-12-31T23:59:59-00:30")
-                .unwrap()
-                .micros(),
-            1_799_000_000
-        );
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:00Z").unwrap(), Timestamp(0));
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:00.5Z").unwrap(), Timestamp(500_000));
+        assert_eq!(Timestamp::parse("1969-12-31T23:59:59-00:30").unwrap().micros(), 1_799_000_000);
     }
 
     #[test]
@@ -260,9 +224,6 @@ mod tests {
         assert_eq!(ts.to_string(), "2025-01-17T14:38:48.828173+00:00");
         let whole = Timestamp::parse("2025-01-17T14:38:48.000000Z").unwrap();
         assert_eq!(whole.to_string(), "2025-01-17T14:38:48+00:00");
-        assert_eq!(
-            Timestamp(-1).to_string(),
-            "1969-12-31T23:59:59.999999+00:00"
-        );
+        assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999999+00:00");
     }
 }

@@ -12,9 +12,7 @@ use crate::state::{Effects, State};
 /// The goal table for levels 1..=10 at `members` members.
 #[must_use]
 pub fn goal_table(members: i64, rules: &Rules) -> Vec<GoalParts> {
-    (1..MAX_LEVEL)
-        .map(|level| rules.goal_parts(level, members))
-        .collect()
+    (1..MAX_LEVEL).map(|level| rules.goal_parts(level, members)).collect()
 }
 
 /// What it costs, in normal donations, to reach a level from the current state.
@@ -36,19 +34,11 @@ pub fn remaining_costs(state: &State, members: i64, rules: &Rules) -> Vec<Remain
         return out;
     }
     let mut cost = (state.goal_requirement - state.evo_acc).max(0);
-    out.push(Remaining {
-        level: state.level + 1,
-        cost,
-    });
+    out.push(Remaining { level: state.level + 1, cost });
     for level in state.level + 1..MAX_LEVEL {
-        let goal = state
-            .recorded_goal(level)
-            .unwrap_or_else(|| rules.goal(level, members));
+        let goal = state.recorded_goal(level).unwrap_or_else(|| rules.goal(level, members));
         cost = cost.saturating_add(goal);
-        out.push(Remaining {
-            level: level + 1,
-            cost,
-        });
+        out.push(Remaining { level: level + 1, cost });
     }
     out
 }
@@ -75,17 +65,9 @@ pub fn saturation(rules: &Rules) -> Vec<Saturation> {
             let (mut lo, mut hi) = (0, rules.member_cap);
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                if rules.goal(level, mid) >= top {
-                    hi = mid
-                } else {
-                    lo = mid + 1
-                }
+                if rules.goal(level, mid) >= top { hi = mid } else { lo = mid + 1 }
             }
-            Saturation {
-                level,
-                freebie_members: rules.freebie_members.min(rules.member_cap),
-                saturates_at: lo,
-            }
+            Saturation { level, freebie_members: rules.freebie_members.min(rules.member_cap), saturates_at: lo }
         })
         .collect()
 }
@@ -124,10 +106,7 @@ pub fn preview_donation(
     for event in &events {
         next.apply(&event.record(), rules, &mut effects);
     }
-    Ok(Preview {
-        events,
-        state: next,
-    })
+    Ok(Preview { events, state: next })
 }
 
 #[cfg(test)]
@@ -139,14 +118,7 @@ mod tests {
         let rules = Rules::default();
         let s = saturation(&rules);
         // Level 1: 1000 + (m-10)*10 reaches max_goal 1_000_000 at m = 99_910.
-        assert_eq!(
-            s[0],
-            Saturation {
-                level: 1,
-                freebie_members: 10,
-                saturates_at: 99_910
-            }
-        );
+        assert_eq!(s[0], Saturation { level: 1, freebie_members: 10, saturates_at: 99_910 });
         // Level 10: 10_000 + (m-10)*10 reaches 1_000_000 at m = 99_010.
         assert_eq!(s[9].saturates_at, 99_010);
     }

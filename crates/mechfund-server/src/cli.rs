@@ -7,14 +7,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mechfund_core::replay::Severity;
+use mechfund_core::replay::{Severity, candidate_lines, count_lines};
 use mechfund_core::whatif::goal_table;
 use mechfund_core::{
-    DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, StrictError,
+    DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, StrictError, parse_line,
 };
 use serde::Serialize;
 
-use crate::lines::for_each_line;
+use crate::lines::{for_each_block, for_each_line};
 
 /// mechfund: the mech donation rules — replay logs, preview goals, verify logs.
 #[derive(Debug, Parser)]
@@ -130,8 +130,7 @@ fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("cannot read rules {}: {e}", path.display())))?;
-    Rules::from_json(&text)
-        .map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
+    Rules::from_json(&text).map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
@@ -147,12 +146,7 @@ fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(|text| Now::parse(text).map_err(|e| CliError::Usage(format!("--now: {e}"))))
         .transpose()?;
-    let options = ReplayOptions {
-        mech: args.log.mech.clone(),
-        strict: args.strict,
-        timeline: args.timeline,
-        now,
-    };
+    let options = ReplayOptions { mech: args.log.mech.clone(), strict: args.strict, timeline: args.timeline, now };
     let rules = load_rules(args.log.rules.as_deref())?;
     let result = replay_path(&args.log.file, &rules, options)?;
     print_json(&result)?;
@@ -166,33 +160,22 @@ fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
         table: Vec<mechfund_core::rules::GoalParts>,
     }
     let rules = load_rules(args.rules.as_deref())?;
-    print_json(&Whatif {
-        members: args.members,
-        table: goal_table(args.members, &rules),
-    })?;
+    print_json(&Whatif { members: args.members, table: goal_table(args.members, &rules) })?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     let rules = load_rules(args.log.rules.as_deref())?;
-    let options = ReplayOptions {
-        mech: args.log.mech.clone(),
-        ..ReplayOptions::default()
-    };
+    let options = ReplayOptions { mech: args.log.mech.clone(), ..ReplayOptions::default() };
     let result = replay_path(&args.log.file, &rules, options)?;
     print_json(&result.diagnostics)?;
     let failing = result
         .diagnostics
         .iter()
-        .filter(|d| {
-            d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers
-        })
+        .filter(|d| d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers)
         .count();
     if failing > 0 {
-        eprintln!(
-            "mechfund: {failing} warning(s) in {}",
-            args.log.file.display()
-        );
+        eprintln!("mechfund: {failing} warning(s) in {}", args.log.file.display());
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -204,11 +187,9 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total * 2);
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(format!("replaying {label}"));
     bar
@@ -220,19 +201,14 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
 ///
 /// # Errors
 /// Unreadable input, or a bad line in strict mode.
-pub fn replay_path(
-    path: &Path,
-    rules: &Rules,
-    options: ReplayOptions,
-) -> Result<ReplayResult, CliError> {
+pub fn replay_path(path: &Path, rules: &Rules, options: ReplayOptions) -> Result<ReplayResult, CliError> {
     let label = path.display().to_string();
     if path == Path::new("-") {
         let mut buf = Vec::new();
         io::stdin().lock().read_to_end(&mut buf)?;
         return replay_buffer(&buf, rules, options, &label);
     }
-    let open =
-        || File::open(path).map_err(|e| CliError::Usage(format!("cannot open {label}: {e}")));
+    let open = || File::open(path).map_err(|e| CliError::Usage(format!("cannot open {label}: {e}")));
     let file = open()?;
     if path.extension().is_some_and(|ext| ext == "gz") {
         let mut buf = Vec::new();
@@ -243,47 +219,62 @@ pub fn replay_path(
     }
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(size, &label);
-    let result = two_passes(rules, options, &bar, || {
-        Ok(io::BufReader::with_capacity(0, open()?))
-    });
+    let result = two_passes(rules, options, &bar, || Ok(io::BufReader::with_capacity(0, open()?)));
     bar.finish_and_clear();
     result
 }
 
-fn replay_buffer(
-    buf: &[u8],
-    rules: &Rules,
-    options: ReplayOptions,
-    label: &str,
-) -> Result<ReplayResult, CliError> {
+fn replay_buffer(buf: &[u8], rules: &Rules, options: ReplayOptions, label: &str) -> Result<ReplayResult, CliError> {
     let bar = progress_bar(buf.len() as u64, label);
     let result = two_passes(rules, options, &bar, || Ok(buf));
     bar.finish_and_clear();
     result
 }
 
-/// The two replay passes over a source that can be opened again for the second.
-fn two_passes<R: Read>(
+/// The replay passes over a source that can be opened again: a sparse first pass (only lines
+/// that may be deletions or level-ups are parsed), the fold, and — only if the sparse pass's
+/// assumptions did not hold — an exact first pass and the fold again.
+fn two_passes<R: Read + Send>(
     rules: &Rules,
     options: ReplayOptions,
     bar: &ProgressBar,
     open: impl Fn() -> Result<R, CliError>,
 ) -> Result<ReplayResult, CliError> {
-    let mut replayer = Replayer::new(rules, options);
-    let mech = replayer.mech().to_owned();
+    let mech = options.mech.clone();
     let tick = |n: u64| bar.inc(n);
-    for_each_line(open()?, &mech, tick, |n, line| {
-        replayer.scan_line(n, &line).map_err(CliError::from)
+    let mut replayer = Replayer::sparse(rules, options.clone());
+    let mut base = 0;
+    for_each_block(open()?, |block| {
+        for (index, line) in candidate_lines(block) {
+            replayer.scan_candidate(base + index + 1, &parse_line(line, &mech));
+        }
+        base += count_lines(block);
+        tick(block.len() as u64);
+        Ok::<_, CliError>(())
     })?;
-    match replayer.second_pass() {
-        SecondPass::Stream => for_each_line(open()?, &mech, tick, |n, line| {
-            replayer.fold_line(n, &line);
-            Ok::<_, CliError>(())
-        })?,
-        SecondPass::Buffer => for_each_line(open()?, &mech, tick, |n, line| {
-            replayer.buffer_line(n, line);
-            Ok::<_, CliError>(())
-        })?,
+    fold(&mut replayer, &open, &mech, tick)?;
+    if replayer.needs_exact_rescan() {
+        bar.set_length(bar.length().unwrap_or(0) * 2);
+        replayer = Replayer::new(rules, options);
+        for_each_line(open()?, &mech, tick, |n, line| replayer.scan_line(n, &line).map_err(CliError::from))?;
+        fold(&mut replayer, &open, &mech, tick)?;
     }
     Ok(replayer.finish())
+}
+
+fn fold<R: Read + Send>(
+    replayer: &mut Replayer<'_>,
+    open: &impl Fn() -> Result<R, CliError>,
+    mech: &str,
+    tick: impl FnMut(u64),
+) -> Result<(), CliError> {
+    match replayer.second_pass() {
+        SecondPass::Stream => {
+            for_each_line(open()?, mech, tick, |n, line| replayer.fold_line(n, &line).map_err(CliError::from))
+        }
+        SecondPass::Buffer => for_each_line(open()?, mech, tick, |n, line| {
+            replayer.buffer_line(n, line.clone());
+            Ok::<_, CliError>(())
+        }),
+    }
 }

@@ -11,6 +11,8 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::time::Timestamp;
 
+mod fast;
+
 /// The event types replay knows, plus anything else.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -66,10 +68,7 @@ impl Kind {
     /// Whether a `DonationDeleted` may target this type.
     #[must_use]
     pub fn is_deletable(&self) -> bool {
-        matches!(
-            self,
-            Kind::DonationAdded | Kind::SystemDonationAdded | Kind::PowerGiftGranted
-        )
+        matches!(self, Kind::DonationAdded | Kind::SystemDonationAdded | Kind::PowerGiftGranted)
     }
 
     /// Whether this is a derived event (cross-checked, never moves the clock).
@@ -137,16 +136,25 @@ impl TsText {
         let src = text.as_bytes();
         let mut bytes = [0u8; 32];
         bytes.get_mut(..src.len())?.copy_from_slice(src);
-        Some(TsText {
-            len: u8::try_from(src.len()).ok()?,
-            bytes,
-        })
+        Some(TsText { len: u8::try_from(src.len()).ok()?, bytes })
     }
 
     /// The original text.
     #[must_use]
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl serde::Serialize for TsText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for TsText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -173,10 +181,7 @@ pub struct Record {
 
 /// One physical line, classified.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per line in flight; boxing would allocate per event"
-)]
+#[allow(clippy::large_enum_variant, reason = "one per line in flight; boxing would allocate per event")]
 pub enum Line {
     /// Empty or whitespace only; ignored.
     Blank,
@@ -189,7 +194,7 @@ pub enum Line {
 }
 
 /// A JSON value seen only at the surface.
-enum Shallow<'a> {
+pub(crate) enum Shallow<'a> {
     Int(i64),
     Str(Cow<'a, str>),
     Bool(bool),
@@ -261,8 +266,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "snake_case")]
+/// The payload keys replay reads; everything else is skipped.
+#[derive(Clone, Copy)]
 enum PayloadKey {
     Units,
     PowerUnits,
@@ -274,17 +279,73 @@ enum PayloadKey {
     NewGoalRequirement,
     ExactHit,
     CampaignId,
-    #[serde(other)]
     Other,
+}
+
+impl PayloadKey {
+    fn of(name: &str) -> PayloadKey {
+        match name {
+            "units" => PayloadKey::Units,
+            "power_units" => PayloadKey::PowerUnits,
+            "member_count" => PayloadKey::MemberCount,
+            "deleted_seq" => PayloadKey::DeletedSeq,
+            "from_level" => PayloadKey::FromLevel,
+            "to_level" => PayloadKey::ToLevel,
+            "old_goal_requirement" => PayloadKey::OldGoalRequirement,
+            "new_goal_requirement" => PayloadKey::NewGoalRequirement,
+            "exact_hit" => PayloadKey::ExactHit,
+            "campaign_id" => PayloadKey::CampaignId,
+            _ => PayloadKey::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PayloadKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PayloadKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<PayloadKey, E> {
+                Ok(PayloadKey::of(v))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl Payload {
+    /// Stores one payload member (a later duplicate key wins, as in Python's `json`).
+    fn set(&mut self, key: PayloadKey, value: &Shallow<'_>) {
+        let slot = match key {
+            PayloadKey::Units => &mut self.units,
+            PayloadKey::PowerUnits => &mut self.power_units,
+            PayloadKey::MemberCount => &mut self.member_count,
+            PayloadKey::DeletedSeq => &mut self.deleted_seq,
+            PayloadKey::FromLevel => &mut self.from_level,
+            PayloadKey::ToLevel => &mut self.to_level,
+            PayloadKey::OldGoalRequirement => &mut self.old_goal_requirement,
+            PayloadKey::NewGoalRequirement => &mut self.new_goal_requirement,
+            PayloadKey::ExactHit => &mut self.exact_hit,
+            PayloadKey::CampaignId => {
+                self.campaign_id = match value {
+                    Shallow::Str(s) => Some(s.as_ref().into()),
+                    _ => None,
+                };
+                return;
+            }
+            PayloadKey::Other => return,
+        };
+        *slot = value.val();
+    }
 }
 
 /// The `payload` member: absent, an object, or the kind of whatever else it was.
 #[derive(Default)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "parsed once per line on the stack; boxing would allocate"
-)]
-enum PayloadField {
+#[allow(clippy::large_enum_variant, reason = "parsed once per line on the stack; boxing would allocate")]
+pub(crate) enum PayloadField {
     #[default]
     Absent,
     Object(Payload),
@@ -302,29 +363,11 @@ impl<'de> Deserialize<'de> for PayloadField {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut p = Payload::default();
                 while let Some(key) = map.next_key::<PayloadKey>()? {
-                    let slot = match key {
-                        PayloadKey::Units => &mut p.units,
-                        PayloadKey::PowerUnits => &mut p.power_units,
-                        PayloadKey::MemberCount => &mut p.member_count,
-                        PayloadKey::DeletedSeq => &mut p.deleted_seq,
-                        PayloadKey::FromLevel => &mut p.from_level,
-                        PayloadKey::ToLevel => &mut p.to_level,
-                        PayloadKey::OldGoalRequirement => &mut p.old_goal_requirement,
-                        PayloadKey::NewGoalRequirement => &mut p.new_goal_requirement,
-                        PayloadKey::ExactHit => &mut p.exact_hit,
-                        PayloadKey::CampaignId => {
-                            p.campaign_id = match map.next_value::<Shallow<'de>>()? {
-                                Shallow::Str(s) => Some(s.into()),
-                                _ => None,
-                            };
-                            continue;
-                        }
-                        PayloadKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = map.next_value::<Shallow<'de>>()?.val();
+                    if let PayloadKey::Other = key {
+                        map.next_value::<IgnoredAny>()?;
+                    } else {
+                        p.set(key, &map.next_value::<Shallow<'de>>()?);
+                    }
                 }
                 Ok(PayloadField::Object(p))
             }
@@ -356,36 +399,31 @@ impl<'de> Deserialize<'de> for PayloadField {
 }
 
 #[derive(Deserialize)]
-struct RawLine<'a> {
+pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
-    seq: Option<Shallow<'a>>,
+    pub(crate) seq: Option<Shallow<'a>>,
     #[serde(borrow)]
-    ts: Option<Shallow<'a>>,
+    pub(crate) ts: Option<Shallow<'a>>,
     #[serde(borrow, rename = "type")]
-    kind: Option<Shallow<'a>>,
+    pub(crate) kind: Option<Shallow<'a>>,
     #[serde(borrow)]
-    mech_id: Option<Shallow<'a>>,
+    pub(crate) mech_id: Option<Shallow<'a>>,
     #[serde(default)]
-    payload: PayloadField,
+    pub(crate) payload: PayloadField,
 }
 
 fn required_str<'s, 'a>(field: &'s Option<Shallow<'a>>, name: &str) -> Result<&'s str, String> {
     match field {
         Some(Shallow::Str(s)) => Ok(s),
         None => Err(format!("missing \"{name}\"")),
-        Some(other) => Err(format!(
-            "\"{name}\" must be a string, found {}",
-            other.describe()
-        )),
+        Some(other) => Err(format!("\"{name}\" must be a string, found {}", other.describe())),
     }
 }
 
 /// Strips serde_json's "at line 1 column N" (every line is parsed on its own) into a column.
 fn json_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    let message = text
-        .rsplit_once(" at line ")
-        .map_or(text.as_str(), |(m, _)| m);
+    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
     format!("not a valid JSON object: {message} (column {})", e.column())
 }
 
@@ -398,12 +436,15 @@ pub fn parse_line(bytes: &[u8], mech: &str) -> Line {
     if trimmed.is_empty() {
         return Line::Blank;
     }
-    if trimmed[0] != b'{' {
-        return Line::Bad("not a JSON object: an event line starts with '{'".to_owned());
-    }
-    let raw: RawLine<'_> = match serde_json::from_slice(trimmed) {
-        Ok(raw) => raw,
-        Err(e) => return Line::Bad(json_error(&e)),
+    let raw = match fast::raw_line(trimmed) {
+        Some(raw) => raw,
+        None if trimmed[0] != b'{' => {
+            return Line::Bad("not a JSON object: an event line starts with '{'".to_owned());
+        }
+        None => match serde_json::from_slice(trimmed) {
+            Ok(raw) => raw,
+            Err(e) => return Line::Bad(json_error(&e)),
+        },
     };
     match classify(raw, mech) {
         Ok(line) => line,
@@ -413,17 +454,12 @@ pub fn parse_line(bytes: &[u8], mech: &str) -> Line {
 
 fn classify(raw: RawLine<'_>, mech: &str) -> Result<Line, String> {
     let seq = match &raw.seq {
-        Some(Shallow::Int(n)) if *n > 0 => {
-            u64::try_from(*n).map_err(|_| "\"seq\" is out of range".to_owned())?
-        }
+        Some(Shallow::Int(n)) if *n > 0 => u64::try_from(*n).map_err(|_| "\"seq\" is out of range".to_owned())?,
         Some(Shallow::Int(n)) => {
             return Err(format!("\"seq\" must be a positive integer, found {n}"));
         }
         Some(other) => {
-            return Err(format!(
-                "\"seq\" must be a positive integer, found {}",
-                other.describe()
-            ));
+            return Err(format!("\"seq\" must be a positive integer, found {}", other.describe()));
         }
         None => return Err("missing \"seq\"".to_owned()),
     };
@@ -442,13 +478,7 @@ fn classify(raw: RawLine<'_>, mech: &str) -> Result<Line, String> {
     if mech_id != mech {
         return Ok(Line::Other);
     }
-    Ok(Line::Mine(Record {
-        seq,
-        ts,
-        ts_text,
-        kind: Kind::from_name(kind),
-        payload,
-    }))
+    Ok(Line::Mine(Record { seq, ts, ts_text, kind: Kind::from_name(kind), payload }))
 }
 
 #[cfg(test)]
@@ -465,9 +495,7 @@ mod tests {
     #[test]
     fn reads_a_ddc_line_with_nulls() {
         let line = r#"{"seq":7,"ts":"2025-05-23T19:21:01.551454+00:00","type":"DonationAdded","mech_id":"main","payload":{"donation_id":"db3a850564796727","idempotency_key":"37f865f159f4bea8","units":100,"donor":null,"channel_id":null}}"#;
-        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else {
-            panic!("not mine")
-        };
+        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else { panic!("not mine") };
         assert_eq!(rec.seq, 7);
         assert_eq!(rec.kind, Kind::DonationAdded);
         assert_eq!(rec.payload.units, Val::Int(100));
@@ -478,9 +506,7 @@ mod tests {
     #[test]
     fn payload_types_are_kept_for_diagnostics() {
         let line = r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":"500","power_units":5.0,"member_count":true,"deleted_seq":null,"from_level":{"a":[1]},"campaign_id":"x\u00e9"}}"#;
-        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else {
-            panic!("not mine")
-        };
+        let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else { panic!("not mine") };
         assert_eq!(rec.payload.units, Val::Other("a string"));
         assert_eq!(rec.payload.power_units, Val::Other("a non-integer number"));
         assert_eq!(rec.payload.member_count, Val::Bool(true));
@@ -492,9 +518,7 @@ mod tests {
     #[test]
     fn absent_payload_is_empty_and_blank_lines_are_blank() {
         let line = br#"{"seq":3,"ts":"2025-01-01T00:00:00Z","type":"Ping","mech_id":"main"}"#;
-        let Line::Mine(rec) = parse_line(line, "main") else {
-            panic!("not mine")
-        };
+        let Line::Mine(rec) = parse_line(line, "main") else { panic!("not mine") };
         assert_eq!(rec.kind, Kind::Unknown("Ping".into()));
         assert_eq!(rec.payload, Payload::default());
         assert_eq!(parse_line(b"   \t", "main"), Line::Blank);
@@ -502,47 +526,24 @@ mod tests {
 
     #[test]
     fn bad_lines_say_why() {
+        assert!(bad(r#"{"seq":0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#).contains("positive"));
+        assert!(bad(r#"{"seq":1.0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#).contains("seq"));
+        assert!(bad(r#"{"seq":"1","ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#).contains("seq"));
+        assert!(bad(r#"{"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#).contains("missing \"seq\""));
+        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00","type":"X","mech_id":"main"}"#).contains("offset"));
+        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":5,"mech_id":"main"}"#).contains("type"));
+        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":null}"#).contains("mech_id"));
         assert!(
-            bad(r#"{"seq":0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
-                .contains("positive")
+            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":[]}"#)
+                .contains("payload")
         );
         assert!(
-            bad(r#"{"seq":1.0,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
-                .contains("seq")
+            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":null}"#)
+                .contains("payload")
         );
-        assert!(
-            bad(r#"{"seq":"1","ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
-                .contains("seq")
-        );
-        assert!(
-            bad(r#"{"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main"}"#)
-                .contains("missing \"seq\"")
-        );
-        assert!(
-            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00","type":"X","mech_id":"main"}"#)
-                .contains("offset")
-        );
-        assert!(
-            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":5,"mech_id":"main"}"#)
-                .contains("type")
-        );
-        assert!(
-            bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":null}"#)
-                .contains("mech_id")
-        );
-        assert!(
-            bad(
-                r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":[]}"#
-            )
-            .contains("payload")
-        );
-        assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"X","mech_id":"main","payload":null}"#).contains("payload"));
         assert!(bad(r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","#).contains("column"));
         assert!(bad("[1,2]").contains("object"));
         assert!(bad(r#"{"seq":1} trailing"#).contains("column"));
-        assert!(matches!(
-            parse_line(&[0xff, 0xfe, b'{'], "main"),
-            Line::Bad(_)
-        ));
+        assert!(matches!(parse_line(&[0xff, 0xfe, b'{'], "main"), Line::Bad(_)));
     }
 }
