@@ -280,10 +280,18 @@ pub fn decide(state: &State, command: &Command, rules: &Rules, at: Stamp) -> Res
                 if count < 0 {
                     return Err(DomainError::NegativeMemberCount(count));
                 }
+                // The count is frozen into the next goal if the donation levels up, with the count
+                // applied first or without it: at level 1 before any donation the count also
+                // re-prices the current goal, which can decide whether it levels up at all.
+                let sample = EventBody::MemberCountUpdated { member_count: rules.clamp_members(count) };
                 let levels_up =
-                    state.level < MAX_LEVEL && state.evo_acc.saturating_add(units) >= state.goal_requirement;
-                if levels_up {
-                    bodies.push(EventBody::MemberCountUpdated { member_count: rules.clamp_members(count) });
+                    |s: &State| s.level < MAX_LEVEL && s.evo_acc.saturating_add(units) >= s.goal_requirement;
+                let mut counted = state.clone();
+                let event =
+                    Event { seq: at.next_seq, ts: at.now, mech_id: state.mech_id.clone(), body: sample.clone() };
+                counted.apply(&event.record(), rules, &mut Effects::default());
+                if levels_up(state) || levels_up(&counted) {
+                    bodies.push(sample);
                 }
             }
             bodies.push(EventBody::DonationAdded {

@@ -423,7 +423,11 @@ impl Engine {
         }
         for m in self.mismatches {
             let first_after = valid.partition_point(|&(dseq, _)| dseq <= m.seq);
-            let superseded = min_target_after[first_after] < m.seq;
+            // A missing level-up's recorded event would sit just after its donation (seq S), so
+            // a toggle of the donation itself is a toggle "below" it: restoring a deleted
+            // donation that now levels up is history rewritten, not a broken log.
+            let below = if m.kind == DiagnosticKind::LevelupMissing { m.seq + 1 } else { m.seq };
+            let superseded = min_target_after[first_after] < below;
             let (kind, message) = if superseded {
                 (
                     DiagnosticKind::Superseded,

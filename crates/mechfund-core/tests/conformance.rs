@@ -54,12 +54,15 @@ fn check(case: &Value) -> Vec<String> {
         for key in ["base", "dynamic", "goal"] {
             if let Some(want) = g.get(key).filter(|v| !v.is_null()) {
                 if parts[key] != *want {
-                    problems.push(format!("goal(level {level}, {members} members).{key}: got {}, want {want}", parts[key]));
+                    problems
+                        .push(format!("goal(level {level}, {members} members).{key}: got {}, want {want}", parts[key]));
                 }
             }
         }
     }
-    let Some(log) = case.get("log").and_then(Value::as_array) else { return problems };
+    let Some(log) = case.get("log").and_then(Value::as_array) else {
+        return problems;
+    };
     let mut text = String::new();
     for line in log {
         text.push_str(line.as_str().expect("log lines are strings"));
@@ -81,26 +84,31 @@ fn check(case: &Value) -> Vec<String> {
             return problems;
         }
         (Err(e), None) => return vec![format!("unexpected strict error: {e}")],
-        (Ok(_), Some(want)) => return vec![format!("expected a strict error at line {}", want["line"])],
+        (Ok(_), Some(want)) => {
+            return vec![format!("expected a strict error at line {}", want["line"])];
+        }
         (Ok(result), None) => result,
     };
     let actual = serde_json::to_value(&result).expect("serialisable");
     for key in ["state", "display", "level_ups"] {
-        if let Some(want) = expect.get(key) {
-            if actual[key] != *want {
-                problems.push(format!("{key}:\n  got  {}\n  want {want}", actual[key]));
-            }
+        if let Some(want) = expect.get(key)
+            && actual[key] != *want
+        {
+            problems.push(format!("{key}:\n  got  {}\n  want {want}", actual[key]));
         }
     }
     let want_diags = expect["diagnostics"].as_array().cloned().unwrap_or_default();
     let got_diags = actual["diagnostics"].as_array().cloned().unwrap_or_default();
     let same = want_diags.len() == got_diags.len()
-        && want_diags.iter().zip(&got_diags).all(|(w, g)| {
-            ["kind", "line", "seq"].iter().all(|k| w.get(*k).is_none_or(|v| g.get(*k) == Some(v)))
-        });
+        && want_diags
+            .iter()
+            .zip(&got_diags)
+            .all(|(w, g)| ["kind", "line", "seq"].iter().all(|k| w.get(*k).is_none_or(|v| g.get(*k) == Some(v))));
     if !same {
-        let brief: Vec<Value> =
-            got_diags.iter().map(|d| json!({"kind": d["kind"], "line": d["line"], "seq": d["seq"], "message": d["message"]})).collect();
+        let brief: Vec<Value> = got_diags
+            .iter()
+            .map(|d| json!({"kind": d["kind"], "line": d["line"], "seq": d["seq"], "message": d["message"]}))
+            .collect();
         problems.push(format!("diagnostics:\n  got  {}\n  want {}", json!(brief), json!(want_diags)));
     }
     if expect.get("state").is_none() {

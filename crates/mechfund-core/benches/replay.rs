@@ -1,0 +1,42 @@
+//! Criterion benchmarks of replay on a generated, DDC-like log (see mechfund-loggen):
+//! `replay_bytes` over a 100k-event log held in memory (single-threaded, both passes), and
+//! `parse_line` alone on one typical donation line. Kept short (10 samples, ~3 s each) so
+//! `cargo bench -p mechfund-core` finishes in about a minute; BENCHMARKS.md has the method.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mechfund_core::{ReplayOptions, Rules, parse_line, replay_bytes};
+
+const EVENTS: u64 = 100_000;
+
+fn replay(c: &mut Criterion) {
+    let log = mechfund_loggen::log_text(EVENTS, 1);
+    let rules = Rules::default();
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Bytes(log.len() as u64));
+    group.bench_function("replay_bytes/100k", |b| {
+        b.iter(|| replay_bytes(black_box(log.as_bytes()), &rules, ReplayOptions::default()))
+    });
+    group.finish();
+
+    let line = log
+        .lines()
+        .find(|l| l.contains(r#""type":"DonationAdded""#) && l.contains(r#""donor":"Discord:"#))
+        .expect("a generated log has donations");
+    let mut group = c.benchmark_group("parse_line");
+    group.throughput(Throughput::Bytes(line.len() as u64));
+    group.bench_function("donation", |b| b.iter(|| parse_line(black_box(line.as_bytes()), "main")));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = replay
+}
+criterion_main!(benches);

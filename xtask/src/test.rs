@@ -1,0 +1,103 @@
+//! `cargo xtask test`: everything CI checks, in the order that fails fastest.
+//!
+//! fmt, clippy (`-D warnings`, all targets), the whole test suite, rustdoc with warnings as
+//! errors, and two guards: the core's dependency list stays tiny, and the suites that must run
+//! tests did run them (a suite that silently runs 0 tests is a failure).
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::args::Args;
+use crate::workspace::{cargo, run};
+
+pub const USAGE: &str = "cargo xtask test   (fmt, clippy, tests, docs, dependency and suite guards)";
+
+/// Test suites that must exist and hold at least this many tests.
+const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
+    ("mechfund-core", "conformance", 2),
+    ("mechfund-core", "paths", 4),
+    ("mechfund-core", "properties", 3),
+    ("mechfund-core", "decide", 10),
+    ("mechfund-core", "serialisation", 3),
+    ("mechfund-server", "cli", 5),
+];
+
+/// The only normal dependencies mechfund-core may have (STYLE 2).
+const CORE_DEPENDENCIES: &[&str] = &["memchr", "serde", "serde_json", "sha2", "thiserror"];
+
+fn step(name: &str) {
+    eprintln!("\n== xtask test: {name} ==");
+}
+
+pub fn run_tests(args: Args) -> Result<()> {
+    args.finish()?;
+    step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy -D warnings");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    step("core dependencies");
+    check_core_dependencies()?;
+    step("cargo test");
+    let passed = test_workspace()?;
+    step("required suites ran");
+    check_required_suites()?;
+    step("cargo doc -D warnings");
+    run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    eprintln!("\nxtask test: all checks passed ({passed} tests)");
+    Ok(())
+}
+
+fn check_core_dependencies() -> Result<()> {
+    let output = cargo()
+        .args(["tree", "-p", "mechfund-core", "-e", "normal", "--depth", "1", "--prefix", "none", "--locked"])
+        .output()
+        .context("running cargo tree")?;
+    ensure!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let deps: Vec<&str> = text.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let extra: Vec<&&str> = deps.iter().filter(|d| !CORE_DEPENDENCIES.contains(d)).collect();
+    ensure!(extra.is_empty(), "mechfund-core must stay pure and small; unexpected dependencies: {extra:?}");
+    eprintln!("mechfund-core depends on: {}", deps.join(", "));
+    Ok(())
+}
+
+/// Runs the whole suite, echoing its output, and returns how many tests passed.
+fn test_workspace() -> Result<usize> {
+    let mut child = cargo()
+        .args(["test", "--workspace", "--locked"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut passed = 0;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ok. ") {
+            passed += rest.split_whitespace().next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    ensure!(passed > 0, "cargo test ran no tests at all");
+    Ok(passed)
+}
+
+fn check_required_suites() -> Result<()> {
+    for &(package, suite, minimum) in REQUIRED_SUITES {
+        let output = cargo()
+            .args(["test", "--locked", "-p", package, "--test", suite, "--", "--list"])
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("listing {package} --test {suite}"))?;
+        ensure!(output.status.success(), "{package} has no test suite {suite:?}");
+        let count = String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.ends_with(": test")).count();
+        ensure!(count >= minimum, "{package} --test {suite} holds {count} tests; at least {minimum} must run");
+        eprintln!("{package} --test {suite}: {count} tests");
+    }
+    Ok(())
+}
