@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's developer commands, the same ones the README and CI
+//! call (STYLE 14). Each command is one module with a `run(Args)`; adding one is adding a row to
+//! [`COMMANDS`].
+//!
+//! It is not a build system: it only calls cargo, the built binaries and a few standard tools.
+
+mod args;
+mod bench;
+mod gen_log;
+mod test;
+mod workspace;
+
+use std::process::ExitCode;
+
+use crate::args::Args;
+
+/// A subcommand: its name, a one-line summary, its usage, and what runs it.
+struct Command {
+    name: &'static str,
+    about: &'static str,
+    usage: &'static str,
+    run: fn(Args) -> anyhow::Result<()>,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "test",
+        about: "run everything CI checks: fmt, clippy, all tests, docs, guards",
+        usage: test::USAGE,
+        run: test::run_tests,
+    },
+    Command {
+        name: "gen-log",
+        about: "write a seeded, realistic DDC-format event log",
+        usage: gen_log::USAGE,
+        run: gen_log::run,
+    },
+    Command {
+        name: "bench",
+        about: "measure `mechfund replay` throughput and peak RSS on 100k and 1M-event logs",
+        usage: bench::USAGE,
+        run: bench::run,
+    },
+];
+
+fn help() -> String {
+    let mut text = String::from("usage: cargo xtask <command> [options]\n\ncommands:\n");
+    for c in COMMANDS {
+        text.push_str(&format!("  {:<10} {}\n", c.name, c.about));
+    }
+    text.push_str("\n`cargo xtask <command> --help` shows a command's options.");
+    text
+}
+
+fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1);
+    let Some(name) = argv.next() else {
+        eprintln!("{}", help());
+        return ExitCode::from(2);
+    };
+    if matches!(name.as_str(), "help" | "-h" | "--help") {
+        println!("{}", help());
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
+        eprintln!("xtask: unknown command {name:?}\n\n{}", help());
+        return ExitCode::from(2);
+    };
+    let args = Args::new(argv.collect());
+    if args.wants_help() {
+        println!("usage: {}", command.usage);
+        return ExitCode::SUCCESS;
+    }
+    match (command.run)(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

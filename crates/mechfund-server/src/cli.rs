@@ -256,7 +256,7 @@ fn two_passes<R: Read + Send>(
     if replayer.needs_exact_rescan() {
         bar.set_length(bar.length().unwrap_or(0) * 2);
         replayer = Replayer::new(rules, options);
-        for_each_line(open()?, &mech, tick, |n, line| replayer.scan_line(n, &line).map_err(CliError::from))?;
+        for_each_line(open()?, &mech, tick, |n, line| replayer.scan_line(n, line).map_err(CliError::from))?;
         fold(&mut replayer, &open, &mech, tick)?;
     }
     Ok(replayer.finish())
@@ -270,7 +270,7 @@ fn fold<R: Read + Send>(
 ) -> Result<(), CliError> {
     match replayer.second_pass() {
         SecondPass::Stream => {
-            for_each_line(open()?, mech, tick, |n, line| replayer.fold_line(n, &line).map_err(CliError::from))
+            for_each_line(open()?, mech, tick, |n, line| replayer.fold_line(n, line).map_err(CliError::from))
         }
         SecondPass::Buffer => for_each_line(open()?, mech, tick, |n, line| {
             replayer.buffer_line(n, line.clone());

@@ -16,7 +16,11 @@ fn mechfund(args: &[&str]) -> Output {
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -26,8 +30,10 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-const D1: &str = r#"{"seq":1,"ts":"2025-01-01T00:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{"units":400}}"#;
-const D2: &str = r#"{"seq":2,"ts":"2025-01-01T12:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{"units":600}}"#;
+const D1: &str =
+    r#"{"seq":1,"ts":"2025-01-01T00:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{"units":400}}"#;
+const D2: &str =
+    r#"{"seq":2,"ts":"2025-01-01T12:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{"units":600}}"#;
 const D3: &str = r#"{"seq":3,"ts":"2025-01-02T00:00:00+00:00","type":"MemberCountUpdated","mech_id":"main","payload":{"member_count":50}}"#;
 
 #[test]
@@ -73,7 +79,8 @@ fn verify_accepts_both_real_ddc_logs() {
 #[test]
 fn verify_fails_on_warnings() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let bad = r#"{"seq":2,"ts":"2025-01-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":"5"}}"#;
+    let bad =
+        r#"{"seq":2,"ts":"2025-01-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":"5"}}"#;
     let log = write(dir.path(), "bad.jsonl", &format!("{D1}\n{bad}\n"));
     let out = mechfund(&["verify", &log]);
     assert_eq!(out.status.code(), Some(1));
@@ -118,7 +125,8 @@ fn stdin_gzip_and_file_agree() {
     let text = format!("{D1}\n{D2}\n{D3}\n");
     let log = write(dir.path(), "log.jsonl", &text);
     let gz = dir.path().join("log.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).expect("create"), flate2::Compression::default());
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).expect("create"), flate2::Compression::default());
     enc.write_all(text.as_bytes()).expect("compress");
     enc.finish().expect("finish gzip");
     let from_file = json(&mechfund(&["replay", &log]));
