@@ -52,11 +52,10 @@ fn check(case: &Value) -> Vec<String> {
         let members = g["members"].as_i64().expect("goal members");
         let parts = serde_json::to_value(rules.goal_parts(level, members)).expect("serialisable");
         for key in ["base", "dynamic", "goal"] {
-            if let Some(want) = g.get(key).filter(|v| !v.is_null()) {
-                if parts[key] != *want {
-                    problems
-                        .push(format!("goal(level {level}, {members} members).{key}: got {}, want {want}", parts[key]));
-                }
+            if let Some(want) = g.get(key).filter(|v| !v.is_null())
+                && parts[key] != *want
+            {
+                problems.push(format!("goal(level {level}, {members} members).{key}: got {}, want {want}", parts[key]));
             }
         }
     }
