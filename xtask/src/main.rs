@@ -8,6 +8,8 @@ mod args;
 mod bench;
 mod gen_log;
 mod test;
+mod tools;
+mod wasm;
 mod workspace;
 
 use std::process::ExitCode;
@@ -28,6 +30,18 @@ const COMMANDS: &[Command] = &[
         about: "run everything CI checks: fmt, clippy, all tests, docs, guards",
         usage: test::USAGE,
         run: test::run_tests,
+    },
+    Command {
+        name: "setup",
+        about: "install the wasm target, wasm-bindgen-cli, Chromium and wasm-opt",
+        usage: tools::USAGE,
+        run: tools::run_setup,
+    },
+    Command {
+        name: "wasm",
+        about: "build the embeddable JS package into examples/embed/pkg",
+        usage: wasm::USAGE,
+        run: wasm::run_wasm,
     },
     Command {
         name: "gen-log",

@@ -1,6 +1,8 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest.
 //!
-//! fmt, clippy (`-D warnings`, all targets), the whole test suite, rustdoc with warnings as
+//! Installs missing tools (`cargo xtask setup`), then: fmt, clippy (`-D warnings`, all targets,
+//! and again for wasm32), the native test suite, the wasm package and its size budget, the JS
+//! API in headless Chromium, the example page in headless Chromium, rustdoc with warnings as
 //! errors, and two guards: the core's dependency list stays tiny, and the suites that must run
 //! tests did run them (a suite that silently runs 0 tests is a failure).
 
@@ -10,11 +12,13 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::args::Args;
-use crate::workspace::{cargo, run};
+use crate::tools::{path_with_tools, setup};
+use crate::wasm::build_package;
+use crate::workspace::{cargo, run, target_dir};
 
 pub const USAGE: &str = "cargo xtask test   (fmt, clippy, tests, docs, dependency and suite guards)";
 
-/// Test suites that must exist and hold at least this many tests.
+/// Native test suites that must exist and hold at least this many tests.
 const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "conformance", 2),
     ("mechfund-core", "paths", 4),
@@ -33,14 +37,37 @@ fn step(name: &str) {
 
 pub fn run_tests(args: Args) -> Result<()> {
     args.finish()?;
+    step("tools");
+    setup()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy -D warnings");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("core dependencies");
     check_core_dependencies()?;
+    step("clippy for wasm32");
+    run(cargo()
+        .args(["clippy", "--locked", "-p", "mechfund-wasm", "--target", "wasm32-unknown-unknown", "--all-targets"])
+        .args(["--", "-D", "warnings"]))?;
     step("cargo test");
-    let passed = test_workspace()?;
+    let mut passed = test_workspace(cargo().args(["test", "--workspace", "--locked", "--exclude", "mechfund-e2e"]))?;
+    step("wasm package (size budget)");
+    let sizes = build_package()?;
+    eprintln!("{sizes}");
+    sizes.check_budget()?;
+    step("JS API in headless Chromium (wasm-bindgen-test)");
+    passed += test_workspace(
+        cargo()
+            .args(["test", "--locked", "-p", "mechfund-wasm", "--target", "wasm32-unknown-unknown"])
+            .env("PATH", path_with_tools())
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+    )?;
+    step("pages in headless Chromium (mechfund-e2e)");
+    run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
+    let mechfund = target_dir()?.join("release/mechfund");
+    passed += test_workspace(cargo().args(["test", "--locked", "-p", "mechfund-e2e"]).env("MECHFUND_BIN", mechfund))?;
     step("required suites ran");
     check_required_suites()?;
     step("cargo doc -D warnings");
@@ -63,13 +90,10 @@ fn check_core_dependencies() -> Result<()> {
     Ok(())
 }
 
-/// Runs the whole suite, echoing its output, and returns how many tests passed.
-fn test_workspace() -> Result<usize> {
-    let mut child = cargo()
-        .args(["test", "--workspace", "--locked"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running cargo test")?;
+/// Runs a `cargo test` command, echoing its output; fails if it fails or ran no test at all, and
+/// returns how many tests passed.
+fn test_workspace(command: &mut std::process::Command) -> Result<usize> {
+    let mut child = command.stdout(Stdio::piped()).spawn().context("running cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
     let mut passed = 0;
     for line in BufReader::new(stdout).lines() {
@@ -83,7 +107,7 @@ fn test_workspace() -> Result<usize> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    ensure!(passed > 0, "cargo test ran no tests at all");
+    ensure!(passed > 0, "{command:?} ran no tests at all");
     Ok(passed)
 }
 

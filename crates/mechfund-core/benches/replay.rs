@@ -1,6 +1,7 @@
 //! Criterion benchmarks of replay on a generated, DDC-like log (see mechfund-loggen):
 //! `replay_bytes` over a 100k-event log held in memory (single-threaded, both passes), and
-//! `parse_line` alone on one typical donation line. Kept short (10 samples, ~3 s each) so
+//! `parse_line` alone on typical lines: a donation, a donation whose donor is written with `\u`
+//! escapes, and a member count. Kept short (10 samples, ~3 s each) so
 //! `cargo bench -p mechfund-core` finishes in about a minute; BENCHMARKS.md has the method.
 
 use std::hint::black_box;
@@ -21,13 +22,17 @@ fn replay(c: &mut Criterion) {
     });
     group.finish();
 
-    let line = log
-        .lines()
-        .find(|l| l.contains(r#""type":"DonationAdded""#) && l.contains(r#""donor":"Discord:"#))
-        .expect("a generated log has donations");
+    let first = |pred: &dyn Fn(&str) -> bool| log.lines().find(|l| pred(l)).expect("a generated log has every kind");
+    let lines = [
+        ("donation", first(&|l| l.contains(r#""type":"DonationAdded""#) && !l.contains("\\u"))),
+        ("donation_escaped_donor", first(&|l| l.contains(r#""type":"DonationAdded""#) && l.contains("\\u"))),
+        ("member_count", first(&|l| l.contains(r#""type":"MemberCountUpdated""#))),
+    ];
     let mut group = c.benchmark_group("parse_line");
-    group.throughput(Throughput::Bytes(line.len() as u64));
-    group.bench_function("donation", |b| b.iter(|| parse_line(black_box(line.as_bytes()), "main")));
+    for (name, line) in lines {
+        group.throughput(Throughput::Bytes(line.len() as u64));
+        group.bench_function(name, |b| b.iter(|| parse_line(black_box(line.as_bytes()), "main")));
+    }
     group.finish();
 }
 

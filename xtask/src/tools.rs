@@ -1,0 +1,115 @@
+//! `cargo xtask setup`: installs what the wasm build and the browser tests need, idempotently.
+//!
+//! Every tool is version-checked first, so a second run on a warm machine costs nothing:
+//! the wasm32 target, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
+//! Chromium + ChromeDriver (Debian packages), and npm's binaryen (`wasm-opt`, first on PATH).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::args::Args;
+use crate::workspace::{root, run};
+
+pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, Chromium, wasm-opt)";
+
+/// The version of binaryen whose `wasm-opt` understands what rustc 1.95 emits.
+const BINARYEN: &str = "132";
+
+pub fn run_setup(args: Args) -> Result<()> {
+    args.finish()?;
+    setup()
+}
+
+/// Installs whatever is missing.
+pub fn setup() -> Result<()> {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    chromium()?;
+    binaryen()?;
+    Ok(())
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        eprintln!("setup: wasm32-unknown-unknown target present");
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// The `wasm-bindgen` version Cargo.lock pins.
+pub fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            let version = lines.next().and_then(|v| v.strip_prefix("version = \"")?.strip_suffix('"'));
+            return version.map(str::to_owned).context("Cargo.lock: wasm-bindgen has no version");
+        }
+    }
+    bail!("Cargo.lock has no wasm-bindgen package")
+}
+
+fn wasm_bindgen_cli() -> Result<()> {
+    let want = locked_wasm_bindgen()?;
+    let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    let runner = output("wasm-bindgen-test-runner", &["--version"]).unwrap_or_default();
+    if have.split_whitespace().nth(1) == Some(want.as_str()) && runner.contains(&want) {
+        eprintln!("setup: wasm-bindgen-cli {want} present");
+        return Ok(());
+    }
+    eprintln!("setup: installing wasm-bindgen-cli {want} (have: {:?}); about 2 minutes", have.trim());
+    // `--locked` fails for 0.2.130 (a locked dependency is missing from the registry).
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &want, "--force"]))
+}
+
+fn chromium() -> Result<()> {
+    let have = |p: &str| PathBuf::from(p).exists();
+    if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") {
+        eprintln!("setup: chromium and chromedriver present");
+        return Ok(());
+    }
+    eprintln!("setup: installing Debian's chromium and chromium-driver");
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// `node_modules/.bin`, where npm's wasm-opt lives; it must come first on PATH (Trunk and our
+/// build run the first `wasm-opt` they find, and Debian's is too old).
+pub fn node_bin() -> PathBuf {
+    root().join("node_modules/.bin")
+}
+
+fn binaryen() -> Result<()> {
+    let wasm_opt = node_bin().join("wasm-opt");
+    let version = output(&wasm_opt.to_string_lossy(), &["--version"]).unwrap_or_default();
+    if version.contains(&format!("version {BINARYEN}")) {
+        eprintln!("setup: wasm-opt {BINARYEN} present");
+        return Ok(());
+    }
+    eprintln!("setup: installing npm binaryen@{BINARYEN}");
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root()))
+}
+
+/// PATH with `node_modules/.bin` and cargo's bin directory first.
+pub fn path_with_tools() -> std::ffi::OsString {
+    let mut paths = vec![node_bin()];
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        paths.push(home.join("bin"));
+    }
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap_or_default()
+}
