@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::Serializer;
 use serde::ser::SerializeMap;
 
-use crate::parse::{Kind, Payload, Record, TsText, Val};
+use crate::parse::{JsonKind, Kind, Payload, Record, TsText, Val};
 use crate::time::Timestamp;
 
 /// One event with its envelope.
@@ -206,8 +206,8 @@ impl Event {
                 p.campaign_id = Some(campaign_id.as_str().into());
             }
             EventBody::DonationDeleted { deleted_seq, units, .. } => {
-                p.deleted_seq = i64::try_from(*deleted_seq).map_or(Val::Other("an integer too large"), int);
-                p.units = units.map_or(Val::Other("null"), int);
+                p.deleted_seq = i64::try_from(*deleted_seq).map_or(Val::Other(JsonKind::TooLarge), int);
+                p.units = units.map_or(Val::Other(JsonKind::Null), int);
             }
             EventBody::LevelUpCommitted {
                 from_level,

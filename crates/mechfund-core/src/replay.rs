@@ -743,8 +743,23 @@ impl<'r> Replayer<'r> {
 /// Splits text into lines the way replay numbers them: on `\n`, with a trailing `\r` removed.
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let empty = bytes.is_empty();
-    body.split(|&b| b == b'\n').filter(move |_| !empty).enumerate().map(|(i, l)| (i as u64 + 1, strip_cr(l)))
+    let mut rest = (!bytes.is_empty()).then_some(body);
+    let mut number = 0;
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let line = match memchr::memchr(b'\n', text) {
+            Some(i) => {
+                rest = Some(&text[i + 1..]);
+                &text[..i]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        number += 1;
+        Some((number, strip_cr(line)))
+    })
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {

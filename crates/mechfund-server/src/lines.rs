@@ -7,6 +7,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc::sync_channel;
 
+use mechfund_core::replay::count_lines;
 use mechfund_core::{Line, parse_line};
 
 /// Bytes read per block.
@@ -111,8 +112,17 @@ fn parse_block(block: &[u8], mech: &str) -> Vec<Vec<Line>> {
     }
 }
 
+/// Parses the lines of `body` (the last one has no newline; an empty body is one blank line).
 fn parse_lines(body: &[u8], mech: &str) -> Vec<Line> {
-    body.split(|&b| b == b'\n').map(|line| parse_line(line.strip_suffix(b"\r").unwrap_or(line), mech)).collect()
+    // Sized up front: a `Line` is a few hundred bytes, and regrowing would copy them all.
+    let mut out = Vec::with_capacity(usize::try_from(count_lines(body)).unwrap_or(0) + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let line = &body[start..end];
+        out.push(parse_line(line.strip_suffix(b"\r").unwrap_or(line), mech));
+        start = end + 1;
+    }
+    out
 }
 
 #[cfg(test)]

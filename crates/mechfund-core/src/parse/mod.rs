@@ -88,8 +88,46 @@ pub enum Val {
     Int(i64),
     /// `true` or `false`.
     Bool(bool),
-    /// Anything else, described for messages ("a string", "null", …).
-    Other(&'static str),
+    /// Anything else.
+    Other(JsonKind),
+}
+
+/// What a JSON value that is not what replay wanted was, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`.
+    Null,
+    /// A string.
+    String,
+    /// A number with a fraction or exponent.
+    Fraction,
+    /// An integer beyond `i64`.
+    TooLarge,
+    /// An object.
+    Object,
+    /// An array.
+    Array,
+    /// A number (where an object was wanted).
+    Number,
+    /// `true` or `false` (where an object was wanted).
+    Boolean,
+}
+
+impl JsonKind {
+    /// A phrase for messages: "a string", "null", …
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::String => "a string",
+            JsonKind::Fraction => "a non-integer number",
+            JsonKind::TooLarge => "an integer too large",
+            JsonKind::Object => "an object",
+            JsonKind::Array => "an array",
+            JsonKind::Number => "a number",
+            JsonKind::Boolean => "a boolean",
+        }
+    }
 }
 
 impl Val {
@@ -100,7 +138,7 @@ impl Val {
             Val::Absent => "nothing (the field is missing)".to_owned(),
             Val::Int(n) => n.to_string(),
             Val::Bool(b) => b.to_string(),
-            Val::Other(what) => what.to_owned(),
+            Val::Other(what) => what.describe().to_owned(),
         }
     }
 }
@@ -198,7 +236,7 @@ pub(crate) enum Shallow<'a> {
     Int(i64),
     Str(Cow<'a, str>),
     Bool(bool),
-    Other(&'static str),
+    Other(JsonKind),
 }
 
 impl Shallow<'_> {
@@ -206,8 +244,8 @@ impl Shallow<'_> {
         match self {
             Shallow::Int(n) => Val::Int(*n),
             Shallow::Bool(b) => Val::Bool(*b),
-            Shallow::Str(_) => Val::Other("a string"),
-            Shallow::Other(what) => Val::Other(what),
+            Shallow::Str(_) => Val::Other(JsonKind::String),
+            Shallow::Other(what) => Val::Other(*what),
         }
     }
 
@@ -216,7 +254,7 @@ impl Shallow<'_> {
             Shallow::Int(_) => "a number",
             Shallow::Str(_) => "a string",
             Shallow::Bool(_) => "a boolean",
-            Shallow::Other(what) => what,
+            Shallow::Other(what) => what.describe(),
         }
     }
 }
@@ -233,10 +271,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
                 Ok(Shallow::Int(v))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map_or(Shallow::Other("an integer too large"), Shallow::Int))
+                Ok(i64::try_from(v).map_or(Shallow::Other(JsonKind::TooLarge), Shallow::Int))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Shallow::Other("a non-integer number"))
+                Ok(Shallow::Other(JsonKind::Fraction))
             }
             fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
                 Ok(Shallow::Bool(v))
@@ -248,18 +286,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
                 Ok(Shallow::Str(Cow::Owned(v.to_owned())))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Shallow::Other("null"))
+                Ok(Shallow::Other(JsonKind::Null))
             }
             fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Shallow::Other("null"))
+                Ok(Shallow::Other(JsonKind::Null))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Shallow::Other("an object"))
+                Ok(Shallow::Other(JsonKind::Object))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Shallow::Other("an array"))
+                Ok(Shallow::Other(JsonKind::Array))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
@@ -526,11 +564,11 @@ mod tests {
     fn payload_types_are_kept_for_diagnostics() {
         let line = r#"{"seq":1,"ts":"2025-01-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":"500","power_units":5.0,"member_count":true,"deleted_seq":null,"from_level":{"a":[1]},"campaign_id":"x\u00e9"}}"#;
         let Line::Mine(rec) = parse_line(line.as_bytes(), "main") else { panic!("not mine") };
-        assert_eq!(rec.payload.units, Val::Other("a string"));
-        assert_eq!(rec.payload.power_units, Val::Other("a non-integer number"));
+        assert_eq!(rec.payload.units, Val::Other(JsonKind::String));
+        assert_eq!(rec.payload.power_units, Val::Other(JsonKind::Fraction));
         assert_eq!(rec.payload.member_count, Val::Bool(true));
-        assert_eq!(rec.payload.deleted_seq, Val::Other("null"));
-        assert_eq!(rec.payload.from_level, Val::Other("an object"));
+        assert_eq!(rec.payload.deleted_seq, Val::Other(JsonKind::Null));
+        assert_eq!(rec.payload.from_level, Val::Other(JsonKind::Object));
         assert_eq!(rec.payload.campaign_id.as_deref(), Some("xé"));
     }
 
