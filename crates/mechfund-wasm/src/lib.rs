@@ -1,0 +1,321 @@
+//! mechfund-wasm: `mechfund-core` for the browser.
+//!
+//! Two things, both thin: the JS API of DESIGN §3 (`replayLog`, `goalFor`, `goalTable`,
+//! `previewDonation`, `defaultRules`), which only converts between JS values and the core's
+//! types, and the `<mechfund-progress>` custom element ([`element`]), defined when the module is
+//! initialised (`await init()`). No domain logic lives here.
+//!
+//! Every JS value crossing in is checked and refused with a JS `Error` that names the field (or
+//! the log line, with a `line` property) — never a panic, never a silent default.
+
+use mechfund_core::decide::Stamp;
+use mechfund_core::whatif::{goal_table, preview_donation};
+use mechfund_core::{Cents, Now, ReplayOptions, Rules, State, Timestamp, replay_bytes};
+use serde::Serialize;
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+
+pub mod element;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Rules in the JSON form of DESIGN §2.1; every key optional. */
+export interface Rules {
+  level_base_costs?: number[];
+  freebie_members?: number;
+  cost_per_member?: number;
+  member_cap?: number;
+  dynamic_cap?: number;
+  max_goal?: number;
+  difficulty?: { mode: "dynamic" } | { mode: "static"; multiplier_percent: number };
+  decay_per_day?: number | { default?: number; levels?: Record<string, number> };
+  exact_hit_bonus?: number;
+}
+/** `now`: an RFC 3339 string or epoch milliseconds. */
+export type Instant = string | number;
+export interface ReplayOptions { mech?: string; rules?: Rules; now?: Instant; strict?: boolean; timeline?: boolean }
+export interface MechState {
+  mech_id: string; level: number; evo_acc: number; power_acc: number; goal_requirement: number;
+  goal_member_count: number; last_user_count_sample: number; cumulative_donations_cents: number;
+  last_event_seq: number; last_event_ts: string | null;
+}
+export interface Display {
+  now: string | null; power_now: number; power_max: number; power_percent: number; evo_percent: number;
+  is_offline: boolean; can_level_up: boolean; difficulty_bin: number; tier: string;
+}
+export type DiagnosticKind = "bad_line" | "duplicate_seq" | "ts_backwards" | "invalid_payload" | "unknown_type"
+  | "bad_delete_target" | "recorded_goal_differs" | "levelup_missing" | "levelup_extra" | "levelup_mismatch"
+  | "superseded" | "no_events";
+export interface Diagnostic { kind: DiagnosticKind; severity: "info" | "warning"; line?: number; seq?: number; message: string }
+export interface LevelUp {
+  seq: number; ts: string; from_level: number; to_level: number; exact_hit: boolean;
+  old_goal: number; new_goal: number; member_count: number;
+}
+export interface TimelinePoint {
+  seq: number; ts: string; level: number; evo_acc: number; power_acc: number; goal_requirement: number;
+  cumulative_donations_cents: number; member_count: number;
+}
+export interface ReplayResult {
+  state: MechState; display: Display; diagnostics: Diagnostic[]; level_ups: LevelUp[]; timeline?: TimelinePoint[];
+}
+export interface GoalRow { level: number; base: number; dynamic: number; goal: number }
+export interface MechEvent { seq: number; ts: string; type: string; mech_id: string; payload: Record<string, unknown> }
+export interface PreviewOptions { members?: number; rules?: Rules; now?: Instant }
+export interface Preview { events: MechEvent[]; state: MechState }
+/** A replay error: `line` is set when strict replay stopped at a bad line. */
+export interface MechfundError extends Error { line?: number }
+"#;
+
+/// Installs the panic hook and defines `<mechfund-progress>` when the module is initialised.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    element::define();
+}
+
+/// A JS `Error` with `message`.
+pub(crate) fn js_error(message: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&message.to_string()).into()
+}
+
+/// Converts a Rust value to plain JS objects (maps as objects, `None` as `null`).
+pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+/// A JS value as JSON, via `JSON.stringify`, so integers stay integers and floats stay floats.
+fn to_json(value: &JsValue, what: &str) -> Result<Value, JsValue> {
+    let text = js_sys::JSON::stringify(value).map_err(|_| js_error(format!("{what}: cannot be read as JSON")))?;
+    let text = text.as_string().ok_or_else(|| js_error(format!("{what}: cannot be read as JSON")))?;
+    serde_json::from_str(&text).map_err(|e| js_error(format!("{what}: {e}")))
+}
+
+fn is_absent(value: &JsValue) -> bool {
+    value.is_undefined() || value.is_null()
+}
+
+/// The options object as JSON, refusing keys it does not know.
+fn options_object(value: &JsValue, what: &str, known: &[&str]) -> Result<serde_json::Map<String, Value>, JsValue> {
+    if is_absent(value) {
+        return Ok(serde_json::Map::new());
+    }
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Err(js_error(format!("{what}: expected an object like {{{}}}", known.join(", "))));
+    }
+    let Value::Object(map) = to_json(value, what)? else {
+        return Err(js_error(format!("{what}: expected an object")));
+    };
+    if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(js_error(format!("{what}.{key}: unknown option (known: {})", known.join(", "))));
+    }
+    Ok(map)
+}
+
+/// Rules from a JS object (or `undefined` for the defaults).
+pub(crate) fn rules_from(value: Option<&Value>) -> Result<Rules, JsValue> {
+    match value {
+        None | Some(Value::Null) => Ok(Rules::default()),
+        Some(rules) => Rules::from_value(rules).map_err(js_error),
+    }
+}
+
+fn rules_arg(value: &JsValue) -> Result<Rules, JsValue> {
+    if is_absent(value) { Ok(Rules::default()) } else { rules_from(Some(&to_json(value, "rules")?)) }
+}
+
+/// `now` from an RFC 3339 string or epoch milliseconds.
+pub(crate) fn now_from(value: Option<&Value>, what: &str) -> Result<Option<Now>, JsValue> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Now::parse(text).map(Some).map_err(|e| js_error(format!("{what}: {e}"))),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(ms) => Ok(Some(Now::from_millis(ms))),
+            None => Err(js_error(format!("{what}: {n} is not a whole number of epoch milliseconds"))),
+        },
+        Some(other) => {
+            Err(js_error(format!("{what}: expected an RFC 3339 string or epoch milliseconds, found {other}")))
+        }
+    }
+}
+
+fn bool_option(map: &serde_json::Map<String, Value>, key: &str) -> Result<bool, JsValue> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(js_error(format!("options.{key}: expected true or false, found {other}"))),
+    }
+}
+
+/// A JS number that must be a whole number.
+fn integer_arg(value: &JsValue, what: &str) -> Result<i64, JsValue> {
+    let n = value.as_f64().ok_or_else(|| js_error(format!("{what}: expected a number, found {value:?}")))?;
+    let max = 9_007_199_254_740_991.0;
+    if n.fract() != 0.0 || !n.is_finite() || n.abs() > max {
+        return Err(js_error(format!("{what}: {n} is not a whole number")));
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "checked above: a safe integer")]
+    Ok(n as i64)
+}
+
+/// Replays an events.jsonl text and returns the replay result of DESIGN §3.
+///
+/// `options = {mech?, rules?, now?, strict?, timeline?}`. Throws an `Error` naming the bad
+/// option, or (strict mode) the bad line, with its number in `error.line`.
+#[wasm_bindgen(js_name = replayLog, unchecked_return_type = "ReplayResult")]
+pub fn replay_log(
+    text: &str,
+    #[wasm_bindgen(unchecked_param_type = "ReplayOptions")] options: JsValue,
+) -> Result<JsValue, JsValue> {
+    let map = options_object(&options, "options", &["mech", "rules", "now", "strict", "timeline"])?;
+    let mech = match map.get("mech") {
+        None | Some(Value::Null) => "main".to_owned(),
+        Some(Value::String(mech)) if !mech.is_empty() => mech.clone(),
+        Some(other) => return Err(js_error(format!("options.mech: expected a mech id string, found {other}"))),
+    };
+    let rules = rules_from(map.get("rules"))?;
+    let replay_options = ReplayOptions {
+        mech,
+        strict: bool_option(&map, "strict")?,
+        timeline: bool_option(&map, "timeline")?,
+        now: now_from(map.get("now"), "options.now")?,
+    };
+    match replay_bytes(text.as_bytes(), &rules, replay_options) {
+        Ok(result) => to_js(&result),
+        Err(strict) => {
+            let error = js_sys::Error::new(&strict.to_string());
+            js_sys::Reflect::set(&error, &JsValue::from_str("line"), &JsValue::from_f64(strict.line as f64))?;
+            Err(error.into())
+        }
+    }
+}
+
+/// The goal of `level` (1..=11; 0 at 11) for `members` members, in cents.
+#[wasm_bindgen(js_name = goalFor)]
+pub fn goal_for(
+    level: JsValue,
+    members: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Rules | undefined")] rules: JsValue,
+) -> Result<f64, JsValue> {
+    let level = integer_arg(&level, "level")?;
+    let level = u8::try_from(level)
+        .ok()
+        .filter(|l| (1..=11).contains(l))
+        .ok_or_else(|| js_error(format!("level: {level} is not a level (1..11)")))?;
+    let members = integer_arg(&members, "members")?;
+    #[allow(clippy::cast_precision_loss, reason = "goals are at most 2^53")]
+    Ok(rules_arg(&rules)?.goal(level, members) as f64)
+}
+
+/// The goal table `[{level, base, dynamic, goal}]` of levels 1..10 for `members` members.
+#[wasm_bindgen(js_name = goalTable, unchecked_return_type = "GoalRow[]")]
+pub fn goal_table_js(
+    members: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Rules | undefined")] rules: JsValue,
+) -> Result<JsValue, JsValue> {
+    let members = integer_arg(&members, "members")?;
+    to_js(&goal_table(members, &rules_arg(&rules)?))
+}
+
+/// The default rules, in their JSON form.
+#[wasm_bindgen(js_name = defaultRules, unchecked_return_type = "Rules")]
+pub fn default_rules() -> Result<JsValue, JsValue> {
+    to_js(&Rules::default().to_value())
+}
+
+/// The contract's `state` object, as accepted back from JS.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateInput {
+    #[serde(default = "main")]
+    mech_id: String,
+    level: u8,
+    evo_acc: i64,
+    power_acc: i64,
+    goal_requirement: i64,
+    #[serde(default)]
+    goal_member_count: i64,
+    #[serde(default)]
+    last_user_count_sample: i64,
+    #[serde(default)]
+    cumulative_donations_cents: i64,
+    #[serde(default)]
+    last_event_seq: u64,
+    #[serde(default)]
+    last_event_ts: Option<String>,
+}
+
+fn main() -> String {
+    "main".to_owned()
+}
+
+/// Rebuilds a core [`State`] from the contract's state object.
+///
+/// The object does not carry the decay remainder (under one cent) or goals recorded in the log
+/// for levels not reached yet; previews use the clock from `last_event_ts` and the formula.
+pub(crate) fn state_from(value: &Value, rules: &Rules) -> Result<State, JsValue> {
+    let input: StateInput = serde_json::from_value(value.clone()).map_err(|e| js_error(format!("state: {e}")))?;
+    if !(1..=11).contains(&input.level) {
+        return Err(js_error(format!("state.level: {} is not a level (1..11)", input.level)));
+    }
+    for (field, v) in [
+        ("evo_acc", input.evo_acc),
+        ("power_acc", input.power_acc),
+        ("goal_requirement", input.goal_requirement),
+        ("goal_member_count", input.goal_member_count),
+        ("last_user_count_sample", input.last_user_count_sample),
+        ("cumulative_donations_cents", input.cumulative_donations_cents),
+    ] {
+        if v < 0 {
+            return Err(js_error(format!("state.{field}: {v} is negative")));
+        }
+    }
+    let mut state = State::initial(&input.mech_id, rules, [None; 10]);
+    let clock = match &input.last_event_ts {
+        Some(ts) => Some(Timestamp::parse(ts).map_err(|e| js_error(format!("state.last_event_ts: {e}")))?),
+        None => None,
+    };
+    state.level = input.level;
+    state.evo_acc = input.evo_acc;
+    state.power_acc = input.power_acc;
+    state.goal_requirement = input.goal_requirement;
+    state.goal_member_count = input.goal_member_count;
+    state.last_user_count_sample = input.last_user_count_sample;
+    state.cumulative_donations_cents = input.cumulative_donations_cents;
+    state.last_event_seq = input.last_event_seq;
+    state.last_event_ts = input.last_event_ts.as_deref().and_then(mechfund_core::parse::TsText::new);
+    state.clock = clock;
+    // Only donations add evolution at level 1, and only donations level up.
+    state.donation_applied = input.level > 1 || input.evo_acc > 0;
+    Ok(state)
+}
+
+/// Previews a donation of `amountCents` on `state` (a replay result's `state`): the events it
+/// would append and the state after them. `options = {members?, rules?, now?}`; `now` defaults
+/// to the browser's clock.
+#[wasm_bindgen(js_name = previewDonation, unchecked_return_type = "Preview")]
+pub fn preview_donation_js(
+    #[wasm_bindgen(unchecked_param_type = "MechState")] state: JsValue,
+    amount_cents: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "PreviewOptions | undefined")] options: JsValue,
+) -> Result<JsValue, JsValue> {
+    let map = options_object(&options, "options", &["members", "rules", "now"])?;
+    let rules = rules_from(map.get("rules"))?;
+    if is_absent(&state) {
+        return Err(js_error("state: expected the state object of a replay result"));
+    }
+    let state = state_from(&to_json(&state, "state")?, &rules)?;
+    let amount = integer_arg(&amount_cents, "amountCents")?;
+    let members = match map.get("members") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => {
+            Some(n.as_i64().ok_or_else(|| js_error(format!("options.members: {n} is not a whole number")))?)
+        }
+        Some(other) => return Err(js_error(format!("options.members: expected a number, found {other}"))),
+    };
+    #[allow(clippy::cast_possible_truncation, reason = "Date.now() is a whole number of milliseconds")]
+    let now = now_from(map.get("now"), "options.now")?
+        .map_or_else(|| Timestamp::from_millis(js_sys::Date::now() as i64), |n| n.ts);
+    let stamp = Stamp { next_seq: state.last_event_seq + 1, now };
+    let preview = preview_donation(&state, Cents(amount), members, &rules, stamp).map_err(js_error)?;
+    to_js(&preview)
+}
