@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::args::Args;
 use crate::workspace;
 
-pub const USAGE: &str = "cargo xtask bench [--runs N] [--sizes 100000,1000000] [--seed S] [--bin PATH] [--quick]
+pub const USAGE: &str =
+    "cargo xtask bench [--runs N] [--sizes 100000,1000000] [--seed S] [--bin PATH] [--quick] [--no-wasm]
 
 Builds `mechfund` in release (or uses --bin), generates seeded logs under
 <target dir>/bench-data (reused when events, seed and generator version match), checks one
@@ -31,6 +32,8 @@ struct Options {
     sizes: Vec<u64>,
     seed: u64,
     bin: Option<PathBuf>,
+    /// Also time `replayLog` in Chromium against native replay (`--no-wasm` skips it).
+    wasm: bool,
 }
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -49,6 +52,7 @@ pub fn run(mut args: Args) -> Result<()> {
         sizes,
         seed: args.value("--seed")?.unwrap_or(1),
         bin: args.value("--bin")?,
+        wasm: !args.flag("--no-wasm"),
     };
     args.finish()?;
     ensure!(
@@ -142,7 +146,28 @@ fn bench(options: &Options) -> Result<()> {
             verdict(rss < TARGET_RSS_MIB),
         );
     }
+    if options.wasm {
+        wasm_vs_native(&data, options.seed)?;
+    }
     Ok(())
+}
+
+/// `replayLog` in headless Chromium (package built at opt-level 3) against the native
+/// single-thread replay of the same 100k-event log, in one run (budget: at most 3x).
+fn wasm_vs_native(data: &Path, seed: u64) -> Result<()> {
+    crate::tools::setup()?;
+    let pkg = workspace::target_dir()?.join("wasm-speed-pkg");
+    eprintln!("building the package at opt-level 3...");
+    crate::wasm::build_package_with("wasm-speed", "-O3", &pkg)?;
+    crate::wasm::build_package()?;
+    let log = ensure_log(data, 100_000, seed)?;
+    eprintln!("timing replayLog in Chromium against native replay_bytes...");
+    workspace::run(
+        workspace::cargo()
+            .args(["run", "--quiet", "--release", "-p", "mechfund-e2e", "--bin", "wasm-bench", "--"])
+            .arg(&log)
+            .arg(&pkg),
+    )
 }
 
 /// A replay input: a path, or a file fed to stdin.

@@ -197,7 +197,7 @@ pub enum DomainError {
     #[error("power gift not eligible: the mech still has {0} of power")]
     GiftPowerRemaining(Cents),
     /// The campaign has already granted a gift to this mech.
-    #[error("power gift not eligible: campaign {0:?} was already used for this mech")]
+    #[error("power gift not eligible: campaign \"{0}\" was already used for this mech")]
     GiftCampaignUsed(String),
     /// No event has this seq in the mech.
     #[error("seq {0} does not exist in this mech")]
@@ -271,36 +271,15 @@ pub fn decide(state: &State, command: &Command, rules: &Rules, at: Stamp) -> Res
     let mut bodies = Vec::new();
     match command {
         Command::AddDonation { amount, donor, channel_id, donation_id, idempotency_key, member_count } => {
-            let units = check_amount("amount", *amount, MAX_DONATION)?;
-            check_optional("donor", donor.as_ref(), 100)?;
-            check_optional("channel_id", channel_id.as_ref(), 100)?;
-            check_optional("donation_id", donation_id.as_ref(), 100)?;
-            check_optional("idempotency_key", idempotency_key.as_ref(), 100)?;
-            if let Some(count) = *member_count {
-                if count < 0 {
-                    return Err(DomainError::NegativeMemberCount(count));
-                }
-                // The count is frozen into the next goal if the donation levels up, with the count
-                // applied first or without it: at level 1 before any donation the count also
-                // re-prices the current goal, which can decide whether it levels up at all.
-                let sample = EventBody::MemberCountUpdated { member_count: rules.clamp_members(count) };
-                let levels_up =
-                    |s: &State| s.level < MAX_LEVEL && s.evo_acc.saturating_add(units) >= s.goal_requirement;
-                let mut counted = state.clone();
-                let event =
-                    Event { seq: at.next_seq, ts: at.now, mech_id: state.mech_id.clone(), body: sample.clone() };
-                counted.apply(&event.record(), rules, &mut Effects::default());
-                if levels_up(state) || levels_up(&counted) {
-                    bodies.push(sample);
-                }
-            }
-            bodies.push(EventBody::DonationAdded {
-                units,
-                donor: donor.clone(),
-                channel_id: channel_id.clone(),
-                donation_id: donation_id.clone(),
-                idempotency_key: idempotency_key.clone(),
-            });
+            let donation = Donation {
+                amount: *amount,
+                donor: donor.as_ref(),
+                channel_id: channel_id.as_ref(),
+                donation_id: donation_id.as_ref(),
+                idempotency_key: idempotency_key.as_ref(),
+                member_count: *member_count,
+            };
+            return decide_donation(state, &donation, rules, at);
         }
         Command::AddSystemDonation { amount, event_name, description, idempotency_key } => {
             let power_units = check_amount("amount", *amount, MAX_SYSTEM_DONATION)?;
@@ -360,6 +339,60 @@ pub fn decide(state: &State, command: &Command, rules: &Rules, at: Stamp) -> Res
             });
         }
     }
+    Ok(with_derived(state, bodies, rules, at))
+}
+
+/// The fields of [`Command::AddDonation`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Donation<'a> {
+    pub amount: Cents,
+    pub donor: Option<&'a String>,
+    pub channel_id: Option<&'a String>,
+    pub donation_id: Option<&'a String>,
+    pub idempotency_key: Option<&'a String>,
+    pub member_count: Option<i64>,
+}
+
+/// [`decide`] for a donation alone (previews use it without linking every other command).
+///
+/// # Errors
+/// A [`DomainError`] for invalid input.
+pub fn decide_donation(
+    state: &State,
+    donation: &Donation<'_>,
+    rules: &Rules,
+    at: Stamp,
+) -> Result<Vec<Event>, DomainError> {
+    let mut bodies = Vec::new();
+    let units = check_amount("amount", donation.amount, MAX_DONATION)?;
+    check_optional("donor", donation.donor, 100)?;
+    check_optional("channel_id", donation.channel_id, 100)?;
+    check_optional("donation_id", donation.donation_id, 100)?;
+    check_optional("idempotency_key", donation.idempotency_key, 100)?;
+    if let Some(count) = donation.member_count {
+        if count < 0 {
+            return Err(DomainError::NegativeMemberCount(count));
+        }
+        // The count is frozen into the next goal if the donation levels up, with the count
+        // applied first or without it: at level 1 before any donation the count also
+        // re-prices the current goal, which can decide whether it levels up at all.
+        let sample = EventBody::MemberCountUpdated { member_count: rules.clamp_members(count) };
+        let levels_up = |s: &State| s.level < MAX_LEVEL && s.evo_acc.saturating_add(units) >= s.goal_requirement;
+        let mut counted = state.clone();
+        let event = Event { seq: at.next_seq, ts: at.now, mech_id: state.mech_id.clone(), body: sample.clone() };
+        counted.apply(&event.record(), rules, &mut Effects::default());
+        if levels_up(state) || levels_up(&counted) {
+            bodies.push(sample);
+        }
+    }
+    bodies.push(EventBody::DonationAdded {
+        units,
+        donor: donation.donor.cloned(),
+        channel_id: donation.channel_id.cloned(),
+        donation_id: donation.donation_id.cloned(),
+        idempotency_key: donation.idempotency_key.cloned(),
+    });
     Ok(with_derived(state, bodies, rules, at))
 }
 

@@ -17,16 +17,16 @@ pub enum AmountError {
     #[error("amount is empty; write dollars like \"5\" or \"5.50\"")]
     Empty,
     /// A minus sign: amounts are never negative.
-    #[error("amount {0:?} is negative; amounts must be positive")]
+    #[error("amount \"{0}\" is negative; amounts must be positive")]
     Negative(String),
     /// More than two digits after the decimal point.
-    #[error("amount {0:?} has fractions of a cent; use at most two decimals")]
+    #[error("amount \"{0}\" has fractions of a cent; use at most two decimals")]
     SubCent(String),
     /// Not a plain decimal number (letters, exponents, several dots, …).
-    #[error("amount {0:?} is not a decimal number of dollars like \"5\" or \"5.50\"")]
+    #[error("amount \"{0}\" is not a decimal number of dollars like \"5\" or \"5.50\"")]
     Malformed(String),
     /// Too large to represent.
-    #[error("amount {0:?} is too large")]
+    #[error("amount \"{0}\" is too large")]
     TooLarge(String),
 }
 

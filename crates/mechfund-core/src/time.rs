@@ -17,7 +17,7 @@ pub struct Timestamp(pub i64);
 
 /// Why a timestamp could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("invalid RFC 3339 timestamp {text:?}: {reason}; expected e.g. \"2025-01-17T14:38:48.828173+00:00\"")]
+#[error("invalid RFC 3339 timestamp \"{text}\": {reason}; expected e.g. \"2025-01-17T14:38:48.828173+00:00\"")]
 pub struct TimestampError {
     /// The text that was given (truncated to 64 characters).
     pub text: String,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::decide::{Command, DomainError, Stamp, decide};
+use crate::decide::{DomainError, Donation, Stamp, decide_donation};
 use crate::event::Event;
 use crate::money::Cents;
 use crate::rules::{GoalParts, MAX_LEVEL, Rules};
@@ -92,15 +92,9 @@ pub fn preview_donation(
     rules: &Rules,
     at: Stamp,
 ) -> Result<Preview, DomainError> {
-    let command = Command::AddDonation {
-        amount,
-        donor: None,
-        channel_id: None,
-        donation_id: None,
-        idempotency_key: None,
-        member_count,
-    };
-    let events = decide(state, &command, rules, at)?;
+    let donation =
+        Donation { amount, donor: None, channel_id: None, donation_id: None, idempotency_key: None, member_count };
+    let events = decide_donation(state, &donation, rules, at)?;
     let mut next = state.clone();
     let mut effects = Effects::default();
     for event in &events {

@@ -79,8 +79,12 @@ pub(crate) fn js_error(message: impl std::fmt::Display) -> JsValue {
 }
 
 /// Converts a Rust value to plain JS objects (maps as objects, `None` as `null`).
+///
+/// Through JSON text and `JSON.parse`: the core already carries serde_json's serializer, so this
+/// costs no extra code in the package (the size budget), and the browser's parser is fast.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+    let text = serde_json::to_string(value).map_err(js_error)?;
+    js_sys::JSON::parse(&text)
 }
 
 /// A JS value as JSON, via `JSON.stringify`, so integers stay integers and floats stay floats.
@@ -88,6 +92,14 @@ fn to_json(value: &JsValue, what: &str) -> Result<Value, JsValue> {
     let text = js_sys::JSON::stringify(value).map_err(|_| js_error(format!("{what}: cannot be read as JSON")))?;
     let text = text.as_string().ok_or_else(|| js_error(format!("{what}: cannot be read as JSON")))?;
     serde_json::from_str(&text).map_err(|e| js_error(format!("{what}: {e}")))
+}
+
+/// How JS would print `value` (kept out of Rust's float formatting, which costs package size).
+fn show(value: &JsValue) -> String {
+    if let Some(n) = value.as_f64() {
+        return js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default();
+    }
+    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "undefined".to_owned())
 }
 
 fn is_absent(value: &JsValue) -> bool {
@@ -148,10 +160,10 @@ fn bool_option(map: &serde_json::Map<String, Value>, key: &str) -> Result<bool, 
 
 /// A JS number that must be a whole number.
 fn integer_arg(value: &JsValue, what: &str) -> Result<i64, JsValue> {
-    let n = value.as_f64().ok_or_else(|| js_error(format!("{what}: expected a number, found {value:?}")))?;
+    let n = value.as_f64().ok_or_else(|| js_error(format!("{what}: expected a number, found {}", show(value))))?;
     let max = 9_007_199_254_740_991.0;
     if n.fract() != 0.0 || !n.is_finite() || n.abs() > max {
-        return Err(js_error(format!("{what}: {n} is not a whole number")));
+        return Err(js_error(format!("{what}: {} is not a whole number", show(value))));
     }
     #[allow(clippy::cast_possible_truncation, reason = "checked above: a safe integer")]
     Ok(n as i64)
