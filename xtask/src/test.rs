@@ -26,6 +26,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "decide", 10),
     ("mechfund-core", "serialisation", 3),
     ("mechfund-server", "cli", 5),
+    ("mechfund-e2e", "embed", 5),
 ];
 
 /// The only normal dependencies mechfund-core may have (STYLE 2).

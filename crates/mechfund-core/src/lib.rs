@@ -3,7 +3,7 @@
 //!
 //! It holds the money type ([`Cents`]), the [`Rules`] and cost formula, the event log format
 //! ([`parse_line`], [`Event`]), replay ([`replay_bytes`], [`Replayer`]), the display state,
-//! commands ([`decide`]) and the what-if calculator.
+//! commands ([`decide()`]) and the what-if calculator.
 //!
 //! It is **not** a place for I/O: no files, no network, no clock, no randomness. Time, ids and
 //! keys arrive as arguments. Its dependencies are serde, serde_json, thiserror and sha2.
