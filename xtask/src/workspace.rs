@@ -14,6 +14,8 @@ pub fn root() -> PathBuf {
 pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root());
+    // Never hand our stdin to cargo: its `rustc -` target probe would read (and cache) it.
+    command.stdin(std::process::Stdio::null());
     command
 }
 
