@@ -16,6 +16,8 @@ pub fn cargo() -> Command {
     command.current_dir(root());
     // Never hand our stdin to cargo: its `rustc -` target probe would read (and cache) it.
     command.stdin(std::process::Stdio::null());
+    // The target dir may be shared across clones: don't reuse its cached probe results.
+    command.env("CARGO_CACHE_RUSTC_INFO", "0");
     command
 }
 
