@@ -12,7 +12,7 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::args::Args;
-use crate::tools::{path_with_tools, setup};
+use crate::tools::{path_with_tools, reap_browsers, setup};
 use crate::wasm::build_package;
 use crate::workspace::{cargo, run, target_dir};
 
@@ -56,6 +56,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     let sizes = build_package()?;
     eprintln!("{sizes}");
     sizes.check_budget()?;
+    // Built before any browser runs (see `reap_browsers`).
+    run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
+    run(cargo().args(["test", "--locked", "--no-run", "-p", "mechfund-e2e"]))?;
     step("JS API in headless Chromium (wasm-bindgen-test)");
     passed += test_workspace(
         cargo()
@@ -65,10 +68,11 @@ pub fn run_tests(args: Args) -> Result<()> {
             .env("CHROMEDRIVER", "/usr/bin/chromedriver")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )?;
+    reap_browsers();
     step("pages in headless Chromium (mechfund-e2e)");
-    run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
     let mechfund = target_dir()?.join("release/mechfund");
     passed += test_workspace(cargo().args(["test", "--locked", "-p", "mechfund-e2e"]).env("MECHFUND_BIN", mechfund))?;
+    reap_browsers();
     step("required suites ran");
     check_required_suites()?;
     step("cargo doc -D warnings");
