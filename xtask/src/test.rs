@@ -59,6 +59,16 @@ pub fn run_tests(args: Args) -> Result<()> {
     // Built before any browser runs (see `reap_browsers`).
     run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
     run(cargo().args(["test", "--locked", "--no-run", "-p", "mechfund-e2e"]))?;
+    step("pages in headless Chromium (mechfund-e2e)");
+    let mechfund = target_dir()?.join("release/mechfund");
+    passed += test_workspace(cargo().args(["test", "--locked", "-p", "mechfund-e2e"]).env("MECHFUND_BIN", mechfund))?;
+    reap_browsers();
+    step("required suites ran");
+    check_required_suites()?;
+    step("cargo doc -D warnings");
+    run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Last: a cargo run right after wasm-bindgen-test-runner's Chromium has been seen to fail
+    // its `rustc -` probe on stray browser output, so nothing runs cargo after this step.
     step("JS API in headless Chromium (wasm-bindgen-test)");
     passed += test_workspace(
         cargo()
@@ -69,14 +79,6 @@ pub fn run_tests(args: Args) -> Result<()> {
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )?;
     reap_browsers();
-    step("pages in headless Chromium (mechfund-e2e)");
-    let mechfund = target_dir()?.join("release/mechfund");
-    passed += test_workspace(cargo().args(["test", "--locked", "-p", "mechfund-e2e"]).env("MECHFUND_BIN", mechfund))?;
-    reap_browsers();
-    step("required suites ran");
-    check_required_suites()?;
-    step("cargo doc -D warnings");
-    run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!("\nxtask test: all checks passed ({passed} tests)");
     Ok(())
 }
