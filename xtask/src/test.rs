@@ -14,7 +14,9 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::args::Args;
 use crate::tools::{path_with_tools, reap_browsers, setup};
 use crate::wasm::build_package;
-use crate::workspace::{cargo, run, target_dir};
+use crate::workspace::{cargo, root, run, target_dir};
+use std::path::PathBuf;
+use std::process::Command;
 
 pub const USAGE: &str = "cargo xtask test   (fmt, clippy, tests, docs, dependency and suite guards)";
 
@@ -56,31 +58,66 @@ pub fn run_tests(args: Args) -> Result<()> {
     let sizes = build_package()?;
     eprintln!("{sizes}");
     sizes.check_budget()?;
-    // Built before any browser runs (see `reap_browsers`).
-    run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
-    run(cargo().args(["test", "--locked", "--no-run", "-p", "mechfund-e2e"]))?;
-    step("pages in headless Chromium (mechfund-e2e)");
-    let mechfund = target_dir()?.join("release/mechfund");
-    passed += test_workspace(cargo().args(["test", "--locked", "-p", "mechfund-e2e"]).env("MECHFUND_BIN", mechfund))?;
-    reap_browsers();
     step("required suites ran");
     check_required_suites()?;
     step("cargo doc -D warnings");
     run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
-    // Last: a cargo run right after wasm-bindgen-test-runner's Chromium has been seen to fail
-    // its `rustc -` probe on stray browser output, so nothing runs cargo after this step.
+    // The browser suites are compiled first and their test binaries run directly: a cargo run
+    // started after a headless Chromium has been seen to fail its `rustc -` probe on stray
+    // browser output, so no cargo runs once a browser has.
+    step("build the browser suites");
+    run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
+    let mechfund = target_dir()?.join("release/mechfund");
+    let e2e = test_executables(cargo().args(["test", "--locked", "--no-run", "-p", "mechfund-e2e", "--tests"]))?;
+    let wasm = test_executables(cargo().args([
+        "test",
+        "--locked",
+        "--no-run",
+        "-p",
+        "mechfund-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--tests",
+    ]))?;
+    ensure!(!e2e.is_empty() && !wasm.is_empty(), "the browser suites built no test binaries");
+    step("pages in headless Chromium (mechfund-e2e)");
+    for exe in &e2e {
+        passed += test_workspace(
+            Command::new(exe).current_dir(root().join("crates/mechfund-e2e")).env("MECHFUND_BIN", &mechfund),
+        )?;
+    }
+    reap_browsers();
     step("JS API in headless Chromium (wasm-bindgen-test)");
-    passed += test_workspace(
-        cargo()
-            .args(["test", "--locked", "-p", "mechfund-wasm", "--target", "wasm32-unknown-unknown"])
-            .env("PATH", path_with_tools())
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
-            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
-    )?;
+    for module in &wasm {
+        passed += test_workspace(
+            Command::new("wasm-bindgen-test-runner")
+                .arg(module)
+                .current_dir(root().join("crates/mechfund-wasm"))
+                .env("PATH", path_with_tools())
+                .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+        )?;
+    }
     reap_browsers();
     eprintln!("\nxtask test: all checks passed ({passed} tests)");
     Ok(())
+}
+
+/// Builds test binaries with `command` (a `cargo test --no-run`) and returns their paths.
+fn test_executables(command: &mut Command) -> Result<Vec<PathBuf>> {
+    let output = command.arg("--message-format=json").stderr(Stdio::inherit()).output().context("building tests")?;
+    ensure!(output.status.success(), "{command:?} failed ({})", output.status);
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if message["reason"] == "compiler-artifact"
+            && message["profile"]["test"] == true
+            && let Some(exe) = message["executable"].as_str()
+        {
+            out.push(PathBuf::from(exe));
+        }
+    }
+    Ok(out)
 }
 
 fn check_core_dependencies() -> Result<()> {
@@ -97,7 +134,7 @@ fn check_core_dependencies() -> Result<()> {
     Ok(())
 }
 
-/// Runs a `cargo test` command, echoing its output; fails if it fails or ran no test at all, and
+/// Runs a test command (`cargo test` or a test binary), echoing its output; fails if it fails or ran no test at all, and
 /// returns how many tests passed.
 fn test_workspace(command: &mut std::process::Command) -> Result<usize> {
     let mut child = command.stdout(Stdio::piped()).spawn().context("running cargo test")?;
