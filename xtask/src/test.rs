@@ -88,8 +88,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     }
     reap_browsers();
     step("JS API in headless Chromium (wasm-bindgen-test)");
+    let mut wasm_passed = 0;
     for module in &wasm {
-        passed += test_workspace(
+        wasm_passed += count_passed(
             Command::new("wasm-bindgen-test-runner")
                 .arg(module)
                 .current_dir(root().join("crates/mechfund-wasm"))
@@ -98,6 +99,8 @@ pub fn run_tests(args: Args) -> Result<()> {
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
         )?;
     }
+    ensure!(wasm_passed > 0, "the browser suites of mechfund-wasm ran no tests");
+    passed += wasm_passed;
     reap_browsers();
     eprintln!("\nxtask test: all checks passed ({passed} tests)");
     Ok(())
@@ -136,8 +139,15 @@ fn check_core_dependencies() -> Result<()> {
 
 /// Runs a test command (`cargo test` or a test binary), echoing its output; fails if it fails or ran no test at all, and
 /// returns how many tests passed.
-fn test_workspace(command: &mut std::process::Command) -> Result<usize> {
-    let mut child = command.stdout(Stdio::piped()).spawn().context("running cargo test")?;
+fn test_workspace(command: &mut Command) -> Result<usize> {
+    let passed = count_passed(command)?;
+    ensure!(passed > 0, "{command:?} ran no tests at all");
+    Ok(passed)
+}
+
+/// Runs a test command, echoing its output; fails if it fails; returns how many tests passed.
+fn count_passed(command: &mut Command) -> Result<usize> {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().context("running tests")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
     let mut passed = 0;
     for line in BufReader::new(stdout).lines() {
@@ -149,9 +159,8 @@ fn test_workspace(command: &mut std::process::Command) -> Result<usize> {
     }
     let status = child.wait().context("waiting for cargo test")?;
     if !status.success() {
-        bail!("cargo test failed ({status})");
+        bail!("{command:?} failed ({status})");
     }
-    ensure!(passed > 0, "{command:?} ran no tests at all");
     Ok(passed)
 }
 
