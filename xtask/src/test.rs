@@ -168,10 +168,13 @@ fn check_required_suites() -> Result<()> {
     for &(package, suite, minimum) in REQUIRED_SUITES {
         let output = cargo()
             .args(["test", "--locked", "-p", package, "--test", suite, "--", "--list"])
-            .stderr(Stdio::null())
             .output()
             .with_context(|| format!("listing {package} --test {suite}"))?;
-        ensure!(output.status.success(), "{package} has no test suite {suite:?}");
+        ensure!(
+            output.status.success(),
+            "{package} has no test suite {suite:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let count = String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.ends_with(": test")).count();
         ensure!(count >= minimum, "{package} --test {suite} holds {count} tests; at least {minimum} must run");
         eprintln!("{package} --test {suite}: {count} tests");
