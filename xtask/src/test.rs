@@ -81,11 +81,14 @@ pub fn run_tests(args: Args) -> Result<()> {
     ]))?;
     ensure!(!e2e.is_empty() && !wasm.is_empty(), "the browser suites built no test binaries");
     step("pages in headless Chromium (mechfund-e2e)");
+    let mut e2e_passed = 0;
     for exe in &e2e {
-        passed += test_workspace(
+        e2e_passed += count_passed(
             Command::new(exe).current_dir(root().join("crates/mechfund-e2e")).env("MECHFUND_BIN", &mechfund),
         )?;
     }
+    ensure!(e2e_passed > 0, "the page suites ran no tests");
+    passed += e2e_passed;
     reap_browsers();
     step("JS API in headless Chromium (wasm-bindgen-test)");
     let mut wasm_passed = 0;
