@@ -234,30 +234,31 @@ pub fn default_rules() -> Result<JsValue, JsValue> {
     to_js(&Rules::default().to_value())
 }
 
-/// The contract's `state` object, as accepted back from JS.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StateInput {
-    #[serde(default = "main")]
-    mech_id: String,
-    level: u8,
-    evo_acc: i64,
-    power_acc: i64,
-    goal_requirement: i64,
-    #[serde(default)]
-    goal_member_count: i64,
-    #[serde(default)]
-    last_user_count_sample: i64,
-    #[serde(default)]
-    cumulative_donations_cents: i64,
-    #[serde(default)]
-    last_event_seq: u64,
-    #[serde(default)]
-    last_event_ts: Option<String>,
-}
+/// The contract's `state` fields previews read back from JS.
+const STATE_FIELDS: [&str; 10] = [
+    "mech_id",
+    "level",
+    "evo_acc",
+    "power_acc",
+    "goal_requirement",
+    "goal_member_count",
+    "last_user_count_sample",
+    "cumulative_donations_cents",
+    "last_event_seq",
+    "last_event_ts",
+];
 
-fn main() -> String {
-    "main".to_owned()
+/// A whole, non-negative number field of the state object; `required` ones must be present.
+fn state_number(map: &serde_json::Map<String, Value>, field: &str, required: bool) -> Result<i64, JsValue> {
+    match map.get(field) {
+        None | Some(Value::Null) if !required => Ok(0),
+        None | Some(Value::Null) => Err(js_error(format!("state.{field}: missing"))),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if v >= 0 => Ok(v),
+            _ => Err(js_error(format!("state.{field}: {n} is not a whole number of 0 or more"))),
+        },
+        Some(other) => Err(js_error(format!("state.{field}: expected a number, found {other}"))),
+    }
 }
 
 /// Rebuilds a core [`State`] from the contract's state object.
@@ -265,39 +266,44 @@ fn main() -> String {
 /// The object does not carry the decay remainder (under one cent) or goals recorded in the log
 /// for levels not reached yet; previews use the clock from `last_event_ts` and the formula.
 pub(crate) fn state_from(value: &Value, rules: &Rules) -> Result<State, JsValue> {
-    let input: StateInput = serde_json::from_value(value.clone()).map_err(|e| js_error(format!("state: {e}")))?;
-    if !(1..=11).contains(&input.level) {
-        return Err(js_error(format!("state.level: {} is not a level (1..11)", input.level)));
+    let Value::Object(map) = value else {
+        return Err(js_error("state: expected the state object of a replay result"));
+    };
+    if let Some(key) = map.keys().find(|k| !STATE_FIELDS.contains(&k.as_str())) {
+        return Err(js_error(format!("state.{key}: unknown field")));
     }
-    for (field, v) in [
-        ("evo_acc", input.evo_acc),
-        ("power_acc", input.power_acc),
-        ("goal_requirement", input.goal_requirement),
-        ("goal_member_count", input.goal_member_count),
-        ("last_user_count_sample", input.last_user_count_sample),
-        ("cumulative_donations_cents", input.cumulative_donations_cents),
-    ] {
-        if v < 0 {
-            return Err(js_error(format!("state.{field}: {v} is negative")));
-        }
-    }
-    let mut state = State::initial(&input.mech_id, rules, [None; 10]);
-    let clock = match &input.last_event_ts {
+    let level = state_number(map, "level", true)?;
+    let level = u8::try_from(level)
+        .ok()
+        .filter(|l| (1..=11).contains(l))
+        .ok_or_else(|| js_error(format!("state.level: {level} is not a level (1..11)")))?;
+    let mech_id = match map.get("mech_id") {
+        None | Some(Value::Null) => "main".to_owned(),
+        Some(Value::String(id)) => id.clone(),
+        Some(other) => return Err(js_error(format!("state.mech_id: expected a string, found {other}"))),
+    };
+    let last_event_ts = match map.get("last_event_ts") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ts)) => Some(ts.clone()),
+        Some(other) => return Err(js_error(format!("state.last_event_ts: expected a string, found {other}"))),
+    };
+    let clock = match &last_event_ts {
         Some(ts) => Some(Timestamp::parse(ts).map_err(|e| js_error(format!("state.last_event_ts: {e}")))?),
         None => None,
     };
-    state.level = input.level;
-    state.evo_acc = input.evo_acc;
-    state.power_acc = input.power_acc;
-    state.goal_requirement = input.goal_requirement;
-    state.goal_member_count = input.goal_member_count;
-    state.last_user_count_sample = input.last_user_count_sample;
-    state.cumulative_donations_cents = input.cumulative_donations_cents;
-    state.last_event_seq = input.last_event_seq;
-    state.last_event_ts = input.last_event_ts.as_deref().and_then(mechfund_core::parse::TsText::new);
+    let mut state = State::initial(&mech_id, rules, [None; 10]);
+    state.level = level;
+    state.evo_acc = state_number(map, "evo_acc", true)?;
+    state.power_acc = state_number(map, "power_acc", true)?;
+    state.goal_requirement = state_number(map, "goal_requirement", true)?;
+    state.goal_member_count = state_number(map, "goal_member_count", false)?;
+    state.last_user_count_sample = state_number(map, "last_user_count_sample", false)?;
+    state.cumulative_donations_cents = state_number(map, "cumulative_donations_cents", false)?;
+    state.last_event_seq = state_number(map, "last_event_seq", false)?.unsigned_abs();
+    state.last_event_ts = last_event_ts.as_deref().and_then(mechfund_core::parse::TsText::new);
     state.clock = clock;
     // Only donations add evolution at level 1, and only donations level up.
-    state.donation_applied = input.level > 1 || input.evo_acc > 0;
+    state.donation_applied = state.level > 1 || state.evo_acc > 0;
     Ok(state)
 }
 
