@@ -21,6 +21,20 @@ pub struct RecordedGoal {
     pub goal: i64,
 }
 
+/// The keys of the contract's `state` object (DESIGN §3), in order.
+pub const STATE_FIELDS: [&str; 10] = [
+    "mech_id",
+    "level",
+    "evo_acc",
+    "power_acc",
+    "goal_requirement",
+    "goal_member_count",
+    "last_user_count_sample",
+    "cumulative_donations_cents",
+    "last_event_seq",
+    "last_event_ts",
+];
+
 /// Everything the fold carries. The first ten fields are the contract's `state`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct State {
@@ -315,5 +329,20 @@ impl State {
                 bonus,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_serialises_exactly_the_contract_fields() {
+        let state = State::initial("main", &Rules::default(), [None; 10]);
+        let value = serde_json::to_value(&state).expect("serialisable");
+        let keys: Vec<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
+        let mut want = STATE_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want);
     }
 }

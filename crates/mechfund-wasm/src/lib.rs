@@ -9,6 +9,7 @@
 //! the log line, with a `line` property) — never a panic, never a silent default.
 
 use mechfund_core::decide::Stamp;
+use mechfund_core::state::STATE_FIELDS;
 use mechfund_core::whatif::{goal_table, preview_donation};
 use mechfund_core::{Cents, Now, ReplayOptions, Rules, State, Timestamp, replay_bytes};
 use serde::Serialize;
@@ -233,20 +234,6 @@ pub fn goal_table_js(
 pub fn default_rules() -> Result<JsValue, JsValue> {
     to_js(&Rules::default().to_value())
 }
-
-/// The contract's `state` fields previews read back from JS.
-const STATE_FIELDS: [&str; 10] = [
-    "mech_id",
-    "level",
-    "evo_acc",
-    "power_acc",
-    "goal_requirement",
-    "goal_member_count",
-    "last_user_count_sample",
-    "cumulative_donations_cents",
-    "last_event_seq",
-    "last_event_ts",
-];
 
 /// A whole, non-negative number field of the state object; `required` ones must be present.
 fn state_number(map: &serde_json::Map<String, Value>, field: &str, required: bool) -> Result<i64, JsValue> {
