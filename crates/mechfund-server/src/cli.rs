@@ -117,6 +117,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // The reader went away (`mechfund replay big.jsonl | head`): nothing left to say.
+        Err(CliError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mechfund: {e}");
             e.exit_code()

@@ -187,3 +187,19 @@ fn whatif_prints_the_goal_table() {
     let negative = json(&mechfund(&["whatif", "--members", "-5"]));
     assert_eq!(negative["table"][0]["goal"], 1000);
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let path = samples().join("ddc-mixed-1500.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mechfund"))
+        .args(["replay", "--timeline", path.to_str().expect("utf-8 path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read nothing and hang up, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
