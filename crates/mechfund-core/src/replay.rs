@@ -588,12 +588,6 @@ impl<'r> Replayer<'r> {
         &self.options.mech
     }
 
-    /// The options this replayer was made with.
-    #[must_use]
-    pub fn options(&self) -> &ReplayOptions {
-        &self.options
-    }
-
     /// Exact first pass: every line, already parsed for [`mech`](Replayer::mech).
     ///
     /// # Errors
