@@ -6,8 +6,14 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// The workspace root (xtask lives one level below it).
+///
+/// Read at run time: `cargo run` sets `CARGO_MANIFEST_DIR` for the process it starts. The
+/// compile-time value would be wrong when a target dir shared by several clones hands one clone
+/// the xtask binary another clone built (cargo's fingerprints do not include the clone's path).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest_dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// The cargo that runs us (`cargo xtask` sets `CARGO`), else `cargo` on PATH.
