@@ -158,7 +158,7 @@ fn wasm_vs_native(data: &Path, seed: u64) -> Result<()> {
     crate::tools::setup()?;
     let pkg = workspace::target_dir()?.join("wasm-speed-pkg");
     eprintln!("building the package at opt-level 3...");
-    crate::wasm::build_package_with("wasm-speed", "-O3", &pkg)?;
+    crate::wasm::build_package_with(crate::wasm::Build::Speed, &pkg)?;
     crate::wasm::build_package()?;
     let log = ensure_log(data, 100_000, seed)?;
     eprintln!("timing replayLog in Chromium against native replay_bytes...");

@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs what the wasm build and the browser tests need, idempotently.
 //!
 //! Every tool is version-checked first, so a second run on a warm machine costs nothing:
-//! the wasm32 target, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
+//! the wasm32 target and rust-src, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
 //! Chromium + ChromeDriver (Debian packages), and npm's binaryen (`wasm-opt`, first on PATH).
 
 use std::path::PathBuf;
@@ -40,9 +40,16 @@ fn wasm_target() -> Result<()> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
         eprintln!("setup: wasm32-unknown-unknown target present");
+    } else {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    // The standard library's source, which the embeddable package's size build recompiles.
+    let components = output("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    if components.lines().any(|l| l.trim() == "rust-src") {
+        eprintln!("setup: rust-src present");
         return Ok(());
     }
-    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+    run(Command::new("rustup").args(["component", "add", "rust-src"]))
 }
 
 /// The `wasm-bindgen` version Cargo.lock pins.

@@ -419,7 +419,8 @@ impl Instance {
         self.view.show_error(message, stale);
         self.set_status(Status::Error);
         web_sys::console::warn_1(&JsValue::from_str(&format!("<mechfund-progress>: {message}")));
-        let detail = to_js(&serde_json::json!({ "message": message })).unwrap_or(JsValue::NULL);
+        let detail = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&detail, &JsValue::from_str("message"), &JsValue::from_str(message));
         self.dispatch("mechfund-error", &detail);
     }
 

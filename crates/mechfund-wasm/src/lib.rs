@@ -67,10 +67,12 @@ export interface Preview { events: MechEvent[]; state: MechState }
 export interface MechfundError extends Error { line?: number }
 "#;
 
-/// Installs the panic hook and defines `<mechfund-progress>` when the module is initialised.
+/// Defines `<mechfund-progress>` when the module is initialised.
+///
+/// No panic hook: nothing here panics on any input, and the package is built with panics as
+/// immediate aborts (the size budget), where a hook would never run.
 #[wasm_bindgen(start)]
 pub fn start() {
-    console_error_panic_hook::set_once();
     element::define();
 }
 
