@@ -1,0 +1,363 @@
+//! The dashboard's root: app state as a `Reducible`, the loading pipeline (source -> bytes ->
+//! sliced replay -> [`Analysis`]) and the page layout.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mechfund_core::{Now, ReplayOptions, Rules};
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use crate::analysis::Analysis;
+use crate::browser::{self, PageHost};
+use crate::components::chart::Chart;
+use crate::components::diagnostics::Diagnostics;
+use crate::components::events::Events;
+use crate::components::leaderboard::Leaderboard;
+use crate::components::loader::Loader;
+use crate::components::summary::Summary;
+use crate::components::whatif::WhatIf;
+use crate::replay_job::{self, Progress};
+
+/// The bundled sample log (copied into `dist/` by Trunk).
+pub const SAMPLE_URL: &str = "samples/ddc-mixed-1500.jsonl";
+/// What `mechfund serve` exports; tried quietly on a first visit.
+const SERVER_LOG: &str = "api/v1/mechs/main/events.jsonl";
+const SERVER_RULES: &str = "api/v1/rules";
+
+/// A log held in memory, so a different mech can be replayed without reading it again.
+#[derive(Debug, PartialEq)]
+pub struct Log {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a log comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    File(web_sys::File),
+    Url(String),
+    Text(String),
+}
+
+/// What the page is doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    /// Nothing loaded (the first-visit screen) or showing a load.
+    Idle,
+    Loading {
+        what: String,
+        progress: Progress,
+    },
+    Failed(String),
+}
+
+/// App state.
+#[derive(Debug, PartialEq)]
+pub struct Model {
+    pub phase: Phase,
+    pub log: Option<Rc<Log>>,
+    pub analysis: Option<Rc<Analysis>>,
+    pub mech: String,
+    /// The rules replay uses (`&rules=URL`, the server's, or the defaults).
+    pub rules: Rc<Rules>,
+    /// A frozen clock (`&now=`), else the browser's.
+    pub now: Option<Now>,
+    /// Bumped by every load; results of older ones are dropped.
+    pub generation: u64,
+}
+
+impl Default for Model {
+    fn default() -> Model {
+        Model {
+            phase: Phase::Idle,
+            log: None,
+            analysis: None,
+            mech: "main".to_owned(),
+            rules: Rc::new(Rules::default()),
+            now: None,
+            generation: 0,
+        }
+    }
+}
+
+/// What changes the state.
+#[derive(Debug)]
+pub enum Action {
+    Start {
+        generation: u64,
+        what: String,
+    },
+    Progress {
+        generation: u64,
+        progress: Progress,
+    },
+    Loaded {
+        generation: u64,
+        log: Rc<Log>,
+        analysis: Rc<Analysis>,
+        mech: String,
+    },
+    Failed {
+        generation: u64,
+        message: String,
+    },
+    /// A quiet failure: back to the first-visit screen.
+    Idle {
+        generation: u64,
+    },
+    Rules(Rc<Rules>),
+    Now(Option<Now>),
+}
+
+impl Reducible for Model {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let current = |g: u64| g == self.generation;
+        let next = match action {
+            Action::Start { generation, what } => Model {
+                phase: Phase::Loading { what, progress: Progress { phase: "Reading", fraction: 0.0 } },
+                generation,
+                ..clone_model(&self)
+            },
+            Action::Progress { generation, progress } if current(generation) => match &self.phase {
+                Phase::Loading { what, .. } => {
+                    Model { phase: Phase::Loading { what: what.clone(), progress }, ..clone_model(&self) }
+                }
+                _ => return self,
+            },
+            Action::Loaded { generation, log, analysis, mech } if current(generation) => {
+                Model { phase: Phase::Idle, log: Some(log), analysis: Some(analysis), mech, ..clone_model(&self) }
+            }
+            Action::Failed { generation, message } if current(generation) => {
+                Model { phase: Phase::Failed(message), ..clone_model(&self) }
+            }
+            Action::Idle { generation } if current(generation) => Model { phase: Phase::Idle, ..clone_model(&self) },
+            Action::Rules(rules) => Model { rules, ..clone_model(&self) },
+            Action::Now(now) => Model { now, ..clone_model(&self) },
+            _ => return self, // a stale load
+        };
+        Rc::new(next)
+    }
+}
+
+fn clone_model(m: &Model) -> Model {
+    Model {
+        phase: m.phase.clone(),
+        log: m.log.clone(),
+        analysis: m.analysis.clone(),
+        mech: m.mech.clone(),
+        rules: Rc::clone(&m.rules),
+        now: m.now.clone(),
+        generation: m.generation,
+    }
+}
+
+/// Starts loads; owns the generation counter so a newer load wins.
+#[derive(Clone)]
+pub struct Loads {
+    dispatch: UseReducerDispatcher<Model>,
+    generation: Rc<Cell<u64>>,
+    rules: Rc<Rules>,
+    now: Option<Now>,
+}
+
+impl PartialEq for Loads {
+    fn eq(&self, other: &Loads) -> bool {
+        Rc::ptr_eq(&self.generation, &other.generation) && self.rules == other.rules && self.now == other.now
+    }
+}
+
+impl Loads {
+    /// Reads `source` and replays `mech`. `quiet`: a failure returns to the first-visit screen.
+    pub fn load(&self, source: Source, mech: String, quiet: bool) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let what = match &source {
+            Source::File(file) => file.name(),
+            Source::Url(url) => url.clone(),
+            Source::Text(_) => "the pasted log".to_owned(),
+        };
+        self.dispatch.dispatch(Action::Start { generation, what: what.clone() });
+        let this = self.clone();
+        spawn_local(async move {
+            let dispatch = this.dispatch.clone();
+            let mut reading = |fraction: f64| {
+                dispatch.dispatch(Action::Progress { generation, progress: Progress { phase: "Reading", fraction } });
+            };
+            let bytes = match source {
+                Source::File(file) => browser::read_file(&file, &mut reading).await,
+                Source::Url(url) => browser::fetch_bytes(&url, "the log", &mut reading).await,
+                Source::Text(text) => Ok(text.into_bytes()),
+            };
+            match bytes {
+                Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
+                Err(message) if quiet => {
+                    let _ = message;
+                    this.dispatch.dispatch(Action::Idle { generation });
+                }
+                Err(message) => this.dispatch.dispatch(Action::Failed { generation, message }),
+            }
+        });
+    }
+
+    /// Replays the log already in memory for another mech.
+    pub fn select_mech(&self, log: Rc<Log>, mech: String) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        self.dispatch.dispatch(Action::Start { generation, what: log.name.clone() });
+        let this = self.clone();
+        spawn_local(async move { this.replay(generation, log, mech, false).await });
+    }
+
+    async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool) {
+        let dispatch = self.dispatch.clone();
+        let mut host =
+            PageHost { report: move |progress| dispatch.dispatch(Action::Progress { generation, progress }) };
+        let options = ReplayOptions { mech: mech.clone(), strict: false, timeline: true, now: self.now.clone() };
+        match replay_job::replay(&log.bytes, &self.rules, options, &mut host).await {
+            Ok(analysis) if analysis.rows.is_empty() && quiet => {
+                self.dispatch.dispatch(Action::Idle { generation });
+                let _ = analysis;
+            }
+            Ok(analysis) => {
+                // A log without events of the asked mech but with others: show the first other.
+                if analysis.rows.is_empty() && !analysis.mechs.is_empty() && !analysis.mechs.contains(&mech) {
+                    let first = analysis.mechs[0].clone();
+                    Box::pin(self.replay(generation, log, first, quiet)).await;
+                    return;
+                }
+                self.dispatch.dispatch(Action::Loaded { generation, log, analysis: Rc::new(analysis), mech });
+            }
+            Err(strict) => self.dispatch.dispatch(Action::Failed { generation, message: strict.to_string() }),
+        }
+    }
+}
+
+/// Reads `&rules=URL` (or the server's rules), in place before the first load.
+async fn initial_rules(url: Option<&str>) -> Result<Option<Rules>, String> {
+    let (url, quiet) = match url {
+        Some(url) => (url, false),
+        None => (SERVER_RULES, true),
+    };
+    let bytes = match browser::fetch_bytes(url, "the rules", &mut |_| {}).await {
+        Ok(bytes) => bytes,
+        Err(_) if quiet => return Ok(None),
+        Err(message) => return Err(message),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match Rules::from_json(&text) {
+        Ok(rules) => Ok(Some(rules)),
+        Err(_) if quiet => Ok(None),
+        Err(e) => Err(format!("The rules at {url} are not valid: {e}")),
+    }
+}
+
+#[function_component(App)]
+pub fn app() -> Html {
+    let model = use_reducer(Model::default);
+    let counter: Rc<Cell<u64>> = (*use_memo((), |()| Rc::new(Cell::new(0u64)))).clone();
+    let loads = Loads {
+        dispatch: model.dispatcher(),
+        generation: Rc::clone(&counter),
+        rules: Rc::clone(&model.rules),
+        now: model.now.clone(),
+    };
+
+    // First render: `&now=`, `&rules=`, then `?log=` (or the server's log, quietly).
+    {
+        let dispatch = model.dispatcher();
+        let counter = Rc::clone(&counter);
+        use_effect_with((), move |()| {
+            let now = browser::query_param("now");
+            spawn_local(async move {
+                let fixed = match now.as_deref().map(Now::parse) {
+                    Some(Ok(now)) => Some(now),
+                    Some(Err(e)) => {
+                        dispatch.dispatch(Action::Failed {
+                            generation: 0,
+                            message: format!(
+                                "now={}: {e}. Remove it to follow the browser clock.",
+                                now.unwrap_or_default()
+                            ),
+                        });
+                        return;
+                    }
+                    None => None,
+                };
+                dispatch.dispatch(Action::Now(fixed.clone()));
+                let rules_url = browser::query_param("rules");
+                let rules = match initial_rules(rules_url.as_deref()).await {
+                    Ok(rules) => Rc::new(rules.unwrap_or_default()),
+                    Err(message) => {
+                        dispatch.dispatch(Action::Failed { generation: 0, message });
+                        return;
+                    }
+                };
+                dispatch.dispatch(Action::Rules(Rc::clone(&rules)));
+                let loads = Loads { dispatch, generation: counter, rules, now: fixed };
+                let mech = browser::query_param("mech").unwrap_or_else(|| "main".to_owned());
+                match browser::query_param("log") {
+                    Some(url) => loads.load(Source::Url(url), mech, false),
+                    None => loads.load(Source::Url(SERVER_LOG.to_owned()), mech, true),
+                }
+            });
+        });
+    }
+
+    let loading = match &model.phase {
+        Phase::Loading { what, progress } => Some((what.clone(), *progress)),
+        _ => None,
+    };
+    let failed = match &model.phase {
+        Phase::Failed(message) => Some(message.clone()),
+        _ => None,
+    };
+    let on_mech = {
+        let loads = loads.clone();
+        let log = model.log.clone();
+        Callback::from(move |mech: String| {
+            if let Some(log) = &log {
+                loads.select_mech(Rc::clone(log), mech);
+            }
+        })
+    };
+
+    html! {
+        <div class="app">
+            <header class="masthead">
+                <h1>{ "mechfund" }</h1>
+                <p class="tagline">{ "Replay a mech's donation log in your browser: progress, history and what-if goals." }</p>
+            </header>
+            <main>
+                <Loader
+                    loads={loads.clone()}
+                    loading={loading}
+                    failed={failed}
+                    log_name={model.log.as_ref().map(|l| l.name.clone())}
+                    mechs={model.analysis.as_ref().map(|a| a.mechs.clone()).unwrap_or_default()}
+                    mech={model.mech.clone()}
+                    on_mech={on_mech}
+                />
+                if let Some(analysis) = &model.analysis {
+                    <Summary analysis={Rc::clone(analysis)} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
+                    <Diagnostics analysis={Rc::clone(analysis)} />
+                    <Chart analysis={Rc::clone(analysis)} />
+                    <div class="columns">
+                        <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} />
+                        <Leaderboard analysis={Rc::clone(analysis)} />
+                    </div>
+                }
+                <WhatIf
+                    analysis={model.analysis.clone()}
+                    rules={Rc::clone(&model.rules)}
+                    now={model.now.clone()}
+                />
+            </main>
+            <footer class="footer">
+                <p>{ "Everything runs in this page: the log never leaves your browser." }</p>
+            </footer>
+        </div>
+    }
+}

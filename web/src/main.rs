@@ -1,0 +1,19 @@
+//! mechfund-web: the dashboard. A Yew app that replays an exported events.jsonl entirely in the
+//! browser with `mechfund-core` (no server needed), shows the mech's progress, history and
+//! diagnostics, and previews goals for hypothetical member counts (the what-if calculator).
+//!
+//! It is not the embeddable widget (`mechfund-wasm`'s `<mechfund-progress>`) and holds no domain
+//! rules of its own: every number comes from the core. Built by Trunk from the repository's
+//! `index.html` into `dist/`.
+
+mod analysis;
+mod app;
+mod browser;
+mod components;
+mod format;
+mod replay_job;
+mod storage;
+
+fn main() {
+    yew::Renderer::<app::App>::new().render();
+}
