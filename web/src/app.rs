@@ -19,14 +19,15 @@ use crate::components::summary::Summary;
 use crate::components::whatif::WhatIf;
 use crate::replay_job::{self, Progress};
 
-/// The bundled sample log (copied into `dist/` by Trunk).
-pub const SAMPLE_URL: &str = "samples/ddc-mixed-1500.jsonl";
+/// The bundled sample logs (`tests/samples`, copied into `dist/samples` by Trunk): a small
+/// community part-way to level 10, and a longer log whose history was rewritten (diagnostics).
+pub const SAMPLE_URL: &str = "samples/ddc-small.jsonl";
+pub const SAMPLE_MIXED_URL: &str = "samples/ddc-mixed-1500.jsonl";
 /// What `mechfund serve` exports; tried quietly on a first visit.
 const SERVER_LOG: &str = "api/v1/mechs/main/events.jsonl";
 const SERVER_RULES: &str = "api/v1/rules";
 
 /// A log held in memory, so a different mech can be replayed without reading it again.
-#[derive(Debug, PartialEq)]
 pub struct Log {
     pub name: String,
     pub bytes: Vec<u8>,
@@ -53,7 +54,6 @@ pub enum Phase {
 }
 
 /// App state.
-#[derive(Debug, PartialEq)]
 pub struct Model {
     pub phase: Phase,
     pub log: Option<Rc<Log>>,
@@ -82,7 +82,6 @@ impl Default for Model {
 }
 
 /// What changes the state.
-#[derive(Debug)]
 pub enum Action {
     Start {
         generation: u64,
@@ -336,6 +335,7 @@ pub fn app() -> Html {
                     loading={loading}
                     failed={failed}
                     log_name={model.log.as_ref().map(|l| l.name.clone())}
+                    log_size={model.analysis.as_ref().map(|a| (a.bytes, a.lines))}
                     mechs={model.analysis.as_ref().map(|a| a.mechs.clone()).unwrap_or_default()}
                     mech={model.mech.clone()}
                     on_mech={on_mech}

@@ -76,7 +76,7 @@ impl<H: Host> Slicer<'_, H> {
     /// Pauses when the slice has run long enough.
     async fn tick(&mut self, phase: &'static str, fraction: f64) {
         self.counter += 1;
-        if self.counter % CHECK_EVERY != 0 {
+        if !self.counter.is_multiple_of(CHECK_EVERY) {
             return;
         }
         if self.host.now_ms() - self.started >= SLICE_MS {
@@ -184,7 +184,7 @@ mod tests {
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
 
-    /// A clock that advances 1 ms per read, so slices end every `SLICE_MS` reads.
+    /// A clock that advances a whole slice per read, so the job pauses at every check.
     #[derive(Default)]
     struct Native {
         clock: Cell<f64>,
@@ -193,7 +193,7 @@ mod tests {
 
     impl Host for Native {
         fn now_ms(&self) -> f64 {
-            self.clock.set(self.clock.get() + 1.0);
+            self.clock.set(self.clock.get() + SLICE_MS);
             self.clock.get()
         }
 

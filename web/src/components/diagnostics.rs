@@ -63,7 +63,7 @@ pub fn diagnostics(props: &Props) -> Html {
                     <h2 id="diagnostics-title">{ "Diagnostics" }</h2>
                     <span class={classes!("diag-count", (warnings > 0).then_some("has-warnings"))}>{ summary }</span>
                 </summary>
-                <ol class="diag-list" data-testid="diagnostics">
+                <ol class="diag-list" data-testid="diagnostics" tabindex="0" aria-label="Diagnostics, by line">
                     { for list.iter().take(shown).map(|d| {
                         let kind = kind_name(d.kind);
                         let severity = if d.severity == Severity::Warning { "warning" } else { "info" };

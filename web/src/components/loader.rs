@@ -4,7 +4,8 @@
 use web_sys::{DragEvent, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::app::{Loads, SAMPLE_URL, Source};
+use crate::app::{Loads, SAMPLE_MIXED_URL, SAMPLE_URL, Source};
+use crate::format;
 use crate::replay_job::Progress;
 
 #[derive(Properties, PartialEq)]
@@ -14,6 +15,8 @@ pub struct Props {
     pub failed: Option<String>,
     /// The log on screen, if any.
     pub log_name: Option<String>,
+    /// Its size in bytes and lines.
+    pub log_size: Option<(u64, u64)>,
     pub mechs: Vec<String>,
     pub mech: String,
     pub on_mech: Callback<String>,
@@ -63,10 +66,10 @@ pub fn loader(props: &Props) -> Html {
         let dragging = dragging.clone();
         Callback::from(move |_: DragEvent| dragging.set(false))
     };
-    let on_sample = {
+    let sample = |url: &'static str| {
         let loads = props.loads.clone();
         let mech = mech.clone();
-        Callback::from(move |_: MouseEvent| loads.load(Source::Url(SAMPLE_URL.to_owned()), mech.clone(), false))
+        Callback::from(move |_: MouseEvent| loads.load(Source::Url(url.to_owned()), mech.clone(), false))
     };
     let on_paste_toggle = {
         let paste_open = paste_open.clone();
@@ -115,14 +118,17 @@ pub fn loader(props: &Props) -> Html {
                     <p class="lead">{ "Load a mech's events.jsonl to see its progress. Nothing is uploaded: the log is replayed in this page." }</p>
                 }
                 <div class="load-actions">
-                    <button type="button" class="primary" onclick={on_sample}>{ "Load the sample log" }</button>
+                    <button type="button" class="primary" onclick={sample(SAMPLE_URL)}>{ "Load the sample log" }</button>
                     <label class="button file-button">
                         { "Choose a file…" }
                         <input type="file" data-testid="log-input" accept=".jsonl,.json,.txt,.log,application/x-ndjson,text/plain" onchange={on_file} />
                     </label>
                     <button type="button" onclick={on_paste_toggle} aria-expanded={(*paste_open).to_string()}>{ "Paste…" }</button>
                 </div>
-                <p class="hint">{ "…or drop a file here." }</p>
+                <p class="hint">
+                    { "…or drop a file here. Another sample: " }
+                    <button type="button" class="link" onclick={sample(SAMPLE_MIXED_URL)}>{ "1,500 events with rewritten history" }</button>
+                </p>
                 <form class="url-form" onsubmit={on_url_submit}>
                     <label for="log-url">{ "From a URL" }</label>
                     <input id="log-url" ref={url_ref} type="url" placeholder="https://…/events.jsonl" />
@@ -147,7 +153,12 @@ pub fn loader(props: &Props) -> Html {
             }
             if let Some(name) = &props.log_name {
                 <div class="loaded-row">
-                    <span class="loaded-name">{ "Showing " }<strong>{ name }</strong></span>
+                    <span class="loaded-name">
+                        { "Showing " }<strong>{ name }</strong>
+                        if let Some((bytes, lines)) = props.log_size {
+                            <span class="log-size">{ format!(" · {} · {} lines", format::bytes(bytes), format::count(i64::try_from(lines).unwrap_or(i64::MAX))) }</span>
+                        }
+                    </span>
                     if props.mechs.len() > 1 {
                         <label class="mech-select">
                             { "Mech " }

@@ -5,5 +5,6 @@ pub mod diagnostics;
 pub mod events;
 pub mod leaderboard;
 pub mod loader;
+pub mod rules_editor;
 pub mod summary;
 pub mod whatif;

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use yew::prelude::*;
 
 use crate::analysis::Analysis;
-use crate::format::{count, money};
+use crate::format::{count, money, when};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -70,6 +70,8 @@ pub fn summary(props: &Props) -> Html {
     } else {
         format!("{} / {} ({}%)", money(state.evo_acc), money(state.goal_requirement), shown.evo_percent)
     };
+    let as_of =
+        mechfund_core::Timestamp::parse(shown.now.as_deref().unwrap_or_default()).map_or_else(|_| "—".to_owned(), when);
     let power_text = format!("{} / {} ({}%)", money(shown.power_now), money(shown.power_max), shown.power_percent);
     html! {
         <section class="card summary" aria-labelledby="summary-title">
@@ -122,8 +124,8 @@ pub fn summary(props: &Props) -> Html {
                 <div><dt>{ "Total donated" }</dt><dd data-testid="total-donated">{ money(state.cumulative_donations_cents) }</dd></div>
                 <div><dt>{ "Members (latest sample)" }</dt><dd data-testid="member-count">{ count(state.last_user_count_sample) }</dd></div>
                 <div><dt>{ "Members frozen for this level's goal" }</dt><dd data-testid="goal-member-count">{ count(state.goal_member_count) }</dd></div>
-                <div><dt>{ "Last event" }</dt><dd>{ state.last_event_ts.map_or_else(|| "—".to_owned(), |ts| ts.to_string()) }</dd></div>
-                <div><dt>{ "As of" }</dt><dd data-testid="as-of">{ shown.now.clone().unwrap_or_default() }</dd></div>
+                <div><dt>{ "Last event" }</dt><dd title={state.last_event_ts.map(|ts| ts.to_string())}>{ state.last_event_ts.map_or_else(|| "—".to_owned(), |ts| mechfund_core::Timestamp::parse(ts.as_str()).map_or_else(|_| ts.to_string(), when)) }</dd></div>
+                <div><dt>{ "As of" }</dt><dd data-testid="as-of" title={shown.now.clone()}>{ as_of }</dd></div>
             </dl>
         </section>
     }
