@@ -314,7 +314,7 @@ fn check_output(job: &Job, events: u64) -> Result<()> {
 }
 
 /// The log for `events` and `seed`, generated unless a matching one is cached.
-fn ensure_log(dir: &Path, events: u64, seed: u64) -> Result<PathBuf> {
+pub fn ensure_log(dir: &Path, events: u64, seed: u64) -> Result<PathBuf> {
     let version = mechfund_loggen::GENERATOR_VERSION;
     let path = dir.join(format!("events-{events}-seed{seed}-v{version}.jsonl"));
     let meta = path.with_extension("jsonl.meta");

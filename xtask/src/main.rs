@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod dashboard;
 mod gen_log;
 mod test;
 mod tools;
@@ -33,7 +34,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "setup",
-        about: "install the wasm target, wasm-bindgen-cli, Chromium and wasm-opt",
+        about: "install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt and axe-core",
         usage: tools::USAGE,
         run: tools::run_setup,
     },
@@ -42,6 +43,18 @@ const COMMANDS: &[Command] = &[
         about: "build the embeddable JS package into examples/embed/pkg",
         usage: wasm::USAGE,
         run: wasm::run_wasm,
+    },
+    Command {
+        name: "dashboard",
+        about: "build the Yew dashboard into dist/ (trunk) and check its 300 KB gzipped budget",
+        usage: dashboard::USAGE,
+        run: dashboard::run_dashboard,
+    },
+    Command {
+        name: "serve",
+        about: "build the dashboard and serve it on http://127.0.0.1:8080/",
+        usage: dashboard::SERVE_USAGE,
+        run: dashboard::run_serve,
     },
     Command {
         name: "gen-log",

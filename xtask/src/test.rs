@@ -1,9 +1,9 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest.
 //!
 //! Installs missing tools (`cargo xtask setup`), then: fmt, clippy (`-D warnings`, all targets,
-//! and again for wasm32), the native test suite, the wasm package and its size budget, the JS
-//! API in headless Chromium, the example page in headless Chromium, rustdoc with warnings as
-//! errors, and two guards: the core's dependency list stays tiny, and the suites that must run
+//! and again for wasm32), the native test suite, the wasm package and its size budget, the
+//! dashboard (Trunk) and its size budget, rustdoc with warnings as errors, the example page and
+//! the dashboard in headless Chromium, the JS API in headless Chromium, and two guards: the core's dependency list stays tiny, and the suites that must run
 //! tests did run them (a suite that silently runs 0 tests is a failure).
 
 use std::io::{BufRead, BufReader};
@@ -12,6 +12,8 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::args::Args;
+use crate::bench::ensure_log;
+use crate::dashboard::build_dashboard;
 use crate::tools::{path_with_tools, reap_browsers, setup};
 use crate::wasm::build_package;
 use crate::workspace::{cargo, root, run, target_dir};
@@ -29,7 +31,12 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "serialisation", 3),
     ("mechfund-server", "cli", 5),
     ("mechfund-e2e", "embed", 5),
+    ("mechfund-e2e", "dashboard", 12),
 ];
+
+/// The generated logs (events, seed) the dashboard's browser tests load; made here with a
+/// release build, before any browser runs (the tests would generate them slowly otherwise).
+const DASHBOARD_LOGS: &[(u64, u64)] = &[(1_000_000, 1), (44_000, 1)];
 
 /// The only normal dependencies mechfund-core may have (STYLE 2).
 const CORE_DEPENDENCIES: &[&str] = &["memchr", "serde", "serde_json", "sha2", "thiserror"];
@@ -58,6 +65,10 @@ pub fn run_tests(args: Args) -> Result<()> {
     let sizes = build_package()?;
     eprintln!("{sizes}");
     sizes.check_budget()?;
+    step("dashboard (trunk build, size budget)");
+    let dist = build_dashboard()?;
+    eprintln!("{dist}");
+    dist.check_budget()?;
     step("required suites ran");
     check_required_suites()?;
     step("cargo doc -D warnings");
@@ -80,7 +91,12 @@ pub fn run_tests(args: Args) -> Result<()> {
         "--tests",
     ]))?;
     ensure!(!e2e.is_empty() && !wasm.is_empty(), "the browser suites built no test binaries");
-    step("pages in headless Chromium (mechfund-e2e)");
+    let data = target_dir()?.join("bench-data");
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    for &(events, seed) in DASHBOARD_LOGS {
+        ensure_log(&data, events, seed)?;
+    }
+    step("pages in headless Chromium (mechfund-e2e: the embed page and the dashboard)");
     let mut e2e_passed = 0;
     for exe in &e2e {
         e2e_passed += count_passed(

@@ -2,7 +2,9 @@
 //!
 //! Every tool is version-checked first, so a second run on a warm machine costs nothing:
 //! the wasm32 target and rust-src, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
-//! Chromium + ChromeDriver (Debian packages), and npm's binaryen (`wasm-opt`, first on PATH).
+//! Trunk (the dashboard's build), Chromium + ChromeDriver (Debian packages), and the npm packages
+//! of package.json: binaryen (`wasm-opt`, first on PATH) and axe-core (the dashboard's
+//! accessibility check).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,10 +14,14 @@ use anyhow::{Context, Result, bail};
 use crate::args::Args;
 use crate::workspace::{root, run};
 
-pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, Chromium, wasm-opt)";
+pub const USAGE: &str =
+    "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt, axe-core)";
 
 /// The version of binaryen whose `wasm-opt` understands what rustc 1.95 emits.
 const BINARYEN: &str = "132";
+
+/// The Trunk that builds the dashboard: 0.22 needs rustc >= 1.96 (TOOLCHAIN).
+const TRUNK: &str = "0.21.14";
 
 pub fn run_setup(args: Args) -> Result<()> {
     args.finish()?;
@@ -26,8 +32,9 @@ pub fn run_setup(args: Args) -> Result<()> {
 pub fn setup() -> Result<()> {
     wasm_target()?;
     wasm_bindgen_cli()?;
+    trunk()?;
     chromium()?;
-    binaryen()?;
+    npm_packages()?;
     Ok(())
 }
 
@@ -78,6 +85,23 @@ fn wasm_bindgen_cli() -> Result<()> {
     run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &want, "--force"]))
 }
 
+fn trunk() -> Result<()> {
+    let have = Command::new("trunk")
+        .arg("--version")
+        .env("PATH", path_with_tools())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if have == format!("trunk {TRUNK}") {
+        eprintln!("setup: trunk {TRUNK} present");
+        return Ok(());
+    }
+    eprintln!("setup: installing trunk {TRUNK} (have: {have:?}); about 6-11 minutes");
+    run(Command::new("cargo").args(["install", "--locked", "trunk", "--version", TRUNK, "--force"]))
+}
+
 fn chromium() -> Result<()> {
     let have = |p: &str| PathBuf::from(p).exists();
     if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") {
@@ -97,14 +121,34 @@ pub fn node_bin() -> PathBuf {
     root().join("node_modules/.bin")
 }
 
-fn binaryen() -> Result<()> {
+/// The version of the npm package `name` that package.json pins, and the one installed.
+fn npm_versions(name: &str) -> Result<(String, Option<String>)> {
+    let read = |path: PathBuf| -> Result<serde_json::Value> {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    };
+    let manifest = read(root().join("package.json"))?;
+    let want =
+        manifest["devDependencies"][name].as_str().with_context(|| format!("package.json pins no {name}"))?.to_owned();
+    let have = read(root().join("node_modules").join(name).join("package.json"))
+        .ok()
+        .and_then(|m| m["version"].as_str().map(str::to_owned));
+    Ok((want, have))
+}
+
+/// `npm ci` unless npm's wasm-opt is binaryen 132 and axe-core is the version package.json pins.
+fn npm_packages() -> Result<()> {
     let wasm_opt = node_bin().join("wasm-opt");
     let version = output(&wasm_opt.to_string_lossy(), &["--version"]).unwrap_or_default();
-    if version.contains(&format!("version {BINARYEN}")) {
-        eprintln!("setup: wasm-opt {BINARYEN} present");
+    let binaryen_ok = version.contains(&format!("version {BINARYEN}"));
+    let (axe_want, axe_have) = npm_versions("axe-core")?;
+    let axe_ok =
+        axe_have.as_deref() == Some(axe_want.as_str()) && root().join("node_modules/axe-core/axe.min.js").is_file();
+    if binaryen_ok && axe_ok {
+        eprintln!("setup: wasm-opt {BINARYEN} and axe-core {axe_want} present");
         return Ok(());
     }
-    eprintln!("setup: installing npm binaryen@{BINARYEN}");
+    eprintln!("setup: installing npm binaryen@{BINARYEN} and axe-core@{axe_want} (npm ci)");
     run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root()))
 }
 

@@ -68,7 +68,8 @@ pub fn package_dir() -> PathBuf {
     root().join("examples/embed/pkg")
 }
 
-fn gzip_len(path: &Path) -> Result<u64> {
+/// The size of `path` gzipped at the best compression.
+pub fn gzip_len(path: &Path) -> Result<u64> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
     encoder.write_all(&bytes)?;

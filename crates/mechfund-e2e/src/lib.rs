@@ -1,12 +1,13 @@
 //! mechfund-e2e: the harness of the browser end-to-end tests (the tests are in `tests/`).
 //!
-//! It starts chromedriver on a free port, serves `examples/embed/` (plus test-specific routes)
-//! on 127.0.0.1, and opens a headless Chromium session with the flags of `docs`/TOOLCHAIN. It
-//! also finds and runs the real `mechfund` binary, whose output the pages are checked against.
+//! It starts chromedriver on a free port, serves `examples/embed/` or the built dashboard `dist/`
+//! (plus test-specific routes) on 127.0.0.1, and opens a headless Chromium session with the flags
+//! of `docs`/TOOLCHAIN. It also finds and runs the real `mechfund` binary, whose output the pages
+//! are checked against, and generates (and caches) large seeded logs.
 //!
-//! It is not a test framework: a missing prerequisite (the built JS package, chromedriver,
-//! Chromium, the release binary) is an error that says how to get it, so the tests fail instead
-//! of skipping.
+//! It is not a test framework: a missing prerequisite (the built JS package or dashboard,
+//! chromedriver, Chromium, the release binary) is an error that says how to get it, so the tests
+//! fail instead of skipping.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,10 @@ pub const BUILD_PACKAGE: &str = "cargo xtask wasm   (or by hand: cargo build -p 
     wasm32-unknown-unknown --profile wasm-release && wasm-bindgen --target web --out-dir examples/embed/pkg \
     $CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/mechfund_wasm.wasm)";
 
+/// How to build the dashboard, for messages.
+pub const BUILD_DASHBOARD: &str = "cargo xtask dashboard   (or by hand: PATH=$PWD/node_modules/.bin:$PATH trunk \
+    build --release --offline)";
+
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {
@@ -47,6 +52,12 @@ pub fn workspace_root() -> PathBuf {
 #[must_use]
 pub fn embed_dir() -> PathBuf {
     workspace_root().join("examples/embed")
+}
+
+/// `dist/`, the dashboard Trunk builds (`trunk build --release --offline`).
+#[must_use]
+pub fn dist_dir() -> PathBuf {
+    workspace_root().join("dist")
 }
 
 /// The newest modification time of the files under `dirs` (recursively).
@@ -101,6 +112,44 @@ pub fn require_package() -> Result<()> {
     )
 }
 
+/// Checks that the dashboard is built into `dist/` (with the bundled sample) and is not older
+/// than its sources (`web/`, `mechfund-core`, `index.html`, `Trunk.toml`, the sample).
+///
+/// # Errors
+/// If `dist/` lacks the page, its wasm or the sample, or is stale; the message says how to build it.
+pub fn require_dashboard() -> Result<()> {
+    let dist = dist_dir();
+    let index = dist.join("index.html");
+    ensure!(
+        index.is_file(),
+        "the dashboard is not built ({} is missing): build it with\n  {BUILD_DASHBOARD}",
+        index.display()
+    );
+    let has_wasm = std::fs::read_dir(&dist)
+        .with_context(|| dist.display().to_string())?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with("_bg.wasm"));
+    ensure!(has_wasm, "{} holds no *_bg.wasm: rebuild the dashboard with\n  {BUILD_DASHBOARD}", dist.display());
+    let sample = dist.join("samples/ddc-mixed-1500.jsonl");
+    ensure!(
+        sample.is_file(),
+        "{} is missing (index.html copies it): rebuild the dashboard with\n  {BUILD_DASHBOARD}",
+        sample.display()
+    );
+    let root = workspace_root();
+    check_fresh(
+        &index,
+        &[
+            root.join("web"),
+            root.join("index.html"),
+            root.join("Trunk.toml"),
+            root.join("tests/samples/ddc-mixed-1500.jsonl"),
+            root.join("crates/mechfund-core/src"),
+        ],
+        BUILD_DASHBOARD,
+    )
+}
+
 /// The cargo target directory: `$CARGO_TARGET_DIR`, else the one this test binary was built in.
 fn target_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -115,6 +164,40 @@ fn target_dirs() -> Vec<PathBuf> {
     }
     dirs.push(workspace_root().join("target"));
     dirs
+}
+
+/// A seeded generated log of `events` lines (mech "main", default rules; see mechfund-loggen),
+/// cached in `<target dir>/bench-data/` under the name and stamp `cargo xtask bench` uses, so
+/// either one reuses the other's file. Generated here (slowly, in a debug build) if missing;
+/// `cargo xtask test` makes the ones the tests use with a release build first.
+///
+/// # Errors
+/// If the log cannot be written.
+pub fn generated_log(events: u64, seed: u64) -> Result<PathBuf> {
+    let version = mechfund_loggen::GENERATOR_VERSION;
+    let name = format!("events-{events}-seed{seed}-v{version}.jsonl");
+    let expected = |bytes: u64| format!("events={events} seed={seed} version={version} bytes={bytes}\n");
+    let dirs: Vec<PathBuf> = target_dirs().into_iter().map(|d| d.join("bench-data")).collect();
+    for dir in &dirs {
+        let path = dir.join(&name);
+        if let (Ok(m), Ok(text)) =
+            (std::fs::metadata(&path), std::fs::read_to_string(path.with_extension("jsonl.meta")))
+            && text == expected(m.len())
+        {
+            return Ok(path);
+        }
+    }
+    let dir = dirs.first().context("no target directory")?;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let path = dir.join(&name);
+    eprintln!("generating {} (cached for later runs) ...", path.display());
+    // Through a per-process temporary file: parallel tests may generate the same log.
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+    let stats = mechfund_loggen::write_log(file, events, seed).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, &path).with_context(|| path.display().to_string())?;
+    std::fs::write(path.with_extension("jsonl.meta"), expected(stats.bytes))?;
+    Ok(path)
 }
 
 /// The `mechfund` binary: `$MECHFUND_BIN`, else `release/mechfund` in the target directory.
@@ -218,7 +301,8 @@ impl Drop for Chromedriver {
     }
 }
 
-/// A browser session on a page server: `examples/embed/` plus the given routes.
+/// A browser session on a page server: a directory (`examples/embed/` or `dist/`) plus the
+/// given routes.
 #[derive(Debug)]
 pub struct Page {
     /// The WebDriver client.
@@ -230,22 +314,57 @@ pub struct Page {
 }
 
 impl Page {
-    /// Checks the prerequisites, starts the page server and chromedriver, and opens a session.
+    /// Checks the prerequisites, starts the page server on `examples/embed/` and chromedriver,
+    /// and opens a session.
     ///
     /// # Errors
     /// A missing package, chromedriver or Chromium, or a session that cannot be opened.
     pub async fn open(routes: Router) -> Result<Page> {
         require_package()?;
+        Page::open_dir(&embed_dir(), routes).await
+    }
+
+    /// Like [`Page::open`], on the built dashboard `dist/`.
+    ///
+    /// # Errors
+    /// A missing or stale `dist/`, chromedriver or Chromium, or a session that cannot be opened.
+    pub async fn open_dashboard(routes: Router) -> Result<Page> {
+        Page::open_dashboard_with(routes, &[]).await
+    }
+
+    /// Like [`Page::open_dashboard`], with extra Chromium flags (e.g. `--force-dark-mode`, which
+    /// makes `prefers-color-scheme: dark` match).
+    ///
+    /// # Errors
+    /// A missing or stale `dist/`, chromedriver or Chromium, or a session that cannot be opened.
+    pub async fn open_dashboard_with(routes: Router, flags: &[&str]) -> Result<Page> {
+        require_dashboard()?;
+        Page::open_dir_with(&dist_dir(), routes, flags).await
+    }
+
+    /// Serves `dir` (after `routes`), starts chromedriver and opens a session.
+    ///
+    /// # Errors
+    /// A missing chromedriver or Chromium, or a session that cannot be opened.
+    pub async fn open_dir(dir: &Path, routes: Router) -> Result<Page> {
+        Page::open_dir_with(dir, routes, &[]).await
+    }
+
+    /// Like [`Page::open_dir`], with Chromium flags added to [`CHROMIUM_FLAGS`].
+    ///
+    /// # Errors
+    /// A missing chromedriver or Chromium, or a session that cannot be opened.
+    pub async fn open_dir_with(dir: &Path, routes: Router, flags: &[&str]) -> Result<Page> {
         let chromium = program("CHROMIUM", "/usr/bin/chromium", "install it with `apt-get install -y chromium`")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let origin = format!("http://{}", listener.local_addr()?);
-        let app = routes.fallback_service(ServeDir::new(embed_dir()));
+        let app = routes.fallback_service(ServeDir::new(dir));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         let driver = Chromedriver::start().await?;
         let capabilities = json!({
-            "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS }
+            "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS.iter().chain(flags).collect::<Vec<_>>() }
         });
         let Value::Object(capabilities) = capabilities else { bail!("capabilities are an object") };
         let client = ClientBuilder::new(HttpConnector::new())
