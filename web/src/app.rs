@@ -305,6 +305,23 @@ pub fn app() -> Html {
         });
     }
 
+    // A fresh load renders in steps, a task each, so a million-event log never blocks the page
+    // for one long first render: the progress first, then the chart, then the table.
+    let stage = use_state(|| 0u8);
+    {
+        let stage = stage.clone();
+        let key = model.analysis.as_ref().map(|a| Rc::as_ptr(a) as usize);
+        use_effect_with(key, move |_| {
+            stage.set(0);
+            spawn_local(async move {
+                for next in 1..=2 {
+                    browser::next_task().await;
+                    browser::mark(&format!("mechfund render stage {next}"));
+                    stage.set(next);
+                }
+            });
+        });
+    }
     let loading = match &model.phase {
         Phase::Loading { what, progress } => Some((what.clone(), *progress)),
         _ => None,
@@ -322,7 +339,6 @@ pub fn app() -> Html {
             }
         })
     };
-
     html! {
         <div class="app">
             <header class="masthead">
@@ -343,11 +359,15 @@ pub fn app() -> Html {
                 if let Some(analysis) = &model.analysis {
                     <Summary analysis={Rc::clone(analysis)} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
                     <Diagnostics analysis={Rc::clone(analysis)} />
-                    <Chart analysis={Rc::clone(analysis)} />
-                    <div class="columns">
-                        <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} />
-                        <Leaderboard analysis={Rc::clone(analysis)} />
-                    </div>
+                    if *stage >= 1 {
+                        <Chart analysis={Rc::clone(analysis)} />
+                    }
+                    if *stage >= 2 {
+                        <div class="columns">
+                            <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} />
+                            <Leaderboard analysis={Rc::clone(analysis)} />
+                        </div>
+                    }
                 }
                 <WhatIf
                     analysis={model.analysis.clone()}

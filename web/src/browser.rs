@@ -5,17 +5,24 @@ use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, File, Response};
+use web_sys::{Blob, File, ReadableStreamDefaultReader, ReadableStreamReadResult, Response};
 
-use crate::replay_job::{Host, Progress};
+use crate::replay_job::{Host, Progress, SLICE_MS};
 
-/// Bytes copied per slice when reading a file or a response into wasm memory.
+/// Bytes copied per slice when reading a file into wasm memory.
 const READ_CHUNK: usize = 8 << 20;
 
 /// Milliseconds since the page started (`performance.now()`), or the wall clock.
 #[must_use]
 pub fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+/// A User Timing mark (`performance.mark`), so a profile shows where a load spends its time.
+pub fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
 }
 
 /// Resolves on the next macrotask, so the browser can render and handle input.
@@ -39,6 +46,7 @@ impl<F: FnMut(Progress)> Host for PageHost<F> {
     }
 
     async fn pause(&mut self, progress: Progress) {
+        mark(&format!("mechfund {} {:.2}", progress.phase, progress.fraction));
         (self.report)(progress);
         next_task().await;
     }
@@ -51,22 +59,6 @@ pub fn describe(error: &JsValue) -> String {
         return String::from(error.message());
     }
     error.as_string().unwrap_or_else(|| "unknown error".to_owned())
-}
-
-/// Copies a JS byte array into a `Vec` in slices, reporting the fraction done.
-async fn copy_in(array: &Uint8Array, report: &mut impl FnMut(f64)) -> Vec<u8> {
-    let len = array.length() as usize;
-    let mut out = vec![0u8; len];
-    let mut at = 0;
-    while at < len {
-        let end = (at + READ_CHUNK).min(len);
-        #[allow(clippy::cast_possible_truncation, reason = "wasm32 lengths fit u32")]
-        array.subarray(at as u32, end as u32).copy_to(&mut out[at..end]);
-        at = end;
-        report(at as f64 / len.max(1) as f64);
-        next_task().await;
-    }
-    out
 }
 
 /// Reads a picked or dropped file in slices.
@@ -109,10 +101,50 @@ pub async fn fetch_bytes(url: &str, what: &str, report: &mut impl FnMut(f64)) ->
             response.status_text()
         ));
     }
-    let buffer = response.array_buffer().map_err(|e| describe(&e))?;
-    let buffer =
-        JsFuture::from(buffer).await.map_err(|e| format!("Could not read {what} from {url}: {}", describe(&e)))?;
-    Ok(copy_in(&Uint8Array::new(&buffer), report).await)
+    read_body(&response, what, url, report).await
+}
+
+/// Reads a response body chunk by chunk as it arrives, straight into one `Vec` (pre-sized from
+/// `Content-Length`), yielding to the page every [`SLICE_MS`] of work: a 225 MB log never
+/// becomes one huge `ArrayBuffer` copied in a single task.
+async fn read_body(
+    response: &Response,
+    what: &str,
+    url: &str,
+    report: &mut impl FnMut(f64),
+) -> Result<Vec<u8>, String> {
+    let fail = |e: &JsValue| format!("Could not read {what} from {url}: {}", describe(e));
+    let expected = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let mut out = Vec::with_capacity(expected.unwrap_or(0));
+    let Some(body) = response.body() else { return Ok(out) };
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut started = now_ms();
+    loop {
+        let result: ReadableStreamReadResult =
+            JsFuture::from(reader.read()).await.map_err(|e| fail(&e))?.unchecked_into();
+        if result.get_done().unwrap_or(true) {
+            break;
+        }
+        let chunk: Uint8Array = result.get_value().unchecked_into();
+        let at = out.len();
+        out.resize(at + chunk.length() as usize, 0);
+        chunk.copy_to(&mut out[at..]);
+        if let Some(total) = expected {
+            report((out.len() as f64 / total as f64).min(1.0));
+        }
+        if now_ms() - started >= SLICE_MS {
+            next_task().await;
+            started = now_ms();
+        }
+    }
+    report(1.0);
+    Ok(out)
 }
 
 /// Offers `text` as a download named `name`.

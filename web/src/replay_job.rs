@@ -13,7 +13,7 @@ use mechfund_core::replay::{Replayer, SecondPass, candidate_lines, count_lines, 
 use mechfund_core::{Line, ReplayOptions, Rules, StrictError, parse_line};
 use serde::Deserialize;
 
-use crate::analysis::{Analysis, EventRow, Interner, row};
+use crate::analysis::{Analysis, EventRow, Interner, OrderedRows, row};
 
 /// Work per slice, in milliseconds: well under a frame budget's worth of jank (the issue asks for
 /// no main-thread gap over 200 ms).
@@ -124,10 +124,18 @@ pub async fn replay<H: Host>(
         }
         collected = fold(&mut replayer, bytes, &mech, &mut slicer, (0.5, 1.0)).await?;
     }
-    slicer.host.pause(Progress { phase: "Summarising", fraction: 1.0 }).await;
+    // The rest cannot be sliced further; each step gets a task of its own.
+    let summarising = |fraction| Progress { phase: "Summarising", fraction };
+    slicer.host.pause(summarising(0.96)).await;
     let Collected { rows, interner, mechs, lines } = collected;
     let result = replayer.finish();
-    Ok(Analysis::new(result, rows, interner.into_texts(), mechs.into_iter().collect(), lines, bytes.len() as u64))
+    slicer.host.pause(summarising(0.98)).await;
+    let rows = OrderedRows::new(rows);
+    slicer.host.pause(summarising(0.99)).await;
+    let texts = interner.into_texts();
+    let analysis = Analysis::from_ordered(result, rows, texts, mechs.into_iter().collect(), lines, bytes.len() as u64);
+    slicer.host.pause(summarising(1.0)).await;
+    Ok(analysis)
 }
 
 struct Collected {

@@ -57,7 +57,8 @@ pub fn run_tests(args: Args) -> Result<()> {
     check_core_dependencies()?;
     step("clippy for wasm32");
     run(cargo()
-        .args(["clippy", "--locked", "-p", "mechfund-wasm", "--target", "wasm32-unknown-unknown", "--all-targets"])
+        .args(["clippy", "--locked", "-p", "mechfund-wasm", "-p", "mechfund-web", "--target", "wasm32-unknown-unknown"])
+        .arg("--all-targets")
         .args(["--", "-D", "warnings"]))?;
     step("cargo test");
     let mut passed = test_workspace(cargo().args(["test", "--workspace", "--locked", "--exclude", "mechfund-e2e"]))?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::display::{Display, Now, display};
-use crate::parse::{Kind, Line, Record, Val, parse_line};
+use crate::parse::{Kind, Line, Record, TsText, Val, parse_line};
 use crate::rules::Rules;
 use crate::state::{Effects, LevelUp, Note, RecordedGoal, State, record_goal};
 
@@ -85,7 +85,8 @@ impl Diagnostic {
 #[allow(missing_docs)]
 pub struct TimelinePoint {
     pub seq: u64,
-    pub ts: String,
+    /// The event's `ts` as written (inline: a million points make no million strings).
+    pub ts: TsText,
     pub level: u8,
     pub evo_acc: i64,
     pub power_acc: i64,
@@ -382,7 +383,7 @@ impl Engine {
             let s = &self.state;
             timeline.push(TimelinePoint {
                 seq,
-                ts: rec.ts_text.as_str().to_owned(),
+                ts: rec.ts_text,
                 level: s.level,
                 evo_acc: s.evo_acc,
                 power_acc: s.power_acc,

@@ -83,7 +83,8 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 /// drawn at the latest time seen). Unreadable times take their neighbour's; if every point has
 /// the same time they are spread one second apart so the chart still has a width.
 fn times(points: &[TimelinePoint]) -> Vec<i64> {
-    let parsed: Vec<Option<i64>> = points.iter().map(|p| Timestamp::parse(&p.ts).ok().map(Timestamp::micros)).collect();
+    let parsed: Vec<Option<i64>> =
+        points.iter().map(|p| Timestamp::parse(p.ts.as_str()).ok().map(Timestamp::micros)).collect();
     let first = parsed.iter().flatten().next().copied().unwrap_or(0);
     let mut last = first;
     let mut out: Vec<i64> = parsed
@@ -335,7 +336,7 @@ fn level_up_title(l: &LevelUp) -> String {
 
 /// A point's time for people ("2025-05-28 14:03 UTC"), or its raw text.
 fn point_time(p: &TimelinePoint) -> String {
-    Timestamp::parse(&p.ts).map_or_else(|_| p.ts.clone(), when)
+    Timestamp::parse(p.ts.as_str()).map_or_else(|_| p.ts.to_string(), when)
 }
 
 /// "evolution $x of $y", or that the top level has no goal.
@@ -702,7 +703,7 @@ mod tests {
     fn point(seq: u64, ts: &str, level: u8, evo: i64, goal: i64, power: i64) -> TimelinePoint {
         TimelinePoint {
             seq,
-            ts: ts.to_owned(),
+            ts: mechfund_core::parse::TsText::new(ts).expect("a short timestamp"),
             level,
             evo_acc: evo,
             power_acc: power,

@@ -162,13 +162,12 @@ pub fn view(props: &Props) -> Html {
     let kinds = {
         let analysis = Rc::clone(analysis);
         use_memo(key, move |_| {
-            analysis
-                .rows
-                .iter()
-                .map(|r| r.kind.name().to_owned())
-                .collect::<BTreeSet<String>>()
-                .into_iter()
-                .collect::<Vec<_>>()
+            // Insert borrowed names into a set of a handful: no allocation or sort per row.
+            let mut names = BTreeSet::new();
+            for row in &analysis.rows {
+                names.insert(row.kind.name());
+            }
+            names.into_iter().map(str::to_owned).collect::<Vec<_>>()
         })
     };
     let donors = {
@@ -185,10 +184,19 @@ pub fn view(props: &Props) -> Html {
     let shown = {
         let analysis = Rc::clone(analysis);
         use_memo((key, (*filter).clone()), move |(_, filter)| {
+            // `None`: every row (no million-entry index list for the unfiltered table).
             if *filter == Filter::default() {
-                return (0..analysis.rows.len()).collect::<Vec<usize>>();
+                return None;
             }
-            analysis.rows.iter().enumerate().filter(|(_, r)| filter.matches(&analysis, r)).map(|(i, _)| i).collect()
+            Some(
+                analysis
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| filter.matches(&analysis, r))
+                    .map(|(i, _)| i)
+                    .collect::<Vec<usize>>(),
+            )
         })
     };
 
@@ -256,7 +264,11 @@ pub fn view(props: &Props) -> Html {
         })
     };
 
-    let total = shown.len();
+    let total = shown.as_ref().as_ref().map_or(analysis.rows.len(), Vec::len);
+    let row_at = |i: usize| match shown.as_ref() {
+        None => analysis.rows.get(i),
+        Some(indices) => indices.get(i).and_then(|&r| analysis.rows.get(r)),
+    };
     let (current, start, end, pages) = page_bounds(total, *page, PAGE);
     let on_prev = {
         let page = page.clone();
@@ -350,7 +362,7 @@ pub fn view(props: &Props) -> Html {
                         </tr>
                     </thead>
                     <tbody>
-                        { for shown[start..end].iter().filter_map(|&i| analysis.rows.get(i)).map(|r| row_html(analysis, r)) }
+                        { for (start..end).filter_map(row_at).map(|r| row_html(analysis, r)) }
                     </tbody>
                 </table>
             </div>
