@@ -2,8 +2,6 @@
 //! size budget (issue 4: wasm + js + css <= 300 KB gzipped). `cargo xtask serve`: builds it and
 //! serves `dist/` on loopback until interrupted.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -127,134 +125,16 @@ pub fn run_serve(mut args: Args) -> Result<()> {
     setup()?;
     let sizes = build_dashboard()?;
     eprintln!("{sizes}");
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("listening on 127.0.0.1:{port} (is it in use? pick another with --port)"))?;
-    let url = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
-    println!("\nThe dashboard is at {url}");
-    println!("With the bundled sample loaded: {url}?log=samples/ddc-mixed-1500.jsonl");
-    println!("(serving {} until Ctrl-C)", dist_dir().display());
-    let dist = dist_dir();
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let dist = dist.clone();
-        std::thread::spawn(move || {
-            // A client that goes away mid-response is not our problem.
-            let _ = respond(stream, &dist);
-        });
-    }
-    Ok(())
-}
-
-/// The content type of a file the dashboard serves (`.wasm` must be `application/wasm` for
-/// streaming compilation).
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
-        "html" => "text/html; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "wasm" => "application/wasm",
-        "json" => "application/json",
-        "jsonl" | "txt" | "log" => "text/plain; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        _ => "application/octet-stream",
-    }
-}
-
-/// The file under `dist` a request path names, if it is one (no `..`, `/` is `index.html`).
-fn resolve(dist: &Path, target: &str) -> Option<PathBuf> {
-    let path = target.split(['?', '#']).next().unwrap_or_default();
-    let mut decoded = Vec::new();
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) =
-                bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
-        {
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let path = String::from_utf8(decoded).ok()?;
-    let mut file = dist.to_path_buf();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        if part == ".." || part == "." || part.contains('\\') {
-            return None;
-        }
-        file.push(part);
-    }
-    if file.is_dir() {
-        file.push("index.html");
-    }
-    file.is_file().then_some(file)
-}
-
-/// Answers one HTTP/1.1 request (GET or HEAD) from `dist`, then closes the connection.
-fn respond(stream: TcpStream, dist: &Path) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Skip the headers.
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 {
-        line.clear();
-    }
-    let mut parts = request.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or("/"));
-    let mut out = std::io::BufWriter::new(stream);
-    if method != "GET" && method != "HEAD" {
-        write!(
-            out,
-            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?;
-        return out.flush();
-    }
-    let Some(file) = resolve(dist, target) else {
-        let body = "not found\n";
-        write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-            body.len(),
-            if method == "GET" { body } else { "" }
-        )?;
-        return out.flush();
-    };
-    let mut body = std::fs::File::open(&file)?;
-    let len = body.metadata()?.len();
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-        content_type(&file)
-    )?;
-    if method == "GET" {
-        std::io::copy(&mut body, &mut out)?;
-    }
-    out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_paths_stay_inside_dist() {
-        let dist = std::env::temp_dir().join(format!("xtask-serve-{}", std::process::id()));
-        std::fs::create_dir_all(dist.join("samples")).expect("temp dir");
-        std::fs::write(dist.join("index.html"), "<!doctype html>").expect("write");
-        std::fs::write(dist.join("samples/a b.jsonl"), "{}").expect("write");
-        assert_eq!(resolve(&dist, "/"), Some(dist.join("index.html")));
-        assert_eq!(resolve(&dist, "/?log=samples/x.jsonl&now=1"), Some(dist.join("index.html")));
-        assert_eq!(resolve(&dist, "/samples/a%20b.jsonl"), Some(dist.join("samples/a b.jsonl")));
-        assert_eq!(resolve(&dist, "/samples/"), None);
-        assert_eq!(resolve(&dist, "/../Cargo.toml"), None);
-        assert_eq!(resolve(&dist, "/samples/%2e%2e/%2e%2e/etc/passwd"), None);
-        assert_eq!(resolve(&dist, "/missing.js"), None);
-        assert_eq!(content_type(Path::new("x_bg.wasm")), "application/wasm");
-        let _ = std::fs::remove_dir_all(&dist);
-    }
+    let url = format!("http://127.0.0.1:{port}/");
+    println!("\nThe dashboard is at {url}  (Ctrl-C stops it)");
+    println!("With the bundled sample loaded: {url}?log=samples/ddc-small.jsonl");
+    // Trunk's own server: dist/ as built above (it rebuilds only when web/ changes).
+    run(Command::new("trunk")
+        .args(["serve", "--release", "--offline", "--no-autoreload", "--address", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .current_dir(root())
+        .env("PATH", path_with_tools())
+        .env("CARGO_CACHE_RUSTC_INFO", "0")
+        .stdin(Stdio::null()))
+    .with_context(|| format!("serving the dashboard on 127.0.0.1:{port} (is the port in use? pick another with --port)"))
 }
