@@ -136,5 +136,7 @@ pub fn run_serve(mut args: Args) -> Result<()> {
         .env("PATH", path_with_tools())
         .env("CARGO_CACHE_RUSTC_INFO", "0")
         .stdin(Stdio::null()))
-    .with_context(|| format!("serving the dashboard on 127.0.0.1:{port} (is the port in use? pick another with --port)"))
+    .with_context(|| {
+        format!("serving the dashboard on 127.0.0.1:{port} (is the port in use? pick another with --port)")
+    })
 }
