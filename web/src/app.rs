@@ -305,19 +305,21 @@ pub fn app() -> Html {
         });
     }
 
-    // A fresh load renders in steps, a task each, so a million-event log never blocks the page
-    // for one long first render: the progress first, then the chart, then the table.
-    let stage = use_state(|| 0u8);
+    // A fresh load renders in steps, a task each, so a big log never blocks the page for one
+    // long first render: the progress first, then diagnostics and what-if, the chart, the table.
+    // The stage belongs to one analysis: a new one starts at 0 in the very render that shows it.
+    let staged = use_state(|| (None::<usize>, 0u8));
+    let key = model.analysis.as_ref().map(|a| Rc::as_ptr(a) as usize);
+    let stage = if staged.0 == key { staged.1 } else { 0 };
     {
-        let stage = stage.clone();
-        let key = model.analysis.as_ref().map(|a| Rc::as_ptr(a) as usize);
-        use_effect_with(key, move |_| {
-            stage.set(0);
+        let staged = staged.clone();
+        use_effect_with(key, move |&key| {
+            staged.set((key, 0));
             spawn_local(async move {
-                for next in 1..=2 {
+                for next in 1..=3 {
                     browser::next_task().await;
                     browser::mark(&format!("mechfund render stage {next}"));
-                    stage.set(next);
+                    staged.set((key, next));
                 }
             });
         });
@@ -358,11 +360,13 @@ pub fn app() -> Html {
                 />
                 if let Some(analysis) = &model.analysis {
                     <Summary analysis={Rc::clone(analysis)} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
-                    <Diagnostics analysis={Rc::clone(analysis)} />
-                    if *stage >= 1 {
+                    if stage >= 1 {
+                        <Diagnostics analysis={Rc::clone(analysis)} />
+                    }
+                    if stage >= 2 {
                         <Chart analysis={Rc::clone(analysis)} />
                     }
-                    if *stage >= 2 {
+                    if stage >= 3 {
                         <div class="columns">
                             <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} />
                             <Leaderboard analysis={Rc::clone(analysis)} />
@@ -370,7 +374,7 @@ pub fn app() -> Html {
                     }
                 }
                 <WhatIf
-                    analysis={model.analysis.clone()}
+                    analysis={model.analysis.clone().filter(|_| stage >= 1)}
                     rules={Rc::clone(&model.rules)}
                     now={model.now.clone()}
                 />
