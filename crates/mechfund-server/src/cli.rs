@@ -33,6 +33,8 @@ enum Command {
     /// Replay a log and print its diagnostics; exit 1 if any is a warning other than
     /// recorded_goal_differs.
     Verify(VerifyArgs),
+    /// Run the HTTP server (SQLite event store, admin token, dashboard at `/`).
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +116,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay_command(&args),
         Command::Whatif(args) => whatif_command(&args),
         Command::Verify(args) => verify_command(&args),
+        Command::Serve(args) => return crate::serve::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,7 +1,13 @@
-//! The `mechfund` binary: replays, verifies and previews donation logs from the command line.
+//! The `mechfund` binary: replays, verifies and previews donation logs from the command line,
+//! and serves the HTTP API over a SQLite event store.
+//!
+//! - `cli`: the subcommands and their arguments (`replay`, `whatif`, `verify`, `serve`);
+//! - `lines`: block and line reading of large logs for the CLI;
+//! - `serve`: the server (routes, writer, store, snapshots, auth; see its module docs).
 
 mod cli;
 mod lines;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,469 @@
+//! The HTTP API (DESIGN §3, prefix `/api/v1`) and the dashboard files: [`app`] builds the
+//! router from an [`AppState`], with no socket, so tests can call it directly.
+//!
+//! Handlers only decode (JSON body, path, query), hand a validated [`Op`] to the writer (which
+//! runs the core's `decide`, appends and applies) and answer; reads use the published states
+//! and the read-only connections. Every failure is an [`ApiError`] with the contract's shape.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use mechfund_core::decide::{Channel, Member, check_text};
+use mechfund_core::whatif::{goal_table, remaining_costs};
+use mechfund_core::{Cents, DomainError, MemberSource, Now, display};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tower_http::services::ServeDir;
+
+use super::auth::require_token;
+use super::error::{ApiError, json_body};
+use super::store::{Readers, hex, lines_after};
+use super::writer::{Idempotency, Op, Shared, WriteRequest};
+
+/// Largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Default and largest page of `GET …/events`.
+const EVENTS_DEFAULT_LIMIT: u64 = 1000;
+const EVENTS_MAX_LIMIT: u64 = 10_000;
+
+/// Everything the handlers need.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Rules and published states.
+    pub shared: Arc<Shared>,
+    /// The writer's queue.
+    pub writer: mpsc::Sender<WriteRequest>,
+    /// Read-only connections.
+    pub readers: Arc<Readers>,
+    /// The admin token.
+    pub token: Arc<str>,
+    /// The dashboard's files.
+    pub dist: PathBuf,
+}
+
+/// The whole application: `/api/v1/…`, `/healthz` and the dashboard at `/`.
+pub fn app(state: AppState) -> Router {
+    let writes = Router::new()
+        .route("/mechs/{mech}/donations", post(post_donation))
+        .route("/mechs/{mech}/system-donations", post(post_system_donation))
+        .route("/mechs/{mech}/member-count", post(post_member_count))
+        .route("/mechs/{mech}/power-gifts", post(post_power_gift))
+        .route("/mechs/{mech}/donations/{seq}/toggle-deletion", post(post_toggle_deletion))
+        .route_layer(middleware::from_fn_with_state(state.token.clone(), require_token));
+    let api = Router::new()
+        .route("/mechs", get(get_mechs))
+        .route("/mechs/{mech}/state", get(get_state))
+        .route("/mechs/{mech}/events", get(get_events))
+        .route("/mechs/{mech}/events.jsonl", get(get_events_jsonl))
+        .route("/mechs/{mech}/whatif", get(get_whatif))
+        .route("/rules", get(get_rules))
+        .route("/healthz", get(healthz))
+        .merge(writes)
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let index = state.dist.join("index.html");
+    let router = Router::new().route("/healthz", get(healthz)).nest("/api/v1", api);
+    let router = if index.is_file() {
+        router.fallback_service(ServeDir::new(&state.dist))
+    } else {
+        router.route("/", get(no_dashboard)).fallback(api_not_found)
+    };
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_dashboard() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>mechfund</title>",
+        "<p>The dashboard is not built. Run <code>cargo xtask dashboard</code>, then reload.</p>",
+        "<p>The API is at <a href=\"/api/v1/mechs\">/api/v1/mechs</a>.</p>"
+    ))
+}
+
+async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn healthz() -> Response {
+    json_body(json!({"status": "ok"}).to_string()).into_response()
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, json_body(body)).into_response()
+}
+
+fn ok_json(value: &impl serde::Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(value).map_err(|_| ApiError::internal())?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn path_error(e: &PathRejection) -> ApiError {
+    ApiError::not_found(format!("bad path: {e}"))
+}
+
+fn query_error(e: &QueryRejection) -> ApiError {
+    ApiError::invalid(format!("bad query string: {e}"))
+}
+
+/// An existing mech or 404.
+fn existing(app: &AppState, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
+    app.shared.state(mech).ok_or_else(|| ApiError::not_found(format!("no mech \"{mech}\"")))
+}
+
+async fn read<R: Send + 'static>(
+    app: &AppState,
+    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+) -> Result<R, ApiError> {
+    let readers = app.readers.clone();
+    match tokio::task::spawn_blocking(move || readers.with(f)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "read failed");
+            Err(ApiError::internal())
+        }
+        Err(_) => Err(ApiError::internal()),
+    }
+}
+
+async fn get_mechs(State(app): State<AppState>) -> Result<Response, ApiError> {
+    ok_json(&app.shared.mechs())
+}
+
+async fn get_rules(State(app): State<AppState>) -> Result<Response, ApiError> {
+    ok_json(&app.shared.rules.to_value())
+}
+
+fn query_int(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(name)
+        .map(|text| text.parse::<i64>().map_err(|_| ApiError::invalid(format!("{name}: \"{text}\" is not an integer"))))
+        .transpose()
+}
+
+async fn get_state(
+    State(app): State<AppState>,
+    mech: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(mech) = mech.map_err(|e| path_error(&e))?;
+    let Query(query) = query.map_err(|e| query_error(&e))?;
+    let state = existing(&app, &mech)?;
+    let now = query
+        .get("now")
+        .map(|text| Now::parse(text).map_err(|e| ApiError::invalid(format!("now: {e}"))))
+        .transpose()?;
+    #[derive(serde::Serialize)]
+    struct StateResponse<'a> {
+        state: &'a mechfund_core::State,
+        display: mechfund_core::Display,
+    }
+    ok_json(&StateResponse { state: &state, display: display(&state, &app.shared.rules, now.as_ref()) })
+}
+
+async fn get_whatif(
+    State(app): State<AppState>,
+    mech: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(mech) = mech.map_err(|e| path_error(&e))?;
+    let Query(query) = query.map_err(|e| query_error(&e))?;
+    let state = existing(&app, &mech)?;
+    let members = query_int(&query, "members")?.ok_or_else(|| ApiError::invalid("members: required"))?;
+    let rules = &app.shared.rules;
+    ok_json(&json!({
+        "members": members,
+        "table": goal_table(members, rules),
+        "remaining": remaining_costs(&state, members, rules),
+    }))
+}
+
+async fn get_events(
+    State(app): State<AppState>,
+    mech: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(mech) = mech.map_err(|e| path_error(&e))?;
+    let Query(query) = query.map_err(|e| query_error(&e))?;
+    existing(&app, &mech)?;
+    let after_seq = match query_int(&query, "after_seq")? {
+        Some(n) => u64::try_from(n).map_err(|_| ApiError::invalid("after_seq: must be 0 or more"))?,
+        None => 0,
+    };
+    let limit = match query_int(&query, "limit")? {
+        Some(n) => u64::try_from(n).map_err(|_| ApiError::invalid("limit: must be 0 or more"))?.min(EVENTS_MAX_LIMIT),
+        None => EVENTS_DEFAULT_LIMIT,
+    };
+    let lines = read(&app, move |conn| lines_after(conn, &mech, after_seq, limit)).await?;
+    // Stored lines are JSON objects already: the array is their concatenation.
+    let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(line);
+    }
+    body.push(']');
+    Ok(json_response(StatusCode::OK, body))
+}
+
+async fn get_events_jsonl(
+    State(app): State<AppState>,
+    mech: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(mech) = mech.map_err(|e| path_error(&e))?;
+    existing(&app, &mech)?;
+    let bytes = read(&app, move |conn| super::store::mech_lines(conn, &mech)).await?;
+    let mut response = Body::from(bytes).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
+}
+
+// ---- writes ----
+
+/// Parses a JSON body: syntax errors are 400, wrong types, missing or unknown fields 422.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<(T, Bytes), ApiError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(e.status(), "payload_too_large", format!("the body is larger than {BODY_LIMIT} bytes"))
+        } else {
+            ApiError::malformed(format!("cannot read the body: {e}"))
+        }
+    })?;
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(value) => Ok((value, bytes)),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(ApiError::invalid(e.to_string())),
+        Err(e) => Err(ApiError::malformed(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// An amount of dollars, from a decimal string or the literal text of a JSON number (never f64).
+fn parse_amount(raw: &RawValue) -> Result<Cents, ApiError> {
+    let text = raw.get().trim();
+    let literal: Cow<'_, str> = if text.starts_with('"') {
+        Cow::Owned(serde_json::from_str::<String>(text).map_err(|e| ApiError::invalid(format!("amount: {e}")))?)
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        Cow::Borrowed(text)
+    } else {
+        return Err(ApiError::invalid("amount: must be a decimal string like \"5.00\" or a number of dollars"));
+    };
+    Cents::parse_dollars(&literal).map_err(|source| DomainError::Amount { field: "amount", source }.into())
+}
+
+fn check_mech(mech: &str) -> Result<(), ApiError> {
+    check_text("mech", mech, 1, 100).map_err(ApiError::from)
+}
+
+/// Decodes a write, hands it to the writer and answers with what it returns.
+async fn submit(app: &AppState, uri: &Uri, headers: &HeaderMap, bytes: &Bytes, mech: String, op: Op) -> Response {
+    let idempotency = match idempotency(uri, headers, bytes) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = WriteRequest { mech, op, idempotency, reply };
+    if app.writer.send(request).await.is_err() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is shutting down")
+            .into_response();
+    }
+    match answer.await {
+        Ok(Ok(stored)) => {
+            json_response(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED), stored.body)
+        }
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the writer stopped").into_response(),
+    }
+}
+
+fn idempotency(uri: &Uri, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 100 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 100 visible ASCII characters"))?;
+    let mut hash = Sha256::new();
+    hash.update(b"POST\n");
+    hash.update(uri.path().as_bytes());
+    hash.update(b"\n");
+    hash.update(bytes);
+    Ok(Some(Idempotency { key: key.to_owned(), request_hash: hex(&hash.finalize()) }))
+}
+
+macro_rules! write_handler {
+    ($name:ident, $body:ty, |$mech:ident, $parsed:ident| $to_op:expr) => {
+        async fn $name(
+            State(app): State<AppState>,
+            path: Result<Path<String>, PathRejection>,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Response {
+            let decoded = (|| {
+                let Path($mech) = path.map_err(|e| path_error(&e))?;
+                check_mech(&$mech)?;
+                let ($parsed, bytes) = parse_body::<$body>(body)?;
+                let op: Op = $to_op?;
+                Ok::<_, ApiError>(($mech, op, bytes))
+            })();
+            match decoded {
+                Ok((mech, op, bytes)) => submit(&app, &uri, &headers, &bytes, mech, op).await,
+                Err(e) => e.into_response(),
+            }
+        }
+    };
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DonationBody {
+    amount: Box<RawValue>,
+    #[serde(default)]
+    donor: Option<String>,
+    #[serde(default)]
+    channel_id: Option<String>,
+    #[serde(default)]
+    donation_id: Option<String>,
+    #[serde(default)]
+    member_count: Option<i64>,
+}
+
+write_handler!(post_donation, DonationBody, |mech, body| parse_amount(&body.amount).map(|amount| Op::Donation {
+    amount,
+    donor: body.donor,
+    channel_id: body.channel_id,
+    donation_id: body.donation_id,
+    member_count: body.member_count,
+}));
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemDonationBody {
+    amount: Box<RawValue>,
+    event_name: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+write_handler!(post_system_donation, SystemDonationBody, |mech, body| parse_amount(&body.amount)
+    .map(|amount| { Op::SystemDonation { amount, event_name: body.event_name, description: body.description } }));
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberDto {
+    id: String,
+    #[serde(default)]
+    bot: bool,
+    #[serde(default)]
+    system: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelDto {
+    id: String,
+    #[serde(default = "yes")]
+    accessible: bool,
+    #[serde(default)]
+    members: Vec<MemberDto>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberCountBody {
+    #[serde(default)]
+    member_count: Option<i64>,
+    #[serde(default)]
+    channels: Option<Vec<ChannelDto>>,
+    #[serde(default)]
+    guild_member_count: Option<i64>,
+}
+
+fn member_source(body: MemberCountBody) -> Result<Op, ApiError> {
+    let source = match (body.member_count, body.channels) {
+        (Some(count), None) if body.guild_member_count.is_none() => MemberSource::Count(count),
+        (None, Some(channels)) => MemberSource::Channels {
+            channels: channels
+                .into_iter()
+                .map(|c| Channel {
+                    id: c.id,
+                    accessible: c.accessible,
+                    members: c.members.into_iter().map(|m| Member { id: m.id, bot: m.bot, system: m.system }).collect(),
+                })
+                .collect(),
+            guild_member_count: body.guild_member_count,
+        },
+        _ => {
+            return Err(ApiError::invalid(
+                "give either \"member_count\" or \"channels\" (with an optional \"guild_member_count\")",
+            ));
+        }
+    };
+    Ok(Op::MemberCount(source))
+}
+
+write_handler!(post_member_count, MemberCountBody, |mech, body| member_source(body));
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerGiftBody {
+    campaign_id: String,
+}
+
+write_handler!(post_power_gift, PowerGiftBody, |mech, body| Ok::<_, ApiError>(Op::PowerGift {
+    campaign_id: body.campaign_id
+}));
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToggleBody {
+    reason: String,
+}
+
+async fn post_toggle_deletion(
+    State(app): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let decoded = (|| {
+        let Path((mech, seq)) = path.map_err(|e| path_error(&e))?;
+        check_mech(&mech)?;
+        let seq: u64 = seq.parse().map_err(|_| ApiError::not_found(format!("no event with seq \"{seq}\"")))?;
+        let (body, bytes) = parse_body::<ToggleBody>(body)?;
+        Ok::<_, ApiError>((mech, Op::ToggleDeletion { seq, reason: body.reason }, bytes))
+    })();
+    match decoded {
+        Ok((mech, op, bytes)) => submit(&app, &uri, &headers, &bytes, mech, op).await,
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,101 @@
+//! The admin token that writes need (`Authorization: Bearer <token>`): `MECHFUND_ADMIN_TOKEN`,
+//! else `DIR/admin-token`, created on first start from 32 random bytes (hex) with mode 0600.
+//! Tokens are compared in constant time.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::store::hex;
+
+/// Where the token came from, for the start-up message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The environment variable.
+    Env,
+    /// An existing token file.
+    File,
+    /// A token file created now.
+    Created,
+}
+
+/// Loads the admin token: the environment, else the token file in `data`, created if missing.
+///
+/// # Errors
+/// If the token file cannot be read or created.
+pub fn load_token(data: &Path) -> io::Result<(String, TokenSource)> {
+    if let Ok(token) = std::env::var("MECHFUND_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok((token.trim().to_owned(), TokenSource::Env));
+    }
+    let path = data.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok((text.trim().to_owned(), TokenSource::File)),
+        Ok(_) => return Err(io::Error::other(format!("{} is empty", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token = hex(&bytes);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
+    writeln!(file, "{token}")?;
+    file.sync_all()?;
+    Ok((token, TokenSource::Created))
+}
+
+/// Equality that takes the same time wherever the first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Middleware for the write routes: 401 unless the bearer token matches.
+pub async fn require_token(State(token): State<std::sync::Arc<str>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid").into_response()
+        }
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "writes need an `Authorization: Bearer <token>` header",
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_whole_tokens() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}

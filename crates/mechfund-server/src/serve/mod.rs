@@ -1,0 +1,165 @@
+//! `mechfund serve`: the durable, concurrent, idempotent donation server.
+//!
+//! - [`api`]: the HTTP routes (`app(state) -> Router`), decoding and the answers;
+//! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
+//! - [`auth`]: the admin token and the bearer check on writes;
+//! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
+//! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
+//! - [`snapshot`]: the full-state snapshot stored with every commit.
+//!
+//! This module wires them: logging, rules, token, recovery, the socket, signals and the
+//! graceful shutdown (stop accepting, finish the requests in flight, let the writer drain).
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod snapshot;
+pub mod store;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use clap::Args;
+use mechfund_core::Rules;
+
+use self::api::{AppState, app};
+use self::auth::{TokenSource, load_token};
+use self::store::Readers;
+use self::writer::Shared;
+
+/// Arguments of `mechfund serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Directory of the database (`mechfund.db`) and the generated admin token.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Rules JSON (DESIGN §2.1); defaults when omitted.
+    #[arg(long, value_name = "R.json")]
+    rules: Option<PathBuf>,
+    /// The built dashboard, served at `/`.
+    #[arg(long, default_value = "dist")]
+    dist: PathBuf,
+}
+
+/// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
+#[must_use]
+pub fn run(args: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MECHFUND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .init();
+    let rules = match load_rules(args.rules.as_ref()) {
+        Ok(rules) => rules,
+        Err(message) => {
+            eprintln!("mechfund: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mechfund: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(args, rules)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("mechfund: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_rules(path: Option<&PathBuf>) -> Result<Rules, String> {
+    let Some(path) = path else { return Ok(Rules::default()) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read rules {}: {e}", path.display()))?;
+    Rules::from_json(&text).map_err(|e| format!("invalid rules in {}: {e}", path.display()))
+}
+
+async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+    let (token, source) = load_token(&args.data).map_err(|e| format!("cannot load the admin token: {e}"))?;
+    if source == TokenSource::Created {
+        eprintln!("mechfund: admin token created in {}", args.data.join("admin-token").display());
+    }
+    let db = args.data.join("mechfund.db");
+    let started = std::time::Instant::now();
+    let recover_rules = rules.clone();
+    let recover_db = db.clone();
+    let (conn, recovered) = tokio::task::spawn_blocking(move || {
+        let mut conn = store::open_writer(&recover_db)?;
+        let recovered = store::recover(&mut conn, &recover_rules)?;
+        Ok::<_, rusqlite::Error>((conn, recovered))
+    })
+    .await
+    .map_err(|e| format!("start-up failed: {e}"))?
+    .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    for (mech, why) in &recovered.rebuilt {
+        tracing::warn!(mech = %mech, reason = %why, "snapshot rebuilt by replay");
+    }
+    let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
+    tracing::info!(
+        mechs = states.len(),
+        next_seq = recovered.next_seq,
+        ms = started.elapsed().as_millis(),
+        db = %db.display(),
+        "store ready"
+    );
+    let shared = Arc::new(Shared { rules, states: RwLock::new(states) });
+    let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
+        .map_err(|e| format!("cannot start the writer: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
+    let state = AppState { shared, writer, readers: Arc::new(Readers::new(db)), token: token.into(), dist: args.dist };
+    println!("listening on http://{bound}");
+    tracing::info!(addr = %bound, "listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    // Every handler (and with it every sender of the writer's queue) is gone: the writer
+    // commits what is queued and stops.
+    tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .map_err(|e| format!("writer: {e}"))?
+        .map_err(|_| "the writer panicked".to_owned())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

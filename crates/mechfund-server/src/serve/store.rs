@@ -1,0 +1,228 @@
+//! The SQLite event store: schema, start-up recovery and the read-only connections.
+//!
+//! Tables: `events` (global `seq`, `mech`, `line` exactly as written, exported byte for byte),
+//! `snapshots` (each mech's full state after its last event, with the hash of the rules it was
+//! computed under) and `idempotency` (a key, the hash of the request, the first response). The
+//! writer ([`super::writer`]) writes all three in one transaction per group of requests.
+//!
+//! On start each snapshot is checked against the log (the mech's last seq) and the rules hash;
+//! a row that disagrees or cannot be read is rebuilt by replaying the mech's lines with the core.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mechfund_core::time::Timestamp;
+use mechfund_core::{ReplayOptions, Rules, State, replay_bytes};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::snapshot::Snapshot;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    mech TEXT NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_mech_seq ON events (mech, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    mech       TEXT PRIMARY KEY,
+    last_seq   INTEGER NOT NULL,
+    rules_hash TEXT NOT NULL,
+    state      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key          TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL
+);
+";
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of the rules' canonical JSON (so formatting of the rules file does not matter).
+pub fn rules_hash(rules: &Rules) -> String {
+    hex(&Sha256::digest(rules.to_value().to_string().as_bytes()))
+}
+
+/// Opens (creating if needed) the database for the writer: WAL, `synchronous=FULL`, schema.
+///
+/// # Errors
+/// If the file cannot be opened or the schema cannot be created.
+pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The lines of a mech, in seq order, each followed by `\n` (the export format).
+///
+/// # Errors
+/// On a database error.
+pub fn mech_lines(conn: &Connection, mech: &str) -> rusqlite::Result<Vec<u8>> {
+    let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([mech])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let line = row.get_ref(0)?.as_str()?;
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// The state of `mech` by replaying its lines with the core (the definition of the state).
+pub fn replay_state(lines: &[u8], mech: &str, rules: &Rules) -> State {
+    let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+    match replay_bytes(lines, rules, options) {
+        Ok(result) => result.state,
+        // Lenient replay never stops; this branch only satisfies the type.
+        Err(_) => State::initial(mech, rules, [None; 10]),
+    }
+}
+
+/// What start-up recovery found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Every mech's state (`main` always).
+    pub states: HashMap<String, State>,
+    /// The seq the next event gets.
+    pub next_seq: u64,
+    /// The latest `ts` written; new events are never stamped earlier.
+    pub last_ts: Timestamp,
+    /// Mechs whose snapshot was rebuilt by replay, with why.
+    pub rebuilt: Vec<(String, String)>,
+}
+
+/// Loads each mech's snapshot, checks it against the log and the rules, rebuilds what disagrees
+/// (writing the rebuilt snapshot back) and finds the next seq and the latest timestamp.
+///
+/// # Errors
+/// On a database error.
+pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recovered> {
+    let hash = rules_hash(rules);
+    let tx = conn.transaction()?;
+    let mut mechs: Vec<(String, u64)> = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (mech, seq) = row?;
+            mechs.push((mech, u64::try_from(seq).unwrap_or(0)));
+        }
+    }
+    let mut states = HashMap::new();
+    let mut rebuilt = Vec::new();
+    for (mech, last_seq) in &mechs {
+        let row: Option<(i64, String, String)> = tx
+            .query_row("SELECT last_seq, rules_hash, state FROM snapshots WHERE mech = ?1", [mech], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+            .unwrap_or(None);
+        let verdict = match row {
+            None => Err("no snapshot".to_owned()),
+            Some((seq, _, _)) if u64::try_from(seq).ok() != Some(*last_seq) => {
+                Err(format!("snapshot at seq {seq}, log at {last_seq}"))
+            }
+            Some((_, row_hash, _)) if row_hash != hash => Err("the rules changed".to_owned()),
+            Some((_, _, text)) => Snapshot::decode(&text).and_then(|state| {
+                if state.mech_id != *mech || state.last_event_seq != *last_seq {
+                    Err("the snapshot describes another mech or seq".to_owned())
+                } else {
+                    Ok(state)
+                }
+            }),
+        };
+        let state = match verdict {
+            Ok(state) => state,
+            Err(why) => {
+                let state = replay_state(&mech_lines(&tx, mech)?, mech, rules);
+                tx.execute(
+                    "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state) VALUES (?1, ?2, ?3, ?4)",
+                    params![mech, i64::try_from(*last_seq).unwrap_or(i64::MAX), hash, Snapshot::encode(&state)],
+                )?;
+                rebuilt.push((mech.clone(), why));
+                state
+            }
+        };
+        states.insert(mech.clone(), state);
+    }
+    tx.execute("DELETE FROM snapshots WHERE mech NOT IN (SELECT DISTINCT mech FROM events)", [])?;
+    let last: Option<(i64, String)> = tx
+        .query_row("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    tx.commit()?;
+    let mut last_ts = states.values().filter_map(|s| s.clock).max().unwrap_or(Timestamp(0));
+    if let Some(ts) = last.as_ref().and_then(|(_, line)| line_ts(line)) {
+        last_ts = last_ts.max(ts);
+    }
+    let next_seq = last.map_or(1, |(seq, _)| u64::try_from(seq).unwrap_or(0) + 1);
+    states.entry("main".to_owned()).or_insert_with(|| State::initial("main", rules, [None; 10]));
+    Ok(Recovered { states, next_seq, last_ts, rebuilt })
+}
+
+fn line_ts(line: &str) -> Option<Timestamp> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    Timestamp::parse(value.get("ts")?.as_str()?).ok()
+}
+
+/// A few read-only connections for the GET endpoints; they never touch the writer's connection
+/// (WAL lets them read while it writes).
+#[derive(Debug)]
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Readers of the database at `path` (opened lazily).
+    pub fn new(path: PathBuf) -> Readers {
+        Readers { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `f` on an idle read-only connection (opening one if none is idle). Blocking.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> rusqlite::Result<R> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags)?;
+                conn.busy_timeout(Duration::from_secs(5))?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// The lines of `mech` with a seq above `after_seq`, at most `limit`, each followed by `\n`.
+///
+/// # Errors
+/// On a database error.
+pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![mech, after, limit], |row| row.get::<_, String>(0))?;
+    rows.collect()
+}

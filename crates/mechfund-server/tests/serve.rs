@@ -1,0 +1,632 @@
+//! `mechfund serve` as a real process on loopback: live state equals the replay of the export,
+//! concurrency, idempotency, bad input, auth, crash recovery and snapshot rebuild.
+
+#![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mechfund_core::replay::Severity;
+use mechfund_core::{DiagnosticKind, ReplayOptions, Rules, replay_bytes};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// A running server with its data dir.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        Server::start_with(data, Some(TOKEN))
+    }
+
+    fn start_with(data: &Path, token: Option<&str>) -> Server {
+        std::fs::create_dir_all(data).unwrap();
+        let n = std::fs::read_dir(data).unwrap().count();
+        let stderr = data.join(format!("stderr-{n}-{}.log", std::process::id()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mechfund"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--dist")
+            .arg(data.join("no-dist"))
+            .env_remove("MECHFUND_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        if let Some(token) = token {
+            command.env("MECHFUND_ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("mechfund serve starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            panic!("no address printed: {line:?}; stderr: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+        };
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in out.lines() {});
+        Server { child, base, stderr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: a graceful stop, which must succeed.
+    fn stop(mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful stop failed: {status}; stderr: {}", self.stderr_text());
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn post_raw(
+    c: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> (u16, String) {
+    let mut request = c.post(url).header("content-type", "application/json").body(body);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = post_raw(c, url, body.to_string().into_bytes(), Some(TOKEN), None).await;
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}")))
+}
+
+async fn get_text(c: &reqwest::Client, url: &str) -> (u16, String) {
+    let response = c.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    let (status, text) = get_text(c, url).await;
+    assert_eq!(status, 200, "{url}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Asserts the error shape and a 4xx status.
+#[track_caller]
+fn assert_error(status: u16, text: &str, want: u16, what: &str) {
+    assert_eq!(status, want, "{what}: {text}");
+    let body: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: error is not JSON ({e}): {text}"));
+    assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
+}
+
+/// Live state (GET …/state) equals the core's replay of GET …/events.jsonl; returns the export.
+async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mech: &str) -> String {
+    let (status, jsonl) = get_text(c, &server.url(&format!("/mechs/{mech}/events.jsonl"))).await;
+    assert_eq!(status, 200);
+    assert!(jsonl.is_empty() || jsonl.ends_with('\n'));
+    let live = get_json(c, &server.url(&format!("/mechs/{mech}/state"))).await;
+    let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+    let replayed = replay_bytes(jsonl.as_bytes(), &Rules::default(), options).unwrap();
+    // As `mechfund verify`: re-entering a level after a deletion uses its recorded goal
+    // (recorded_goal_differs), and deletions supersede earlier cross-checks; nothing else.
+    let warnings: Vec<_> = replayed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers)
+        .collect();
+    assert!(warnings.is_empty(), "{mech}: the server wrote a log with diagnostics: {warnings:?}");
+    assert_eq!(live["state"], serde_json::to_value(&replayed.state).unwrap(), "{mech}: state differs from replay");
+    assert_eq!(live["display"], serde_json::to_value(&replayed.display).unwrap(), "{mech}: display differs");
+    jsonl
+}
+
+fn events(jsonl: &str) -> Vec<Value> {
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// xorshift64*: a tiny seeded RNG.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn dollars(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_state_equals_the_replay_of_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut deletable: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for i in 0..200 {
+        let mech = if rng.below(4) == 0 { "alt" } else { "main" };
+        let base = format!("/mechs/{mech}");
+        let (path, body) = match rng.below(10) {
+            0..=3 => {
+                let cents = 1 + rng.below(2500);
+                let amount = if rng.below(2) == 0 {
+                    json!(dollars(cents))
+                } else {
+                    serde_json::from_str(&dollars(cents)).unwrap()
+                };
+                let mut body = json!({"amount": amount, "donor": format!("donor {} ü", rng.below(7))});
+                if rng.below(3) == 0 {
+                    body["member_count"] = json!(rng.below(300));
+                }
+                if rng.below(4) == 0 {
+                    body["channel_id"] = json!("123456");
+                }
+                (format!("{base}/donations"), body)
+            }
+            4 => (
+                format!("{base}/system-donations"),
+                json!({"amount": dollars(1 + rng.below(900)), "event_name": "Anniversary", "description": "thanks"}),
+            ),
+            5 => (format!("{base}/member-count"), json!({"member_count": rng.below(500)})),
+            6 => {
+                let members: Vec<Value> = (0..rng.below(30))
+                    .map(|m| json!({"id": format!("u{}", m % 20), "bot": m % 7 == 0, "system": false}))
+                    .collect();
+                (
+                    format!("{base}/member-count"),
+                    json!({"channels": [{"id": "c1", "accessible": true, "members": members},
+                                        {"id": "c2", "accessible": rng.below(2) == 0, "members": []}],
+                           "guild_member_count": 42}),
+                )
+            }
+            7 => (format!("{base}/power-gifts"), json!({"campaign_id": format!("camp-{}", rng.below(5))})),
+            _ => {
+                let seqs = deletable.get(mech).cloned().unwrap_or_default();
+                let seq = if seqs.is_empty() || rng.below(8) == 0 {
+                    1 + rng.below(400)
+                } else {
+                    seqs[usize::try_from(rng.below(seqs.len() as u64)).unwrap()]
+                };
+                (format!("{base}/donations/{seq}/toggle-deletion"), json!({"reason": format!("toggle {i}")}))
+            }
+        };
+        let (status, response) = post(&c, &server.url(&path), &body).await;
+        *statuses.entry(status).or_default() += 1;
+        assert!([200, 201, 404, 409, 422].contains(&status), "{path} {body}: {status} {response}");
+        if status == 201 {
+            for event in response["events"].as_array().unwrap() {
+                let kind = event["type"].as_str().unwrap();
+                if ["DonationAdded", "SystemDonationAdded", "PowerGiftGranted"].contains(&kind) {
+                    deletable.entry(mech).or_default().push(event["seq"].as_u64().unwrap());
+                }
+            }
+            assert_eq!(response["state"]["mech_id"], mech);
+        } else if status >= 400 {
+            assert!(response["error"]["code"].is_string(), "{response}");
+        }
+    }
+    assert!(statuses.get(&201).copied().unwrap_or(0) > 120, "mostly successful writes: {statuses:?}");
+    let mut all_seqs = Vec::new();
+    for mech in ["main", "alt"] {
+        let jsonl = assert_live_equals_replay(&c, &server, mech).await;
+        let lines = events(&jsonl);
+        assert!(lines.iter().any(|e| e["type"] == "DonationDeleted"), "{mech}: deletions were exercised");
+        // The JSON array endpoint pages through the same events.
+        let first = get_json(&c, &server.url(&format!("/mechs/{mech}/events?limit=5"))).await;
+        assert_eq!(first.as_array().unwrap().as_slice(), &lines[..5.min(lines.len())]);
+        let after = lines[4]["seq"].as_u64().unwrap();
+        let rest = get_json(&c, &server.url(&format!("/mechs/{mech}/events?after_seq={after}&limit=10000"))).await;
+        assert_eq!(rest.as_array().unwrap().as_slice(), &lines[5..]);
+        all_seqs.extend(lines.iter().map(|e| e["seq"].as_u64().unwrap()));
+    }
+    all_seqs.sort_unstable();
+    let n = all_seqs.len() as u64;
+    assert_eq!(all_seqs, (1..=n).collect::<Vec<_>>(), "seqs are global, gapless and unique");
+    let mechs = get_json(&c, &server.url("/mechs")).await;
+    assert_eq!(mechs, json!(["alt", "main"]));
+    // After a restart the snapshots give the same states.
+    let before = get_json(&c, &server.url("/mechs/main/state")).await;
+    server.stop();
+    let server = Server::start(dir.path());
+    assert_eq!(get_json(&c, &server.url("/mechs/main/state")).await, before);
+    assert!(!server.stderr_text().contains("snapshot rebuilt"), "{}", server.stderr_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_donations_level_up_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    let url = server.url("/mechs/main/donations");
+    let tasks: Vec<_> = (0..32)
+        .map(|t| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let (status, body) = post(&c, &url, &json!({"amount": "1.00", "donor": format!("t{t}-{i}")})).await;
+                    assert_eq!(status, 201, "{body}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let jsonl = assert_live_equals_replay(&c, &server, "main").await;
+    let lines = events(&jsonl);
+    let donations = lines.iter().filter(|e| e["type"] == "DonationAdded").count();
+    assert_eq!(donations, 320);
+    let mut reached: Vec<u64> = lines
+        .iter()
+        .filter(|e| e["type"] == "LevelUpCommitted")
+        .map(|e| e["payload"]["to_level"].as_u64().unwrap())
+        .collect();
+    reached.sort_unstable();
+    // $320 in $1 steps with the default goals ($10, $15, … $50): levels 2..=10, each once.
+    assert_eq!(reached, (2..=10).collect::<Vec<_>>());
+    let state = get_json(&c, &server.url("/mechs/main/state")).await;
+    assert_eq!(state["state"]["cumulative_donations_cents"], 32_000);
+    assert_eq!(state["state"]["level"], 10);
+    assert_eq!(state["state"]["evo_acc"], 32_000 - 27_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_retries_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    let url = server.url("/mechs/main/donations");
+    let body = br#"{"amount":"7.50","donor":"retry"}"#.to_vec();
+    let first = post_raw(&c, &url, body.clone(), Some(TOKEN), Some("key-1")).await;
+    assert_eq!(first.0, 201, "{}", first.1);
+    let again = post_raw(&c, &url, body.clone(), Some(TOKEN), Some("key-1")).await;
+    assert_eq!(again, first, "a retry answers the first response");
+    let other = post_raw(&c, &url, br#"{"amount":"7.51","donor":"retry"}"#.to_vec(), Some(TOKEN), Some("key-1")).await;
+    assert_error(other.0, &other.1, 409, "same key, different body");
+    let elsewhere = post_raw(&c, &server.url("/mechs/alt/donations"), body.clone(), Some(TOKEN), Some("key-1")).await;
+    assert_error(elsewhere.0, &elsewhere.1, 409, "same key, same body, other mech");
+    let jsonl = assert_live_equals_replay(&c, &server, "main").await;
+    assert_eq!(events(&jsonl).len(), 1);
+    let first_event: Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(first_event["events"][0]["payload"]["idempotency_key"], "key-1");
+    server.kill9();
+    let server = Server::start(dir.path());
+    let url = server.url("/mechs/main/donations");
+    let after_restart = post_raw(&c, &url, body.clone(), Some(TOKEN), Some("key-1")).await;
+    assert_eq!(after_restart, first, "keys survive restarts");
+    let (_, jsonl) = get_text(&c, &server.url("/mechs/main/events.jsonl")).await;
+    assert_eq!(events(&jsonl).len(), 1);
+    let bad_key = post_raw(&c, &url, body, Some(TOKEN), Some(&"k".repeat(101))).await;
+    assert_error(bad_key.0, &bad_key.1, 422, "a key longer than 100");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_the_right_4xx_and_never_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    // A donation so that toggling seq 1 is a valid target.
+    assert_eq!(post(&c, &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await.0, 201);
+    let huge = format!(r#"{{"amount":"1","donor":"{}"}}"#, "x".repeat(70_000));
+    let cases: Vec<(&str, String, u16)> = vec![
+        // donations
+        ("/mechs/main/donations", r#"{"amount":"5.00""#.into(), 400),
+        ("/mechs/main/donations", "".into(), 400),
+        ("/mechs/main/donations", "not json".into(), 400),
+        ("/mechs/main/donations", "[1,2]".into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"-5"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":-5}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"5.555"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":5.555}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1e3"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":1e3}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"0"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"10000.01"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":99999999999999999999999}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"abc"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"５"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":true}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":null}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":{"v":1}}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"donor":"x"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","donor":"a\u0007b"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","donor":""}"#.into(), 422),
+        ("/mechs/main/donations", format!(r#"{{"amount":"1","donor":"{}"}}"#, "é".repeat(101)), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","donor":5}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","member_count":-1}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","member_count":"5"}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","member_count":1.5}"#.into(), 422),
+        ("/mechs/main/donations", r#"{"amount":"1","colour":"red"}"#.into(), 422),
+        ("/mechs/main/donations", huge.clone(), 413),
+        // system donations
+        ("/mechs/main/system-donations", r#"{"amount":"1"}"#.into(), 422),
+        ("/mechs/main/system-donations", r#"{"amount":"1000.01","event_name":"x"}"#.into(), 422),
+        ("/mechs/main/system-donations", r#"{"amount":"1","event_name":"line\nbreak"}"#.into(), 422),
+        ("/mechs/main/system-donations", r#"{"amount":"1","event_name":"x","extra":1}"#.into(), 422),
+        ("/mechs/main/system-donations", "{".into(), 400),
+        ("/mechs/main/system-donations", huge.clone(), 413),
+        // member counts
+        ("/mechs/main/member-count", r#"{"member_count":-3}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{"member_count":"3"}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{"member_count":3,"channels":[]}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{"channels":[{"id":"c","members":[{"id":"u","robot":true}]}]}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{"channels":[],"guild_member_count":-1}"#.into(), 422),
+        ("/mechs/main/member-count", r#"{"member_count":1e2}"#.into(), 422),
+        ("/mechs/main/member-count", "nul".into(), 400),
+        ("/mechs/main/member-count", huge.clone(), 413),
+        // power gifts
+        ("/mechs/main/power-gifts", r#"{"campaign_id":"spring"}"#.into(), 409),
+        ("/mechs/main/power-gifts", r#"{"campaign_id":""}"#.into(), 422),
+        ("/mechs/main/power-gifts", r#"{"campaign_id":7}"#.into(), 422),
+        ("/mechs/main/power-gifts", r#"{"campaign":"x"}"#.into(), 422),
+        ("/mechs/main/power-gifts", "{]".into(), 400),
+        ("/mechs/main/power-gifts", huge.clone(), 413),
+        // deletion toggles
+        ("/mechs/main/donations/999/toggle-deletion", r#"{"reason":"x"}"#.into(), 404),
+        ("/mechs/main/donations/abc/toggle-deletion", r#"{"reason":"x"}"#.into(), 404),
+        ("/mechs/main/donations/-1/toggle-deletion", r#"{"reason":"x"}"#.into(), 404),
+        ("/mechs/main/donations/1/toggle-deletion", r#"{"reason":""}"#.into(), 422),
+        ("/mechs/main/donations/1/toggle-deletion", r#"{"reason":"\u0000"}"#.into(), 422),
+        ("/mechs/main/donations/1/toggle-deletion", r#"{}"#.into(), 422),
+        ("/mechs/main/donations/1/toggle-deletion", r#"{"reason":"x","why":"y"}"#.into(), 422),
+        ("/mechs/main/donations/1/toggle-deletion", "reason=x".into(), 400),
+        ("/mechs/main/donations/1/toggle-deletion", huge, 413),
+    ];
+    for (path, body, want) in &cases {
+        let (status, text) = post_raw(&c, &server.url(path), body.clone().into_bytes(), Some(TOKEN), None).await;
+        assert_error(status, &text, *want, &format!("POST {path} {}", body.chars().take(80).collect::<String>()));
+    }
+    // Invalid UTF-8 is malformed, not a crash.
+    let (status, text) =
+        post_raw(&c, &server.url("/mechs/main/donations"), b"{\"amount\":\"\xff\"}".to_vec(), Some(TOKEN), None).await;
+    assert_error(status, &text, 400, "invalid UTF-8");
+    // Reads: unknown mech, bad query values, unknown route.
+    for (path, want) in [
+        ("/mechs/nope/state", 404),
+        ("/mechs/nope/events", 404),
+        ("/mechs/nope/events.jsonl", 404),
+        ("/mechs/main/state?now=yesterday", 422),
+        ("/mechs/main/events?limit=-1", 422),
+        ("/mechs/main/events?after_seq=x", 422),
+        ("/mechs/main/whatif", 422),
+        ("/mechs/main/whatif?members=lots", 422),
+        ("/nothing/here", 404),
+    ] {
+        let (status, text) = get_text(&c, &server.url(path)).await;
+        assert_error(status, &text, want, &format!("GET {path}"));
+    }
+    // Nothing but the first donation was recorded, and "alt" never came into existence.
+    let (_, jsonl) = get_text(&c, &server.url("/mechs/main/events.jsonl")).await;
+    assert_eq!(events(&jsonl).len(), 1, "{jsonl}");
+    assert_eq!(get_json(&c, &server.url("/mechs")).await, json!(["main"]));
+    // And the good reads answer.
+    let whatif = get_json(&c, &server.url("/mechs/main/whatif?members=50")).await;
+    assert_eq!(whatif["table"][0]["goal"], 1400);
+    let rules = get_json(&c, &server.url("/rules")).await;
+    assert_eq!(rules["level_base_costs"][0], 1000);
+    assert_eq!(get_json(&c, &format!("{}/healthz", server.base)).await["status"], "ok");
+    let (status, page) = get_text(&c, &format!("{}/", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("cargo xtask dashboard"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None);
+    let token_path = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(server.stderr_text().contains("admin-token"), "the token's path is printed once");
+    let c = client();
+    let url = server.url("/mechs/main/donations");
+    let body = br#"{"amount":"1"}"#.to_vec();
+    for (what, auth) in [
+        ("missing", None),
+        ("wrong", Some(format!("Bearer {}", "0".repeat(64)))),
+        ("prefix", Some(format!("Bearer {}", &token[..63]))),
+        ("basic", Some(format!("Basic {token}"))),
+        ("empty", Some("Bearer ".to_owned())),
+    ] {
+        let mut request = c.post(&url).body(body.clone());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        assert_error(status, &response.text().await.unwrap(), 401, what);
+    }
+    let (status, text) = post_raw(&c, &url, body, Some(&token), None).await;
+    assert_eq!(status, 201, "{text}");
+    // Reads are public.
+    assert_eq!(get_text(&c, &server.url("/mechs/main/state")).await.0, 200);
+    // A restart reuses the file and prints nothing about it.
+    server.stop();
+    let server = Server::start_with(dir.path(), None);
+    assert!(!server.stderr_text().contains("admin-token"));
+    let (status, _) =
+        post_raw(&c, &server.url("/mechs/main/donations"), br#"{"amount":"1"}"#.to_vec(), Some(&token), None).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_no_acknowledged_donation() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    for round in 0..3 {
+        let server = Server::start(dir.path());
+        let url = server.url("/mechs/main/donations");
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let (c, url, acked) = (c.clone(), url.clone(), acked.clone());
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let donor = format!("r{round}-t{t}-{i}");
+                        let request = c
+                            .post(&url)
+                            .header("authorization", format!("Bearer {TOKEN}"))
+                            .body(json!({"amount": "0.25", "donor": donor}).to_string());
+                        match request.send().await {
+                            Ok(response) if response.status() == 201 => {
+                                acked.lock().unwrap().insert(donor);
+                            }
+                            Ok(response) => panic!("unexpected {}", response.status()),
+                            Err(_) => break, // the server died
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400 + 300 * round)).await;
+        server.kill9();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let server = Server::start(dir.path());
+        let jsonl = assert_live_equals_replay(&c, &server, "main").await;
+        let mut seen = HashSet::new();
+        for event in events(&jsonl).iter().filter(|e| e["type"] == "DonationAdded") {
+            let donor = event["payload"]["donor"].as_str().unwrap().to_owned();
+            assert!(seen.insert(donor.clone()), "{donor} recorded twice");
+        }
+        let acked = acked.lock().unwrap();
+        assert!(!acked.is_empty());
+        let lost: Vec<_> = acked.difference(&seen).collect();
+        assert!(lost.is_empty(), "round {round}: acknowledged but lost: {lost:?}");
+        server.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let server = Server::start(dir.path());
+    let url = server.url("/mechs/main/donations");
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (c, url, acked) = (c.clone(), url.clone(), acked.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let donor = format!("t{t}-{i}");
+                    let body = json!({"amount": "0.10", "donor": donor}).to_string().into_bytes();
+                    match c.post(&url).header("authorization", format!("Bearer {TOKEN}")).body(body).send().await {
+                        Ok(response) if response.status() == 201 => {
+                            acked.lock().unwrap().insert(donor);
+                        }
+                        // Shutting down: refused before reaching the writer.
+                        Ok(response) if response.status() == 503 => break,
+                        Ok(response) => panic!("unexpected {}", response.status()),
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stop();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let server = Server::start(dir.path());
+    let jsonl = assert_live_equals_replay(&c, &server, "main").await;
+    let recorded: HashSet<String> = events(&jsonl)
+        .iter()
+        .filter(|e| e["type"] == "DonationAdded")
+        .map(|e| e["payload"]["donor"].as_str().unwrap().to_owned())
+        .collect();
+    let acked = acked.lock().unwrap();
+    assert!(!acked.is_empty());
+    assert!(acked.is_subset(&recorded), "acknowledged but lost: {:?}", acked.difference(&recorded).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_snapshot_is_rebuilt_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    for (path, body) in [
+        ("/mechs/main/member-count", json!({"member_count": 40})),
+        ("/mechs/main/donations", json!({"amount": "12.00"})),
+        ("/mechs/main/system-donations", json!({"amount": "3", "event_name": "Birthday"})),
+        ("/mechs/alt/donations", json!({"amount": 2.5})),
+    ] {
+        assert_eq!(post(&c, &server.url(path), &body).await.0, 201);
+    }
+    let before = get_json(&c, &server.url("/mechs/main/state")).await;
+    let alt_before = get_json(&c, &server.url("/mechs/alt/state")).await;
+    server.stop();
+    let db = rusqlite::Connection::open(dir.path().join("mechfund.db")).unwrap();
+    let changed = db.execute("UPDATE snapshots SET state = '{\"level\": \"garbled' WHERE mech = 'main'", []).unwrap();
+    assert_eq!(changed, 1);
+    db.execute("UPDATE snapshots SET last_seq = 1 WHERE mech = 'alt'", []).unwrap();
+    drop(db);
+    let server = Server::start(dir.path());
+    let log = server.stderr_text();
+    assert!(log.contains("snapshot rebuilt") && log.contains("main") && log.contains("alt"), "{log}");
+    assert_eq!(get_json(&c, &server.url("/mechs/main/state")).await, before);
+    assert_eq!(get_json(&c, &server.url("/mechs/alt/state")).await, alt_before);
+    assert_live_equals_replay(&c, &server, "main").await;
+    assert_eq!(post(&c, &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await.0, 201);
+    assert_live_equals_replay(&c, &server, "main").await;
+    server.stop();
+    // The rebuilt rows were written back: the next start needs no rebuild.
+    let server = Server::start(dir.path());
+    assert!(!server.stderr_text().contains("snapshot rebuilt"), "{}", server.stderr_text());
+    drop(server);
+    assert!(dir.path().join("mechfund.db").exists());
+}
