@@ -1,6 +1,6 @@
 //! `cargo xtask dashboard`: builds the Yew dashboard into `dist/` with Trunk and checks its
 //! size budget (issue 4: wasm + js + css <= 300 KB gzipped). `cargo xtask serve`: builds it and
-//! serves `dist/` on loopback until interrupted.
+//! the server and runs `mechfund serve` on loopback (store in `./data`) until interrupted.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,16 +10,17 @@ use anyhow::{Context, Result, ensure};
 use crate::args::Args;
 use crate::tools::{path_with_tools, setup};
 use crate::wasm::gzip_len;
-use crate::workspace::{root, run};
+use crate::workspace::{cargo, root, run, target_dir};
 
 pub const USAGE: &str = "cargo xtask dashboard   (trunk build --release --offline into dist/, then the size budget: \
     wasm + js + css <= 300 KB gzipped)";
 
 pub const SERVE_USAGE: &str = "cargo xtask serve [--port 8080]
 
-Builds the dashboard (as `cargo xtask dashboard`) and serves dist/ on http://127.0.0.1:PORT/
-until interrupted. Open the printed URL; `?log=samples/ddc-mixed-1500.jsonl` loads the bundled
-sample, `&now=2029-03-14T00:00:00Z` freezes the clock, `&members=N` presets the what-if.";
+Builds the dashboard (as `cargo xtask dashboard`) and the release `mechfund`, then runs
+`mechfund serve` on http://127.0.0.1:PORT/ with its SQLite store in ./data until interrupted.
+Open the printed URL: the dashboard shows the store's `main` mech (or, while it is empty, the
+first-visit screen); `?log=samples/ddc-mixed-1500.jsonl` loads a bundled sample instead.";
 
 /// The dashboard's transfer budget: its `.wasm`, `.js` and `.css`, gzipped (issue 4).
 pub const DASHBOARD_GZIP_BUDGET: u64 = 300 * 1024;
@@ -125,18 +126,25 @@ pub fn run_serve(mut args: Args) -> Result<()> {
     setup()?;
     let sizes = build_dashboard()?;
     eprintln!("{sizes}");
+    run(cargo().args(["build", "--release", "--locked", "-p", "mechfund-server"]))?;
+    let bin = target_dir()?.join("release/mechfund");
+    let data = root().join("data");
     let url = format!("http://127.0.0.1:{port}/");
-    println!("\nThe dashboard is at {url}  (Ctrl-C stops it)");
-    println!("With the bundled sample loaded: {url}?log=samples/ddc-small.jsonl");
-    // Trunk's own server: dist/ as built above (it rebuilds only when web/ changes).
-    run(Command::new("trunk")
-        .args(["serve", "--release", "--offline", "--no-autoreload", "--address", "127.0.0.1", "--port"])
-        .arg(port.to_string())
+    println!("\nThe dashboard is at {url}  (Ctrl-C stops the server)");
+    println!(
+        "Its store is {} (SQLite); writes need the admin token in {}",
+        data.display(),
+        data.join("admin-token").display()
+    );
+    println!("(or MECHFUND_ADMIN_TOKEN). An empty store shows the first-visit screen: load the bundled sample there.");
+    run(Command::new(&bin)
+        .args(["serve", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--dist")
+        .arg(dist_dir())
         .current_dir(root())
-        .env("PATH", path_with_tools())
-        .env("CARGO_CACHE_RUSTC_INFO", "0")
         .stdin(Stdio::null()))
-    .with_context(|| {
-        format!("serving the dashboard on 127.0.0.1:{port} (is the port in use? pick another with --port)")
-    })
+    .with_context(|| format!("running {} serve (is port {port} in use? pick another with --port)", bin.display()))
 }

@@ -35,6 +35,16 @@ enum Command {
     Verify(VerifyArgs),
     /// Run the HTTP server (SQLite event store, admin token, dashboard at `/`).
     Serve(crate::serve::ServeArgs),
+    /// Import a DDC events.jsonl into mechs of the store that have no events yet (seqs kept,
+    /// lines stored byte for byte, all or nothing). Refuses while a server holds the store.
+    Import(crate::admin::ImportArgs),
+    /// Print the stored event lines (every mech in seq order, or one mech), byte for byte.
+    Export(crate::admin::ExportArgs),
+    /// Copy the store into a new file with SQLite's online backup (fine while a server runs).
+    Backup(crate::admin::BackupArgs),
+    /// Replace the store by a backup (stop the server first): checks the backup, keeps the
+    /// previous database aside, removes stale -wal/-shm files.
+    Restore(crate::admin::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,12 +102,15 @@ pub enum CliError {
     /// Reading the log failed (exit 2).
     #[error("cannot read the log: {0}")]
     Io(#[from] io::Error),
+    /// A command that could not do its work (exit 1): the message says why.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Strict(_) => ExitCode::from(1),
+            CliError::Strict(_) | CliError::Failed(_) => ExitCode::from(1),
             CliError::Usage(_) | CliError::Io(_) => ExitCode::from(2),
         }
     }
@@ -117,6 +130,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Whatif(args) => whatif_command(&args),
         Command::Verify(args) => verify_command(&args),
         Command::Serve(args) => return crate::serve::run(args),
+        Command::Import(args) => crate::admin::import_command(&args),
+        Command::Export(args) => crate::admin::export_command(&args),
+        Command::Backup(args) => crate::admin::backup_command(&args),
+        Command::Restore(args) => crate::admin::restore_command(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -156,7 +156,7 @@ pub fn loader(props: &Props) -> Html {
                     <span class="loaded-name">
                         { "Showing " }<strong>{ name }</strong>
                         if let Some((bytes, lines)) = props.log_size {
-                            <span class="log-size">{ format!(" · {} · {} lines", format::bytes(bytes), format::count(i64::try_from(lines).unwrap_or(i64::MAX))) }</span>
+                            <span class="log-size">{ format!(" · {} · {} {}", format::bytes(bytes), format::count(i64::try_from(lines).unwrap_or(i64::MAX)), if lines == 1 { "line" } else { "lines" }) }</span>
                         }
                     </span>
                     if props.mechs.len() > 1 {

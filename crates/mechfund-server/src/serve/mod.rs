@@ -90,11 +90,21 @@ fn load_rules(path: Option<&PathBuf>) -> Result<Rules, String> {
 
 async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+    // Held until the server has stopped: `import` and `restore` refuse while it is held.
+    let _lock = store::lock_store(&args.data).map_err(|e| match e {
+        store::LockError::Busy(dir) => {
+            format!(
+                "the store in {} is in use by another mechfund process (a server, import or restore)",
+                dir.display()
+            )
+        }
+        other @ store::LockError::Io(..) => other.to_string(),
+    })?;
     let (token, source) = load_token(&args.data).map_err(|e| format!("cannot load the admin token: {e}"))?;
     if source == TokenSource::Created {
         eprintln!("mechfund: admin token created in {}", args.data.join("admin-token").display());
     }
-    let db = args.data.join("mechfund.db");
+    let db = args.data.join(store::DB_FILE);
     let started = std::time::Instant::now();
     let recover_rules = rules.clone();
     let recover_db = db.clone();

@@ -226,3 +226,54 @@ pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) ->
     let rows = stmt.query_map(params![mech, after, limit], |row| row.get::<_, String>(0))?;
     rows.collect()
 }
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "mechfund.db";
+
+/// The file name of the lock inside the data directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// Why [`lock_store`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process (a running `mechfund serve`, or an import or restore) holds the lock.
+    #[error("the store in {} is in use by a running `mechfund serve` (stop it first)", .0.display())]
+    Busy(PathBuf),
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {}: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Takes the exclusive lock on `dir/lock` (creating the file). The lock is held as long as the
+/// returned file is open: `mechfund serve` keeps it for its lifetime, `import` and `restore`
+/// while they change the database.
+///
+/// # Errors
+/// [`LockError::Busy`] when another process holds it.
+pub fn lock_store(dir: &Path) -> Result<std::fs::File, LockError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| LockError::Io(path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(path, e)),
+    }
+}
+
+/// Writes (or replaces) the snapshot of `state`, computed under the rules hashed as `hash`.
+///
+/// # Errors
+/// On a database error.
+pub fn write_snapshot(conn: &Connection, state: &State, hash: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state) VALUES (?1, ?2, ?3, ?4)",
+        params![state.mech_id, i64::try_from(state.last_event_seq).unwrap_or(i64::MAX), hash, Snapshot::encode(state)],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,467 @@
+//! The store's admin commands: `import`, `export`, `backup` and `restore` (DESIGN §3, server
+//! issue item 5).
+//!
+//! - `import` fills mechs that have no events yet from a DDC `events.jsonl`: every line parsed
+//!   with the core, seqs kept as written (strictly increasing), lines stored byte for byte, the
+//!   snapshots of the imported mechs written, all in one transaction. It takes the store's lock,
+//!   so it refuses while `mechfund serve` runs (and a server refuses to start during an import).
+//! - `export` prints the stored lines, byte for byte, over a read-only connection (a running
+//!   server is no obstacle).
+//! - `backup` is SQLite's online backup into a new file, also fine while a server runs.
+//! - `restore` is the documented procedure made safe: with the lock held (so no server runs),
+//!   copy the backup next to the database, check it is a mechfund store, move the old database
+//!   (and its `-wal`) aside, drop the stale `-shm`, and rename the copy into place.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mechfund_core::{Line, Rules, parse_line};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Deserialize;
+
+use crate::cli::CliError;
+use crate::lines::for_each_block;
+use crate::serve::store::{
+    DB_FILE, LockError, lock_store, mech_lines, open_writer, replay_state, rules_hash, write_snapshot,
+};
+
+/// Arguments of `mechfund import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The DDC events.jsonl to import; `-` for stdin; `.gz` files are decompressed.
+    file: PathBuf,
+    /// Directory of the database (`mechfund.db`); created if missing.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Rules JSON the snapshots are computed under (a server started with other rules rebuilds
+    /// them by replay); defaults when omitted.
+    #[arg(long, value_name = "R.json")]
+    rules: Option<PathBuf>,
+}
+
+/// Arguments of `mechfund export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Directory of the database (`mechfund.db`).
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Only this mech's lines (default: every mech, in seq order).
+    #[arg(long)]
+    mech: Option<String>,
+}
+
+/// Arguments of `mechfund backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to create (must not exist).
+    path: PathBuf,
+    /// Directory of the database (`mechfund.db`).
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+}
+
+/// Arguments of `mechfund restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `mechfund backup`.
+    backup: PathBuf,
+    /// Directory of the database (`mechfund.db`); created if missing.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+}
+
+fn failed(message: impl Into<String>) -> CliError {
+    CliError::Failed(message.into())
+}
+
+fn db_error(what: &str, path: &Path) -> impl Fn(rusqlite::Error) -> CliError {
+    let prefix = format!("{what} {}", path.display());
+    move |e| failed(format!("{prefix}: {e}"))
+}
+
+fn lock(dir: &Path) -> Result<File, CliError> {
+    lock_store(dir).map_err(|e| match e {
+        LockError::Busy(_) => failed(e.to_string()),
+        LockError::Io(..) => failed(e.to_string()),
+    })
+}
+
+/// Opens an existing database read-only.
+fn open_read_only(data: &Path) -> Result<(Connection, PathBuf), CliError> {
+    let db = data.join(DB_FILE);
+    if !db.is_file() {
+        return Err(CliError::Usage(format!("no store at {}", db.display())));
+    }
+    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(db_error("cannot open", &db))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db_error("cannot open", &db))?;
+    Ok((conn, db))
+}
+
+// ---------------------------------------------------------------------------------------------
+// import
+
+/// Just enough of a line to know its mech (the core's `parse_line` validates the rest).
+#[derive(Deserialize)]
+struct Ident<'a> {
+    #[serde(borrow)]
+    mech_id: Cow<'a, str>,
+}
+
+/// What was imported into one mech.
+struct Imported {
+    events: u64,
+    first_seq: u64,
+    last_seq: u64,
+}
+
+/// The import's progress over the input, by bytes; hidden unless stderr is a terminal and the
+/// input is a big plain file.
+fn import_bar(total: u64) -> ProgressBar {
+    if !io::stderr().is_terminal() || total < (8 << 20) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message("importing");
+    bar
+}
+
+/// The input of `import`, and its size when known (for the progress bar).
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64), CliError> {
+    if path == Path::new("-") {
+        return Ok((Box::new(io::stdin()), 0));
+    }
+    let file = File::open(path).map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))?;
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        return Ok((Box::new(flate2::read::MultiGzDecoder::new(file)), 0));
+    }
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Box::new(file), size))
+}
+
+/// The checks and the insert of one physical line.
+struct Importer<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    mechs: BTreeMap<String, Imported>,
+    last_seq: u64,
+}
+
+impl Importer<'_> {
+    fn line(&mut self, number: u64, bytes: &[u8]) -> Result<(), CliError> {
+        let bad = |why: String| failed(format!("line {number}: {why}"));
+        if bytes.trim_ascii().is_empty() {
+            // Blank lines are no events (DESIGN §2.4); there is nothing to store.
+            return Ok(());
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not valid UTF-8: {e}")))?;
+        let mech = match serde_json::from_str::<Ident<'_>>(text) {
+            Ok(ident) => ident.mech_id.into_owned(),
+            Err(e) => {
+                return Err(bad(match parse_line(bytes, "") {
+                    Line::Bad(why) => why,
+                    _ => e.to_string(),
+                }));
+            }
+        };
+        let record = match parse_line(bytes, &mech) {
+            Line::Mine(record) => record,
+            Line::Bad(why) => return Err(bad(why)),
+            Line::Blank | Line::Other => return Err(bad(format!("cannot tell which mech it belongs to ({mech:?})"))),
+        };
+        let seq = record.seq;
+        if seq <= self.last_seq {
+            return Err(bad(format!(
+                "seq {seq} is not above the previous line's seq {} (seqs must be strictly increasing)",
+                self.last_seq
+            )));
+        }
+        self.last_seq = seq;
+        let sql_seq = i64::try_from(seq).map_err(|_| bad(format!("seq {seq} is too large")))?;
+        if !self.mechs.contains_key(&mech) {
+            let existing: Option<i64> = self
+                .tx
+                .query_row("SELECT COUNT(*) FROM events WHERE mech = ?1", [&mech], |row| row.get(0))
+                .optional()
+                .map_err(|e| failed(format!("cannot read the store: {e}")))?;
+            if existing.unwrap_or(0) > 0 {
+                return Err(failed(format!(
+                    "mech {mech:?} already has events in the store (line {number}); import only fills mechs \
+                     that have none, nothing was imported"
+                )));
+            }
+            self.mechs.insert(mech.clone(), Imported { events: 0, first_seq: seq, last_seq: seq });
+        }
+        let owner: Option<String> = self
+            .tx
+            .prepare_cached("SELECT mech FROM events WHERE seq = ?1")
+            .and_then(|mut stmt| stmt.query_row([sql_seq], |row| row.get(0)).optional())
+            .map_err(|e| failed(format!("cannot read the store: {e}")))?;
+        if let Some(owner) = owner {
+            return Err(bad(format!("seq {seq} is already in the store (an event of mech {owner:?})")));
+        }
+        self.tx
+            .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")
+            .and_then(|mut stmt| stmt.execute(params![sql_seq, mech, text]))
+            .map_err(|e| bad(format!("cannot store it: {e}")))?;
+        if let Some(imported) = self.mechs.get_mut(&mech) {
+            imported.events += 1;
+            imported.last_seq = seq;
+        }
+        Ok(())
+    }
+}
+
+/// `mechfund import FILE [--data DIR] [--rules R.json]`.
+///
+/// # Errors
+/// A bad line (`line N: why`), a seq out of order or already stored, a mech that already has
+/// events, a store in use, or an I/O or database failure: nothing is imported.
+pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliError> {
+    let rules = load_rules(args.rules.as_deref())?;
+    let (input, size) = open_input(&args.file)?;
+    std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
+    let _lock = lock(&args.data)?;
+    let db = args.data.join(DB_FILE);
+    let mut conn = open_writer(&db).map_err(db_error("cannot open", &db))?;
+    let tx =
+        conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error("cannot write to", &db))?;
+    let bar = import_bar(size);
+    let mut importer = Importer { tx: &tx, mechs: BTreeMap::new(), last_seq: 0 };
+    let mut number = 0u64;
+    let read = for_each_block(input, |block| {
+        let mut rest = block;
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &[][..]),
+            };
+            number += 1;
+            importer.line(number, line)?;
+            rest = next;
+        }
+        bar.inc(block.len() as u64);
+        Ok::<_, CliError>(())
+    });
+    bar.finish_and_clear();
+    read?;
+    let mechs = std::mem::take(&mut importer.mechs);
+    let hash = rules_hash(&rules);
+    for mech in mechs.keys() {
+        let lines = mech_lines(&tx, mech).map_err(db_error("cannot read", &db))?;
+        let state = replay_state(&lines, mech, &rules);
+        write_snapshot(&tx, &state, &hash).map_err(db_error("cannot write to", &db))?;
+    }
+    tx.commit().map_err(db_error("cannot commit to", &db))?;
+    let total: u64 = mechs.values().map(|m| m.events).sum();
+    let detail: Vec<String> =
+        mechs.iter().map(|(mech, m)| format!("{mech}: {} (seq {}..={})", m.events, m.first_seq, m.last_seq)).collect();
+    let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join(", ")) };
+    println!("imported {total} events into {}{detail}", db.display());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {
+    let Some(path) = path else { return Ok(Rules::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read rules {}: {e}", path.display())))?;
+    Rules::from_json(&text).map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+/// `mechfund export [--data DIR] [--mech M]`: the stored lines, byte for byte, each followed by
+/// a newline, in seq order.
+///
+/// # Errors
+/// No store, a database failure, or stdout failing.
+pub fn export_command(args: &ExportArgs) -> Result<std::process::ExitCode, CliError> {
+    let (conn, db) = open_read_only(&args.data)?;
+    let read = db_error("cannot read", &db);
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    // One read transaction: a consistent export even while a server appends.
+    conn.execute_batch("BEGIN").map_err(&read)?;
+    let mut stmt = match &args.mech {
+        Some(_) => conn.prepare("SELECT line FROM events WHERE mech = ?1 ORDER BY seq"),
+        None => conn.prepare("SELECT line FROM events ORDER BY seq"),
+    }
+    .map_err(&read)?;
+    let mut rows = match &args.mech {
+        Some(mech) => stmt.query([mech]),
+        None => stmt.query([]),
+    }
+    .map_err(&read)?;
+    while let Some(row) = rows.next().map_err(&read)? {
+        let line = row.get_ref(0).map_err(&read)?;
+        let bytes = match line {
+            rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => bytes,
+            _ => return Err(failed(format!("{}: an event line is not text", db.display()))),
+        };
+        out.write_all(bytes)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup and restore
+
+/// `mechfund backup PATH [--data DIR]`: SQLite's online backup into a new file (journal mode
+/// DELETE, so the backup is one self-contained file).
+///
+/// # Errors
+/// PATH exists, no store, or a database failure (PATH is then removed).
+pub fn backup_command(args: &BackupArgs) -> Result<std::process::ExitCode, CliError> {
+    let (src, db) = open_read_only(&args.data)?;
+    // Created here, atomically, so an existing file is never overwritten.
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&args.path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            failed(format!("{} already exists; a backup never overwrites a file", args.path.display()))
+        } else {
+            failed(format!("cannot create {}: {e}", args.path.display()))
+        }
+    })?;
+    match backup_into(&src, &args.path) {
+        Ok(events) => {
+            println!("backed up {events} events from {} to {}", db.display(), args.path.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&args.path);
+            Err(failed(format!("backup of {} into {} failed: {e}", db.display(), args.path.display())))
+        }
+    }
+}
+
+fn backup_into(src: &Connection, path: &Path) -> Result<i64, String> {
+    copy_pages(src, path).map_err(|e| e.to_string())?;
+    let dst = Connection::open(path).map_err(|e| e.to_string())?;
+    let events = check_store(&dst)?;
+    dst.close().map_err(|(_, e)| e.to_string())?;
+    Ok(events)
+}
+
+fn copy_pages(src: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mut dst = Connection::open(path)?;
+    {
+        let backup = Backup::new(src, &mut dst)?;
+        // All pages in one step: one read transaction on the source, so a writer committing
+        // meanwhile cannot make the copy restart.
+        loop {
+            match backup.step(-1)? {
+                StepResult::Done => break,
+                StepResult::More => {}
+                StepResult::Busy | StepResult::Locked => sleep(Duration::from_millis(20)),
+                // The enum is non-exhaustive.
+                _ => sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+    dst.pragma_update(None, "journal_mode", "DELETE")?;
+    dst.close().map_err(|(_, e)| e)
+}
+
+/// Checks that `conn` is a sound mechfund store; returns its number of events.
+fn check_store(conn: &Connection) -> Result<i64, String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(sql)?;
+    if check != "ok" {
+        return Err(format!("integrity check failed: {check}"));
+    }
+    conn.prepare("SELECT seq, mech, line FROM events LIMIT 1").map_err(sql)?;
+    conn.prepare("SELECT mech, last_seq, rules_hash, state FROM snapshots LIMIT 1").map_err(sql)?;
+    conn.prepare("SELECT key, request_hash, status, body FROM idempotency LIMIT 1").map_err(sql)?;
+    conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0)).map_err(sql)
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `mechfund restore BACKUP [--data DIR]`: with the store's lock held (no server running),
+/// replaces `DIR/mechfund.db` by a checked copy of BACKUP. The previous database, if any, is
+/// kept as `mechfund.db.before-restore-<unix seconds>` (with its `-wal`).
+///
+/// # Errors
+/// The store in use, BACKUP unreadable or not a mechfund store, or an I/O failure.
+pub fn restore_command(args: &RestoreArgs) -> Result<std::process::ExitCode, CliError> {
+    if !args.backup.is_file() {
+        return Err(CliError::Usage(format!("no backup file at {}", args.backup.display())));
+    }
+    std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
+    let _lock = lock(&args.data)?;
+    let db = args.data.join(DB_FILE);
+    let staged = sidecar(&db, ".restoring");
+    for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
+        remove_if_exists(&path)?;
+    }
+    std::fs::copy(&args.backup, &staged)
+        .map_err(|e| failed(format!("cannot copy {} to {}: {e}", args.backup.display(), staged.display())))?;
+    let checked = Connection::open_with_flags(&staged, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|e| e.to_string())
+        .and_then(|conn| {
+            let events = check_store(&conn)?;
+            conn.pragma_update(None, "journal_mode", "DELETE").map_err(|e| e.to_string())?;
+            conn.close().map_err(|(_, e)| e.to_string())?;
+            File::open(&staged).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
+            Ok(events)
+        });
+    let events = match checked {
+        Ok(events) => events,
+        Err(e) => {
+            for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(failed(format!("{} is not a usable mechfund store: {e}", args.backup.display())));
+        }
+    };
+    let mut kept = None;
+    if db.exists() {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let aside = sidecar(&db, &format!(".before-restore-{secs}"));
+        rename(&db, &aside)?;
+        if sidecar(&db, "-wal").exists() {
+            rename(&sidecar(&db, "-wal"), &sidecar(&aside, "-wal"))?;
+        }
+        kept = Some(aside);
+    }
+    // A stale -wal or -shm must never be applied to the restored file.
+    remove_if_exists(&sidecar(&db, "-wal"))?;
+    remove_if_exists(&sidecar(&db, "-shm"))?;
+    rename(&staged, &db)?;
+    if let Ok(dir) = File::open(&args.data) {
+        let _ = dir.sync_all();
+    }
+    println!("restored {events} events from {} into {}", args.backup.display(), db.display());
+    if let Some(aside) = kept {
+        println!("the previous database is kept as {}", aside.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), CliError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), CliError> {
+    std::fs::rename(from, to).map_err(|e| failed(format!("cannot rename {} to {}: {e}", from.display(), to.display())))
+}
