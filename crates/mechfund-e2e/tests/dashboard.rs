@@ -271,7 +271,8 @@ async fn malformed_log_lists_its_diagnostics() -> Result<()> {
         kinds == [&json!("bad_line"), &json!("bad_line"), &json!("unknown_type"), &json!("bad_delete_target")],
         "the CLI should report the four planted problems: {expected:?}"
     );
-    let read = r#"if (!document.querySelector('[data-testid="level"]')) return null;
+    // The panel renders a task after the progress (the dashboard renders a fresh load in steps).
+    let read = r#"if (!document.querySelector('[data-testid="diagnostics"]')) return null;
         return [...document.querySelectorAll('[data-testid="diagnostic"]')]
           .map((d) => [d.getAttribute('data-line'), d.getAttribute('data-kind')]);"#;
     let outcome = with_page(Router::new(), async |page| {

@@ -54,6 +54,7 @@ impl Server {
             .arg(data)
             .arg("--dist")
             .arg(data.join("no-dist"))
+            .args(["--rate-limit", "0"])
             .env("MECHFUND_ADMIN_TOKEN", TOKEN)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())

@@ -29,6 +29,11 @@ impl Server {
     }
 
     fn start_with(data: &Path, token: Option<&str>) -> Server {
+        Server::start_args(data, token, &[])
+    }
+
+    /// With extra arguments; writes are not rate limited unless they give `--rate-limit`.
+    fn start_args(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
         std::fs::create_dir_all(data).unwrap();
         let n = std::fs::read_dir(data).unwrap().count();
         let stderr = data.join(format!("stderr-{n}-{}.log", std::process::id()));
@@ -38,9 +43,13 @@ impl Server {
             .arg(data)
             .arg("--dist")
             .arg(data.join("no-dist"))
+            .args(extra)
             .env_remove("MECHFUND_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
+        if !extra.contains(&"--rate-limit") {
+            command.args(["--rate-limit", "0"]);
+        }
         if let Some(token) = token {
             command.env("MECHFUND_ADMIN_TOKEN", token);
         }
@@ -629,4 +638,153 @@ async fn a_corrupted_snapshot_is_rebuilt_on_start() {
     assert!(!server.stderr_text().contains("snapshot rebuilt"), "{}", server.stderr_text());
     drop(server);
     assert!(dir.path().join("mechfund.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_headers_only_for_listed_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_args(
+        dir.path(),
+        Some(TOKEN),
+        &["--cors-origin", "https://a.example", "--cors-origin", "https://b.example"],
+    );
+    let c = client();
+    let url = server.url("/mechs/main/state");
+    for origin in ["https://a.example", "https://b.example"] {
+        let response = c.get(&url).header("origin", origin).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    }
+    let response = c.get(&url).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    // Preflight.
+    let response = c
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://a.example");
+    let methods = response.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("GET"), "{methods}");
+    let response = c
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    // Without --cors-origin: no CORS headers at all.
+    drop(server);
+    let server = Server::start(&dir.path().join("plain"));
+    let response = c.get(server.url("/mechs/main/state")).header("origin", "https://a.example").send().await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_reads_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_args(dir.path(), Some(TOKEN), &["--private"]);
+    let c = client();
+    for path in ["/mechs", "/mechs/main/state", "/mechs/main/events", "/mechs/main/events.jsonl", "/rules"] {
+        let (status, text) = get_text(&c, &server.url(path)).await;
+        assert_error(status, &text, 401, path);
+        let response = c.get(server.url(path)).header("authorization", "Bearer wrong").send().await.unwrap();
+        let status = response.status().as_u16();
+        assert_error(status, &response.text().await.unwrap(), 401, path);
+        let response = c.get(server.url(path)).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let (status, _) = get_text(&c, &format!("{}/healthz", server.base)).await;
+    assert_eq!(status, 200);
+    assert_eq!(get_text(&c, &server.url("/healthz")).await.0, 200);
+    let (status, page) = get_text(&c, &format!("{}/", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("cargo xtask dashboard"));
+    // Writes still need it as before.
+    let (status, _) = post(&c, &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embed_serves_the_js_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("mechfund_wasm.js"), "export default 42;\n").unwrap();
+    let server = Server::start_args(&dir.path().join("data"), Some(TOKEN), &["--embed", pkg.to_str().unwrap()]);
+    let c = client();
+    let response = c.get(format!("{}/embed/mechfund_wasm.js", server.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.contains("javascript"), "{kind}");
+    assert_eq!(response.text().await.unwrap(), "export default 42;\n");
+    assert_eq!(get_text(&c, &format!("{}/embed/missing.js", server.base)).await.0, 404);
+    drop(server);
+    // Missing package: a page saying how to build it, and JSON 404s below it.
+    let server = Server::start_args(
+        &dir.path().join("data2"),
+        Some(TOKEN),
+        &["--embed", dir.path().join("nope").to_str().unwrap()],
+    );
+    let (status, page) = get_text(&c, &format!("{}/embed/", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("cargo xtask wasm"), "{page}");
+    let (status, text) = get_text(&c, &format!("{}/embed/mechfund_wasm.js", server.base)).await;
+    assert_error(status, &text, 404, "missing embed file");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_are_rate_limited_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_args(dir.path(), Some(TOKEN), &["--rate-limit", "2"]);
+    let c = client();
+    let url = server.url("/mechs/main/donations");
+    let mut accepted = 0;
+    let mut limited = 0;
+    for i in 0..20 {
+        let response = c
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(json!({"amount": "1.00", "donor": format!("d{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            201 => accepted += 1,
+            429 => {
+                limited += 1;
+                let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=60).contains(&retry), "{retry}");
+                let text = response.text().await.unwrap();
+                assert_error(429, &text, 429, "rate limited");
+                assert!(text.contains("\"rate_limited\""), "{text}");
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert!(accepted >= 1 && limited >= 10, "accepted {accepted}, limited {limited}");
+    // Nothing is recorded for the refused writes.
+    let state = get_json(&c, &server.url("/mechs/main/state")).await;
+    assert_eq!(state["state"]["cumulative_donations_cents"], json!(accepted * 100), "{state}");
+    let events = events(&get_text(&c, &server.url("/mechs/main/events.jsonl")).await.1);
+    assert_eq!(events.len(), accepted as usize);
+    // Once the bucket has refilled (2 per second), writes are accepted again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = post(&c, &url, &json!({"amount": "1"})).await;
+    assert_eq!(status, 201, "{body}");
+    drop(server);
+    // 0 disables the limit.
+    let server = Server::start_args(&dir.path().join("off"), Some(TOKEN), &["--rate-limit", "0"]);
+    for _ in 0..30 {
+        let (status, body) =
+            post(&c, &server.url("/mechs/main/donations"), &json!({"amount": "1", "donor": "same"})).await;
+        assert_eq!(status, 201, "{body}");
+    }
 }

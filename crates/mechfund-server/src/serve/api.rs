@@ -27,10 +27,12 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 use super::auth::require_token;
 use super::error::{ApiError, json_body};
+use super::ratelimit::RateLimiter;
 use super::store::{Readers, hex, lines_after};
 use super::writer::{Idempotency, Op, Shared, WriteRequest};
 
@@ -53,39 +55,94 @@ pub struct AppState {
     pub token: Arc<str>,
     /// The dashboard's files.
     pub dist: PathBuf,
+    /// The JS package, served at `/embed/`.
+    pub embed: PathBuf,
+    /// Origins allowed by CORS (none: no CORS headers).
+    pub cors_origins: Vec<HeaderValue>,
+    /// Reads need the token too (not `/healthz`, the dashboard or `/embed/`).
+    pub private: bool,
+    /// Per-token and per-donor limits on writes; `None` when disabled.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }
 
-/// The whole application: `/api/v1/…`, `/healthz` and the dashboard at `/`.
+/// The whole application: `/api/v1/…`, `/healthz`, the JS package at `/embed/` and the
+/// dashboard at `/`.
 pub fn app(state: AppState) -> Router {
+    let auth = middleware::from_fn_with_state(state.token.clone(), require_token);
     let writes = Router::new()
         .route("/mechs/{mech}/donations", post(post_donation))
         .route("/mechs/{mech}/system-donations", post(post_system_donation))
         .route("/mechs/{mech}/member-count", post(post_member_count))
         .route("/mechs/{mech}/power-gifts", post(post_power_gift))
         .route("/mechs/{mech}/donations/{seq}/toggle-deletion", post(post_toggle_deletion))
-        .route_layer(middleware::from_fn_with_state(state.token.clone(), require_token));
-    let api = Router::new()
+        // The last layer runs first: the token is checked before it is counted.
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
+        .route_layer(auth.clone());
+    let reads = Router::new()
         .route("/mechs", get(get_mechs))
         .route("/mechs/{mech}/state", get(get_state))
         .route("/mechs/{mech}/events", get(get_events))
         .route("/mechs/{mech}/events.jsonl", get(get_events_jsonl))
         .route("/mechs/{mech}/whatif", get(get_whatif))
-        .route("/rules", get(get_rules))
+        .route("/rules", get(get_rules));
+    let reads = if state.private { reads.route_layer(auth) } else { reads };
+    let api = Router::new()
         .route("/healthz", get(healthz))
+        .merge(reads)
         .merge(writes)
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let index = state.dist.join("index.html");
     let router = Router::new().route("/healthz", get(healthz)).nest("/api/v1", api);
+    let router = if state.embed.is_dir() {
+        router.nest_service("/embed", ServeDir::new(&state.embed))
+    } else {
+        router
+            .route("/embed", get(no_embed))
+            .route("/embed/", get(no_embed))
+            .route("/embed/{*rest}", get(api_not_found))
+    };
+    let index = state.dist.join("index.html");
     let router = if index.is_file() {
         router.fallback_service(ServeDir::new(&state.dist))
     } else {
         router.route("/", get(no_dashboard)).fallback(api_not_found)
     };
-    router
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+    let router = router.layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let router = if state.cors_origins.is_empty() {
+        router
+    } else {
+        router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(state.cors_origins.clone()))
+                .allow_methods([Method::GET, Method::HEAD])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(std::time::Duration::from_secs(600)),
+        )
+    };
+    router.layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
+}
+
+/// Middleware for the write routes (after the token check): 429 once the token's bucket is empty.
+async fn limit_writes(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if let Some(limiter) = &app.rate_limiter {
+        // Only the admin token gets here; its hash keys the bucket so the token is not kept twice.
+        let token = request.headers().get(header::AUTHORIZATION).map(|v| hex(&Sha256::digest(v.as_bytes())));
+        if let Err(limited) = limiter.check(&format!("token:{}", token.unwrap_or_default())) {
+            return limited.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn no_embed() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>mechfund</title>",
+        "<p>The JS package is not built. Run <code>cargo xtask wasm</code>, then reload.</p>"
+    ))
 }
 
 async fn no_dashboard() -> Html<&'static str> {
@@ -280,6 +337,11 @@ fn check_mech(mech: &str) -> Result<(), ApiError> {
 
 /// Decodes a write, hands it to the writer and answers with what it returns.
 async fn submit(app: &AppState, uri: &Uri, headers: &HeaderMap, bytes: &Bytes, mech: String, op: Op) -> Response {
+    if let (Some(limiter), Op::Donation { donor: Some(donor), .. }) = (&app.rate_limiter, &op)
+        && let Err(limited) = limiter.check(&format!("donor:{mech}\n{donor}"))
+    {
+        return limited.into_response();
+    }
     let idempotency = match idempotency(uri, headers, bytes) {
         Ok(i) => i,
         Err(e) => return e.into_response(),

@@ -2,7 +2,8 @@
 //!
 //! - [`api`]: the HTTP routes (`app(state) -> Router`), decoding and the answers;
 //! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
-//! - [`auth`]: the admin token and the bearer check on writes;
+//! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
+//! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
 //! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
 //! - [`snapshot`]: the full-state snapshot stored with every commit.
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ratelimit;
 pub mod snapshot;
 pub mod store;
 pub mod writer;
@@ -46,6 +48,18 @@ pub struct ServeArgs {
     /// The built dashboard, served at `/`.
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
+    /// The JS package (wasm-pack output), served at `/embed/`.
+    #[arg(long, default_value = "examples/embed/pkg")]
+    embed: PathBuf,
+    /// An origin allowed to read the API from a browser (CORS); repeatable.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Reads need the bearer token too (except `/healthz`, the dashboard and `/embed/`).
+    #[arg(long)]
+    private: bool,
+    /// Writes per second per token and per donor, with a burst of twice that; 0 disables.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    rate_limit: u32,
 }
 
 /// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
@@ -58,6 +72,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .init();
+    if let Some(origin) =
+        args.cors_origins.iter().find(|o| axum::http::HeaderValue::from_str(o.trim_end_matches('/')).is_err())
+    {
+        eprintln!("mechfund: --cors-origin: \"{origin}\" is not a valid origin");
+        return ExitCode::from(2);
+    }
     let rules = match load_rules(args.rules.as_ref()) {
         Ok(rules) => rules,
         Err(message) => {
@@ -133,7 +153,23 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
-    let state = AppState { shared, writer, readers: Arc::new(Readers::new(db)), token: token.into(), dist: args.dist };
+    let mut cors_origins = Vec::with_capacity(args.cors_origins.len());
+    for origin in &args.cors_origins {
+        let value = axum::http::HeaderValue::from_str(origin.trim_end_matches('/'))
+            .map_err(|_| format!("--cors-origin: \"{origin}\" is not a valid origin"))?;
+        cors_origins.push(value);
+    }
+    let state = AppState {
+        shared,
+        writer,
+        readers: Arc::new(Readers::new(db)),
+        token: token.into(),
+        dist: args.dist,
+        embed: args.embed,
+        cors_origins,
+        private: args.private,
+        rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
+    };
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
     axum::serve(listener, app(state))
