@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod bench_server;
 mod dashboard;
 mod gen_log;
 mod test;
@@ -68,12 +69,18 @@ const COMMANDS: &[Command] = &[
         usage: bench::USAGE,
         run: bench::run,
     },
+    Command {
+        name: "bench-server",
+        about: "measure `mechfund serve`: durable donations/s, latency and start-up with 1M events stored",
+        usage: bench_server::USAGE,
+        run: bench_server::run,
+    },
 ];
 
 fn help() -> String {
     let mut text = String::from("usage: cargo xtask <command> [options]\n\ncommands:\n");
     for c in COMMANDS {
-        text.push_str(&format!("  {:<10} {}\n", c.name, c.about));
+        text.push_str(&format!("  {:<12} {}\n", c.name, c.about));
     }
     text.push_str("\n`cargo xtask <command> --help` shows a command's options.");
     text

@@ -1,0 +1,423 @@
+//! `cargo xtask bench-server`: durable donations/s, latency and start-up of `mechfund serve`
+//! over real HTTP on loopback, with a store holding an imported log (method in BENCHMARKS.md).
+//!
+//! The load generator is a minimal HTTP/1.1 client on `std::net` (one keep-alive connection and
+//! one thread per client): no async runtime or HTTP crate is needed for fixed POSTs to a
+//! server we control, and a blocking client adds no scheduler noise to the latencies.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::args::Args;
+use crate::workspace;
+
+pub const USAGE: &str =
+    "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
+
+Builds `mechfund` in release (or uses --bin), imports the cached generated log of --events
+events (see `cargo xtask bench`) into a fresh store in a temporary directory (timed), starts
+`mechfund serve --addr 127.0.0.1:0 --rate-limit 0` and times start-up to the `listening` line
+and to the first 200 from GET /healthz. Then --clients keep-alive connections each POST
+/api/v1/mechs/main/donations {\"amount\":\"1.00\",\"donor\":\"bench-<client>\"} in a loop for
+--seconds; every request's latency and status are recorded. Finally the server gets SIGTERM and
+`mechfund export` counts the stored lines. Prints a Markdown table row and the targets.";
+
+/// Issue 5's targets.
+const TARGET_DONATIONS_PER_SEC: f64 = 2000.0;
+const TARGET_P99_MS: f64 = 50.0;
+const TARGET_STARTUP_SECS: f64 = 1.0;
+const TOKEN: &str = "bench-server-token";
+
+struct Options {
+    events: u64,
+    clients: usize,
+    seconds: f64,
+    seed: u64,
+    bin: Option<PathBuf>,
+}
+
+pub fn run(mut args: Args) -> Result<()> {
+    let options = Options {
+        events: args.value("--events")?.unwrap_or(1_000_000),
+        clients: args.value("--clients")?.unwrap_or(32),
+        seconds: args.value("--seconds")?.unwrap_or(10.0),
+        seed: args.value("--seed")?.unwrap_or(1),
+        bin: args.value("--bin")?,
+    };
+    args.finish()?;
+    ensure!(options.events > 0 && options.clients > 0, "--events and --clients must be positive");
+    ensure!(options.seconds > 0.0 && options.seconds.is_finite(), "--seconds must be positive");
+    bench(&options)
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server process, killed on drop if still running.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn bench(options: &Options) -> Result<()> {
+    let target = workspace::target_dir()?;
+    let bin = match &options.bin {
+        Some(bin) => bin.clone(),
+        None => {
+            eprintln!("building mechfund (release)...");
+            workspace::run(workspace::cargo().args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "mechfund-server",
+                "--bin",
+                "mechfund",
+            ]))?;
+            target.join("release").join("mechfund")
+        }
+    };
+    ensure!(bin.is_file(), "no mechfund binary at {}", bin.display());
+    let bench_data = target.join("bench-data");
+    std::fs::create_dir_all(&bench_data).with_context(|| format!("creating {}", bench_data.display()))?;
+    let log = crate::bench::ensure_log(&bench_data, options.events, options.seed)?;
+
+    let dir = TempDir(std::env::temp_dir().join(format!("mechfund-bench-server-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).with_context(|| format!("creating {}", dir.0.display()))?;
+    let data = dir.0.display().to_string();
+
+    eprintln!("importing {} ...", log.display());
+    let started = Instant::now();
+    let import = Command::new(&bin)
+        .args(["import", &log.display().to_string(), "--data", &data])
+        .stdin(Stdio::null())
+        .output()
+        .context("running mechfund import")?;
+    let import_secs = started.elapsed().as_secs_f64();
+    ensure!(import.status.success(), "mechfund import failed: {}", String::from_utf8_lossy(&import.stderr));
+    let imported = count_lines(&bin, &data)?;
+    eprintln!("imported {imported} lines in {import_secs:.2} s");
+
+    eprintln!("starting the server...");
+    let started = Instant::now();
+    let mut server = Server(
+        Command::new(&bin)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data", &data, "--rate-limit", "0"])
+            .current_dir(&dir.0)
+            .env("MECHFUND_ADMIN_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting mechfund serve")?,
+    );
+    let stdout = server.0.stdout.take().context("no stdout from mechfund serve")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).context("the server did not print `listening on` in 60 s")?;
+    let listening_secs = started.elapsed().as_secs_f64();
+    let healthy_secs = loop {
+        if let Ok(mut conn) = Conn::open(&addr)
+            && matches!(conn.request("GET", "/healthz", None), Ok((200, _)))
+        {
+            break started.elapsed().as_secs_f64();
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "GET /healthz did not answer 200 in 60 s");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    eprintln!("listening after {listening_secs:.3} s, healthy after {healthy_secs:.3} s at {addr}");
+
+    eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds);
+    let duration = Duration::from_secs_f64(options.seconds);
+    let load_started = Instant::now();
+    let deadline = load_started + duration;
+    let workers: Vec<_> = (0..options.clients)
+        .map(|client| {
+            let addr = addr.clone();
+            std::thread::spawn(move || client_loop(&addr, client, deadline))
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut connect_errors = 0u64;
+    for worker in workers {
+        let result = worker.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
+        samples.extend(result.samples);
+        connect_errors += result.io_errors;
+    }
+    let load_secs = load_started.elapsed().as_secs_f64();
+
+    // SIGTERM, as an operator (or systemd) would stop it, then wait for a clean exit.
+    workspace::run(Command::new("kill").args(["-TERM", &server.0.id().to_string()]))?;
+    let status = server.0.wait().context("waiting for the server")?;
+    ensure!(status.success(), "the server exited with {status} after SIGTERM");
+    let stored = count_lines(&bin, &data)?;
+
+    let accepted = samples.iter().filter(|s| s.status == 201).count() as u64;
+    let errors = samples.len() as u64 - accepted + connect_errors;
+    let mut latencies: Vec<f64> = samples.iter().map(|s| s.millis).collect();
+    latencies.sort_by(f64::total_cmp);
+    let per_sec = accepted as f64 / load_secs;
+    let p = |q: f64| percentile(&latencies, q);
+    let (p50, p95, p99, max) = (p(0.50), p(0.95), p(0.99), latencies.last().copied().unwrap_or(f64::NAN));
+
+    let mut out = String::from(
+        "| events stored | clients | seconds | import | start-up (listening / healthz) | requests | \
+         201s | errors | durable donations/s | p50 | p95 | p99 | max | lines after (imported + new) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {load_secs:.1} | {import_secs:.2} s | {listening_secs:.3} s / {healthy_secs:.3} s | {} | {} | \
+         {errors} | {per_sec:.0} | {p50:.2} ms | {p95:.2} ms | {p99:.2} ms | {max:.2} ms | {} ({} + {}) |",
+        thousands(imported),
+        options.clients,
+        thousands(samples.len() as u64),
+        thousands(accepted),
+        thousands(stored),
+        thousands(imported),
+        thousands(stored.saturating_sub(imported)),
+    );
+    println!("{out}");
+    let mut statuses: Vec<(u16, u64)> = Vec::new();
+    for s in &samples {
+        match statuses.iter_mut().find(|(code, _)| *code == s.status) {
+            Some((_, n)) => *n += 1,
+            None => statuses.push((s.status, 1)),
+        }
+    }
+    statuses.sort_unstable();
+    let list: Vec<String> = statuses.iter().map(|(code, n)| format!("{code}: {n}")).collect();
+    println!("statuses: {}; connection errors: {connect_errors}", list.join(", "));
+    println!(
+        "stored lines: {stored} = {imported} imported + {} written ({accepted} donations accepted, \
+         {} other events, e.g. level-ups)",
+        stored.saturating_sub(imported),
+        stored.saturating_sub(imported).saturating_sub(accepted),
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "targets: >= {TARGET_DONATIONS_PER_SEC:.0} durable donations/s ({}: {per_sec:.0}), p99 <= \
+         {TARGET_P99_MS:.0} ms ({}: {p99:.2} ms), start-up <= {TARGET_STARTUP_SECS:.0} s ({}: {healthy_secs:.3} s \
+         to the first 200 from /healthz)",
+        verdict(per_sec >= TARGET_DONATIONS_PER_SEC),
+        verdict(p99 <= TARGET_P99_MS),
+        verdict(healthy_secs <= TARGET_STARTUP_SECS),
+    );
+    println!(
+        "machine: {} cores; load average {:.2}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    ensure!(
+        stored >= imported + accepted,
+        "the store has {stored} lines, fewer than {imported} imported + {accepted} accepted"
+    );
+    Ok(())
+}
+
+/// `mechfund export --data DIR | wc -l`.
+fn count_lines(bin: &Path, data: &str) -> Result<u64> {
+    let mut child = Command::new(bin)
+        .args(["export", "--data", data])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running mechfund export")?;
+    let mut stdout = child.stdout.take().context("no stdout from mechfund export")?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut lines = 0u64;
+    loop {
+        let n = stdout.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    let status = child.wait()?;
+    ensure!(status.success(), "mechfund export failed ({status})");
+    Ok(lines)
+}
+
+struct Sample {
+    status: u16,
+    millis: f64,
+}
+
+struct ClientResult {
+    samples: Vec<Sample>,
+    io_errors: u64,
+}
+
+/// One client: POSTs on one keep-alive connection until the deadline (reconnects after an I/O
+/// error, which is counted).
+fn client_loop(addr: &str, client: usize, deadline: Instant) -> ClientResult {
+    let body = format!("{{\"amount\":\"1.00\",\"donor\":\"bench-{client}\"}}");
+    let mut result = ClientResult { samples: Vec::new(), io_errors: 0 };
+    let mut conn = None;
+    while Instant::now() < deadline {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match Conn::open(addr) {
+                Ok(c) => c,
+                Err(_) => {
+                    result.io_errors += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let started = Instant::now();
+        match c.request("POST", "/api/v1/mechs/main/donations", Some(&body)) {
+            Ok((status, keep_alive)) => {
+                result.samples.push(Sample { status, millis: started.elapsed().as_secs_f64() * 1000.0 });
+                if keep_alive {
+                    conn = Some(c);
+                }
+            }
+            Err(_) => result.io_errors += 1,
+        }
+    }
+    result
+}
+
+/// A keep-alive HTTP/1.1 connection (responses must carry Content-Length or be chunked).
+struct Conn {
+    addr: String,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let writer = stream.try_clone()?;
+        Ok(Conn { addr: addr.to_owned(), reader: BufReader::new(stream), writer })
+    }
+
+    /// Sends one request and reads the whole response: (status, whether the connection stays open).
+    fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, bool)> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n", self.addr);
+        if let Some(body) = body {
+            let _ = write!(head, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        }
+        head.push_str("\r\n");
+        head.push_str(body.unwrap_or(""));
+        self.writer.write_all(head.as_bytes())?;
+
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("connection closed in the headers");
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let Some((name, value)) = header.split_once(':') else { continue };
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = Some(value.parse::<usize>()?),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => keep_alive = !value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)?;
+                let mut skip = vec![0u8; size + 2];
+                self.reader.read_exact(&mut skip)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = length {
+            let mut skip = vec![0u8; n];
+            self.reader.read_exact(&mut skip)?;
+        } else {
+            bail!("response without Content-Length");
+        }
+        Ok((status, keep_alive))
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}
