@@ -70,23 +70,7 @@ pub fn run(mut args: Args) -> Result<()> {
 
 fn bench(options: &Options) -> Result<()> {
     let target = workspace::target_dir()?;
-    let bin = match &options.bin {
-        Some(bin) => bin.clone(),
-        None => {
-            eprintln!("building mechfund (release)...");
-            workspace::run(workspace::cargo().args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "mechfund-server",
-                "--bin",
-                "mechfund",
-            ]))?;
-            target.join("release").join("mechfund")
-        }
-    };
-    ensure!(bin.is_file(), "no mechfund binary at {}", bin.display());
+    let bin = release_mechfund(options.bin.as_deref())?;
     let data = target.join("bench-data");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let load_before = load_average();
@@ -443,7 +427,31 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn load_average() -> f64 {
+/// `bin`, or the release `mechfund` built now.
+pub fn release_mechfund(bin: Option<&std::path::Path>) -> Result<PathBuf> {
+    let bin = match bin {
+        Some(bin) => bin.to_path_buf(),
+        None => {
+            eprintln!("building mechfund (release)...");
+            workspace::run(workspace::cargo().args([
+                "build",
+                "--release",
+                "--locked",
+                "--quiet",
+                "-p",
+                "mechfund-server",
+                "--bin",
+                "mechfund",
+            ]))?;
+            workspace::target_dir()?.join("release").join("mechfund")
+        }
+    };
+    ensure!(bin.is_file(), "no mechfund binary at {}", bin.display());
+    Ok(bin)
+}
+
+/// The 1-minute load average (NaN where /proc is missing).
+pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse().ok())

@@ -80,23 +80,7 @@ impl Drop for Server {
 
 fn bench(options: &Options) -> Result<()> {
     let target = workspace::target_dir()?;
-    let bin = match &options.bin {
-        Some(bin) => bin.clone(),
-        None => {
-            eprintln!("building mechfund (release)...");
-            workspace::run(workspace::cargo().args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "mechfund-server",
-                "--bin",
-                "mechfund",
-            ]))?;
-            target.join("release").join("mechfund")
-        }
-    };
-    ensure!(bin.is_file(), "no mechfund binary at {}", bin.display());
+    let bin = crate::bench::release_mechfund(options.bin.as_deref())?;
     let bench_data = target.join("bench-data");
     std::fs::create_dir_all(&bench_data).with_context(|| format!("creating {}", bench_data.display()))?;
     let log = crate::bench::ensure_log(&bench_data, options.events, options.seed)?;
@@ -233,7 +217,7 @@ fn bench(options: &Options) -> Result<()> {
     println!(
         "machine: {} cores; load average {:.2}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average()
+        crate::bench::load_average()
     );
     ensure!(
         stored >= imported + accepted,
@@ -399,13 +383,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use crate::args::Args;
 use crate::tools::{path_with_tools, setup};
 use crate::wasm::gzip_len;
-use crate::workspace::{cargo, root, run, target_dir};
+use crate::workspace::{root, run};
 
 pub const USAGE: &str = "cargo xtask dashboard   (trunk build --release --offline into dist/, then the size budget: \
     wasm + js + css <= 300 KB gzipped)";
@@ -126,8 +126,7 @@ pub fn run_serve(mut args: Args) -> Result<()> {
     setup()?;
     let sizes = build_dashboard()?;
     eprintln!("{sizes}");
-    run(cargo().args(["build", "--release", "--locked", "-p", "mechfund-server"]))?;
-    let bin = target_dir()?.join("release/mechfund");
+    let bin = crate::bench::release_mechfund(None)?;
     let data = root().join("data");
     let url = format!("http://127.0.0.1:{port}/");
     println!("\nThe dashboard is at {url}  (Ctrl-C stops the server)");

@@ -17,22 +17,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use yew::prelude::*;
 
-use crate::analysis::Analysis;
 use crate::format::{count, money, when};
 
-#[derive(Properties, Debug)]
-pub struct Props {
-    pub analysis: Rc<Analysis>,
-    #[prop_or_default]
-    pub mech: String,
-}
-
-impl PartialEq for Props {
-    /// Loads are compared by identity: comparing two analyses field by field is slow.
-    fn eq(&self, other: &Props) -> bool {
-        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech
-    }
-}
+use super::AnalysisProps as Props;
 
 /// The SVG's height in its own units (pixels, as the width follows the container).
 const HEIGHT: f64 = 300.0;

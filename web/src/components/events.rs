@@ -16,19 +16,7 @@ use crate::analysis::{Analysis, EventRow, Filter, filtered, to_csv};
 use crate::browser;
 use crate::format::{count, money, when};
 
-#[derive(Properties, Debug)]
-pub struct Props {
-    pub analysis: Rc<Analysis>,
-    #[prop_or_default]
-    pub mech: String,
-}
-
-impl PartialEq for Props {
-    /// Loads are compared by identity: comparing two analyses field by field is slow.
-    fn eq(&self, other: &Props) -> bool {
-        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech
-    }
-}
+use super::AnalysisProps as Props;
 
 /// Rows per page.
 const PAGE: usize = 50;

@@ -2,26 +2,11 @@
 //! Only normal donations that end up not deleted count (system donations and power gifts do
 //! not); donations without a donor are pooled as "Anonymous".
 
-use std::rc::Rc;
-
 use yew::prelude::*;
 
-use crate::analysis::Analysis;
 use crate::format::{count, money};
 
-#[derive(Properties, Debug)]
-pub struct Props {
-    pub analysis: Rc<Analysis>,
-    #[prop_or_default]
-    pub mech: String,
-}
-
-impl PartialEq for Props {
-    /// Loads are compared by identity: comparing two analyses field by field is slow.
-    fn eq(&self, other: &Props) -> bool {
-        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech
-    }
-}
+use super::AnalysisProps as Props;
 
 /// How many donors are listed.
 const TOP: usize = 10;

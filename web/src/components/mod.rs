@@ -1,5 +1,11 @@
 //! The dashboard's components, one per file.
 
+use std::rc::Rc;
+
+use yew::Properties;
+
+use crate::analysis::Analysis;
+
 pub mod chart;
 pub mod diagnostics;
 pub mod events;
@@ -8,3 +14,18 @@ pub mod loader;
 pub mod rules_editor;
 pub mod summary;
 pub mod whatif;
+
+/// Props of the panels that show one load.
+#[derive(Properties, Debug)]
+pub struct AnalysisProps {
+    pub analysis: Rc<Analysis>,
+    #[prop_or_default]
+    pub mech: String,
+}
+
+impl PartialEq for AnalysisProps {
+    /// Loads are compared by identity: comparing two analyses field by field is slow.
+    fn eq(&self, other: &AnalysisProps) -> bool {
+        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech
+    }
+}
