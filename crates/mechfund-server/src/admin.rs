@@ -12,8 +12,6 @@
 //!   copy the backup next to the database, check it is a mechfund store, move the old database
 //!   (and its `-wal`) aside, drop the stale `-shm`, and rename the copy into place.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,16 +20,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mechfund_core::{Line, Rules, parse_line};
+use mechfund_core::Rules;
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde::Deserialize;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::cli::CliError;
 use crate::lines::for_each_block;
-use crate::serve::store::{
-    DB_FILE, LockError, lock_store, mech_lines, open_writer, replay_state, rules_hash, write_snapshot,
-};
+use crate::serve::import::{ImportError, Importer};
+use crate::serve::store::{DB_FILE, LockError, lock_store, open_writer};
 
 /// Arguments of `mechfund import`.
 #[derive(Debug, Args)]
@@ -109,20 +105,6 @@ fn open_read_only(data: &Path) -> Result<(Connection, PathBuf), CliError> {
 // ---------------------------------------------------------------------------------------------
 // import
 
-/// Just enough of a line to know its mech (the core's `parse_line` validates the rest).
-#[derive(Deserialize)]
-struct Ident<'a> {
-    #[serde(borrow)]
-    mech_id: Cow<'a, str>,
-}
-
-/// What was imported into one mech.
-struct Imported {
-    events: u64,
-    first_seq: u64,
-    last_seq: u64,
-}
-
 /// The import's progress over the input, by bytes; hidden unless stderr is a terminal and the
 /// input is a big plain file.
 fn import_bar(total: u64) -> ProgressBar {
@@ -151,78 +133,6 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64), CliError> {
     Ok((Box::new(file), size))
 }
 
-/// The checks and the insert of one physical line.
-struct Importer<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
-    mechs: BTreeMap<String, Imported>,
-    last_seq: u64,
-}
-
-impl Importer<'_> {
-    fn line(&mut self, number: u64, bytes: &[u8]) -> Result<(), CliError> {
-        let bad = |why: String| failed(format!("line {number}: {why}"));
-        if bytes.trim_ascii().is_empty() {
-            // Blank lines are no events (DESIGN §2.4); there is nothing to store.
-            return Ok(());
-        }
-        let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not valid UTF-8: {e}")))?;
-        let mech = match serde_json::from_str::<Ident<'_>>(text) {
-            Ok(ident) => ident.mech_id.into_owned(),
-            Err(e) => {
-                return Err(bad(match parse_line(bytes, "") {
-                    Line::Bad(why) => why,
-                    _ => e.to_string(),
-                }));
-            }
-        };
-        let record = match parse_line(bytes, &mech) {
-            Line::Mine(record) => record,
-            Line::Bad(why) => return Err(bad(why)),
-            Line::Blank | Line::Other => return Err(bad(format!("cannot tell which mech it belongs to ({mech:?})"))),
-        };
-        let seq = record.seq;
-        if seq <= self.last_seq {
-            return Err(bad(format!(
-                "seq {seq} is not above the previous line's seq {} (seqs must be strictly increasing)",
-                self.last_seq
-            )));
-        }
-        self.last_seq = seq;
-        let sql_seq = i64::try_from(seq).map_err(|_| bad(format!("seq {seq} is too large")))?;
-        if !self.mechs.contains_key(&mech) {
-            let existing: Option<i64> = self
-                .tx
-                .query_row("SELECT COUNT(*) FROM events WHERE mech = ?1", [&mech], |row| row.get(0))
-                .optional()
-                .map_err(|e| failed(format!("cannot read the store: {e}")))?;
-            if existing.unwrap_or(0) > 0 {
-                return Err(failed(format!(
-                    "mech {mech:?} already has events in the store (line {number}); import only fills mechs \
-                     that have none, nothing was imported"
-                )));
-            }
-            self.mechs.insert(mech.clone(), Imported { events: 0, first_seq: seq, last_seq: seq });
-        }
-        let owner: Option<String> = self
-            .tx
-            .prepare_cached("SELECT mech FROM events WHERE seq = ?1")
-            .and_then(|mut stmt| stmt.query_row([sql_seq], |row| row.get(0)).optional())
-            .map_err(|e| failed(format!("cannot read the store: {e}")))?;
-        if let Some(owner) = owner {
-            return Err(bad(format!("seq {seq} is already in the store (an event of mech {owner:?})")));
-        }
-        self.tx
-            .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")
-            .and_then(|mut stmt| stmt.execute(params![sql_seq, mech, text]))
-            .map_err(|e| bad(format!("cannot store it: {e}")))?;
-        if let Some(imported) = self.mechs.get_mut(&mech) {
-            imported.events += 1;
-            imported.last_seq = seq;
-        }
-        Ok(())
-    }
-}
-
 /// `mechfund import FILE [--data DIR] [--rules R.json]`.
 ///
 /// # Errors
@@ -238,31 +148,15 @@ pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliEr
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error("cannot write to", &db))?;
     let bar = import_bar(size);
-    let mut importer = Importer { tx: &tx, mechs: BTreeMap::new(), last_seq: 0 };
-    let mut number = 0u64;
+    let mut importer = Importer::new(&tx, None);
     let read = for_each_block(input, |block| {
-        let mut rest = block;
-        while !rest.is_empty() {
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &[][..]),
-            };
-            number += 1;
-            importer.line(number, line)?;
-            rest = next;
-        }
+        importer.block(block).map_err(|e| import_failed(e, &db))?;
         bar.inc(block.len() as u64);
         Ok::<_, CliError>(())
     });
     bar.finish_and_clear();
     read?;
-    let mechs = std::mem::take(&mut importer.mechs);
-    let hash = rules_hash(&rules);
-    for mech in mechs.keys() {
-        let lines = mech_lines(&tx, mech).map_err(db_error("cannot read", &db))?;
-        let state = replay_state(&lines, mech, &rules);
-        write_snapshot(&tx, &state, &hash).map_err(db_error("cannot write to", &db))?;
-    }
+    let mechs = importer.finish(&rules).map_err(|e| import_failed(e, &db))?;
     tx.commit().map_err(db_error("cannot commit to", &db))?;
     let total: u64 = mechs.values().map(|m| m.events).sum();
     let detail: Vec<String> =
@@ -270,6 +164,13 @@ pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliEr
     let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join(", ")) };
     println!("imported {total} events into {}{detail}", db.display());
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn import_failed(e: ImportError, db: &Path) -> CliError {
+    match e {
+        ImportError::Store(e) => failed(format!("cannot import into {}: {e}", db.display())),
+        other => failed(other.to_string()),
+    }
 }
 
 fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {

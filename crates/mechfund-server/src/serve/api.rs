@@ -33,7 +33,7 @@ use tower_http::services::ServeDir;
 use super::auth::require_token;
 use super::error::{ApiError, json_body};
 use super::ratelimit::RateLimiter;
-use super::store::{Readers, hex, lines_after};
+use super::store::{Readers, for_each_line, hex, lines_after};
 use super::writer::{Idempotency, Op, Shared, WriteRequest};
 
 /// Largest request body accepted (413 above).
@@ -63,6 +63,8 @@ pub struct AppState {
     pub private: bool,
     /// Per-token and per-donor limits on writes; `None` when disabled.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Largest body of `POST …/import`, in bytes.
+    pub import_limit: usize,
 }
 
 /// The whole application: `/api/v1/…`, `/healthz`, the JS package at `/embed/` and the
@@ -75,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .route("/mechs/{mech}/member-count", post(post_member_count))
         .route("/mechs/{mech}/power-gifts", post(post_power_gift))
         .route("/mechs/{mech}/donations/{seq}/toggle-deletion", post(post_toggle_deletion))
+        .route("/mechs/{mech}/import", post(post_import).layer(DefaultBodyLimit::max(state.import_limit)))
         // The last layer runs first: the token is checked before it is counted.
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .route_layer(auth.clone());
@@ -288,29 +291,64 @@ async fn get_events(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// Bytes per chunk of a streamed export.
+const EXPORT_CHUNK: usize = 256 << 10;
+
+/// `GET …/events.jsonl`: the mech's lines byte for byte, streamed in chunks from one read
+/// transaction (a consistent export of any size, in bounded memory, while writes go on).
 async fn get_events_jsonl(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(mech) = mech.map_err(|e| path_error(&e))?;
     existing(&app, &mech)?;
-    let bytes = read(&app, move |conn| super::store::mech_lines(conn, &mech)).await?;
-    let mut response = Body::from(bytes).into_response();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let readers = app.readers.clone();
+    tokio::task::spawn_blocking(move || {
+        let sent = readers.with(|conn| {
+            let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
+            let complete = for_each_line(conn, &mech, |line| {
+                chunk.extend_from_slice(line);
+                chunk.push(b'\n');
+                if chunk.len() >= EXPORT_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK + 4096));
+                    // A client that went away stops the export.
+                    return tx.blocking_send(Ok(full.into())).is_ok();
+                }
+                true
+            })?;
+            if complete && !chunk.is_empty() {
+                let _ = tx.blocking_send(Ok(chunk.into()));
+            }
+            Ok(())
+        });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "export failed");
+            // The body ends with an error: the client sees a broken transfer, never a short log.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let mut response = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(response)
 }
 
 // ---- writes ----
 
-/// Parses a JSON body: syntax errors are 400, wrong types, missing or unknown fields 422.
-fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<(T, Bytes), ApiError> {
-    let bytes = body.map_err(|e| {
+/// The body, or 413 above `limit` (the route's body limit).
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(e.status(), "payload_too_large", format!("the body is larger than {BODY_LIMIT} bytes"))
+            ApiError::new(e.status(), "payload_too_large", format!("the body is larger than {limit} bytes"))
         } else {
             ApiError::malformed(format!("cannot read the body: {e}"))
         }
-    })?;
+    })
+}
+
+/// Parses a JSON body: syntax errors are 400, wrong types, missing or unknown fields 422.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<(T, Bytes), ApiError> {
+    let bytes = read_body(body, BODY_LIMIT)?;
     match serde_json::from_slice::<T>(&bytes) {
         Ok(value) => Ok((value, bytes)),
         Err(e) if e.classify() == serde_json::error::Category::Data => Err(ApiError::invalid(e.to_string())),
@@ -526,6 +564,30 @@ async fn post_toggle_deletion(
     })();
     match decoded {
         Ok((mech, op, bytes)) => submit(&app, &uri, &headers, &bytes, mech, op).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST …/import`: the body is a DDC `events.jsonl` (every line of mech `{mech}`), imported into
+/// a mech that has no events yet, all or nothing (DESIGN §3; `mechfund import` over HTTP).
+async fn post_import(
+    State(app): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let decoded = (|| {
+        let Path(mech) = path.map_err(|e| path_error(&e))?;
+        check_mech(&mech)?;
+        let bytes = read_body(body, app.import_limit)?;
+        Ok::<_, ApiError>((mech, bytes))
+    })();
+    match decoded {
+        Ok((mech, bytes)) => {
+            let op = Op::Import { lines: bytes.clone() };
+            submit(&app, &uri, &headers, &bytes, mech, op).await
+        }
         Err(e) => e.into_response(),
     }
 }

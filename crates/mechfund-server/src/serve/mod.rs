@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod import;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod store;
@@ -60,6 +61,9 @@ pub struct ServeArgs {
     /// Writes per second per token and per donor, with a burst of twice that; 0 disables.
     #[arg(long, value_name = "N", default_value_t = 50)]
     rate_limit: u32,
+    /// Largest body of `POST …/import`, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_import_mib: u32,
 }
 
 /// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
@@ -126,30 +130,12 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     }
     let db = args.data.join(store::DB_FILE);
     let started = std::time::Instant::now();
-    let recover_rules = rules.clone();
-    let recover_db = db.clone();
-    let (conn, recovered) = tokio::task::spawn_blocking(move || {
-        let mut conn = store::open_writer(&recover_db)?;
-        let recovered = store::recover(&mut conn, &recover_rules)?;
-        Ok::<_, rusqlite::Error>((conn, recovered))
-    })
-    .await
-    .map_err(|e| format!("start-up failed: {e}"))?
-    .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    for (mech, why) in &recovered.rebuilt {
-        tracing::warn!(mech = %mech, reason = %why, "snapshot rebuilt by replay");
-    }
-    let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
-    tracing::info!(
-        mechs = states.len(),
-        next_seq = recovered.next_seq,
-        ms = started.elapsed().as_millis(),
-        db = %db.display(),
-        "store ready"
-    );
-    let shared = Arc::new(Shared { rules, states: RwLock::new(states) });
-    let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
-        .map_err(|e| format!("cannot start the writer: {e}"))?;
+    let open_db = db.clone();
+    let Opened { shared, writer, writer_thread } = tokio::task::spawn_blocking(move || open(&open_db, rules))
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))?
+        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    tracing::info!(ms = started.elapsed().as_millis(), db = %db.display(), "store ready");
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
@@ -169,6 +155,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         cors_origins,
         private: args.private,
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
+        import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
     };
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
@@ -184,6 +171,35 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         .map_err(|_| "the writer panicked".to_owned())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An open store: the published states and the running writer.
+pub struct Opened {
+    /// Rules and published states.
+    pub shared: Arc<Shared>,
+    /// The writer's queue.
+    pub writer: tokio::sync::mpsc::Sender<writer::WriteRequest>,
+    /// The writer; it stops once every sender is dropped and the queue is committed.
+    pub writer_thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens (creating) the database at `db`, recovers every mech's state (rebuilding stale or
+/// corrupt snapshots) and starts the writer. Blocking.
+///
+/// # Errors
+/// A database failure, or a writer thread that cannot start.
+pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
+    let mut conn = store::open_writer(db).map_err(|e| e.to_string())?;
+    let recovered = store::recover(&mut conn, &rules).map_err(|e| e.to_string())?;
+    for (mech, why) in &recovered.rebuilt {
+        tracing::warn!(mech = %mech, reason = %why, "snapshot rebuilt by replay");
+    }
+    let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
+    tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
+    let shared = Arc::new(Shared { rules, states: RwLock::new(states) });
+    let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
+        .map_err(|e| format!("cannot start the writer: {e}"))?;
+    Ok(Opened { shared, writer, writer_thread })
 }
 
 async fn shutdown_signal() {
@@ -209,3 +225,6 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing the requests in flight");
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,15 +69,29 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
 /// # Errors
 /// On a database error.
 pub fn mech_lines(conn: &Connection, mech: &str) -> rusqlite::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for_each_line(conn, mech, |line| {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        true
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each stored line of `mech` in seq order (one statement: one consistent read)
+/// until it returns `false`; says whether every line was seen.
+///
+/// # Errors
+/// On a database error.
+pub fn for_each_line(conn: &Connection, mech: &str, mut f: impl FnMut(&[u8]) -> bool) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 ORDER BY seq")?;
     let mut rows = stmt.query([mech])?;
-    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let line = row.get_ref(0)?.as_str()?;
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
+        if !f(row.get_ref(0)?.as_str()?.as_bytes()) {
+            return Ok(false);
+        }
     }
-    Ok(out)
+    Ok(true)
 }
 
 /// The state of `mech` by replaying its lines with the core (the definition of the state).

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
+use super::import::{ImportError, Imported, Importer};
 use super::snapshot::Snapshot;
 use super::store::{mech_lines, replay_state, rules_hash};
 
@@ -71,6 +72,8 @@ pub enum Op {
     PowerGift { campaign_id: String },
     /// `POST …/donations/{seq}/toggle-deletion`.
     ToggleDeletion { seq: u64, reason: String },
+    /// `POST …/import`: a DDC `events.jsonl` for a mech without events, committed on its own.
+    Import { lines: axum::body::Bytes },
 }
 
 /// An `Idempotency-Key` and the hash of the request it came with.
@@ -138,14 +141,24 @@ pub fn spawn(
 fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(request) => group.push(request),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            if matches!(request.op, Op::Import { .. }) {
+                // An import is a transaction of its own, after what was queued before it.
+                if !group.is_empty() {
+                    commit_group(&mut conn, &mut ctx, &mut group);
+                }
+                ctx.import(&mut conn, request);
+            } else {
+                group.push(request);
+            }
+            if group.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
             }
         }
-        commit_group(&mut conn, &mut ctx, &mut group);
+        if !group.is_empty() {
+            commit_group(&mut conn, &mut ctx, &mut group);
+        }
     }
     tracing::info!("writer stopped: every write is committed");
 }
@@ -211,22 +224,8 @@ impl Ctx {
         dirty: &mut HashSet<String>,
         request: &WriteRequest,
     ) -> rusqlite::Result<Result<Stored, ApiError>> {
-        if let Some(idem) = &request.idempotency {
-            let known: Option<(String, i64, String)> = tx
-                .prepare_cached("SELECT request_hash, status, body FROM idempotency WHERE key = ?1")?
-                .query_row([&idem.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()?;
-            if let Some((hash, status, body)) = known {
-                return Ok(if hash == idem.request_hash {
-                    Ok(Stored { status: u16::try_from(status).unwrap_or(201), body })
-                } else {
-                    Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "idempotency_conflict",
-                        format!("Idempotency-Key \"{}\" was used for a different request", idem.key),
-                    ))
-                });
-            }
+        if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
+            return Ok(known);
         }
         let rules = &self.shared.rules;
         let mech = request.mech.as_str();
@@ -254,6 +253,8 @@ impl Ctx {
             Op::ToggleDeletion { seq, reason } => {
                 Command::ToggleDonationDeletion { seq: *seq, reason: reason.clone(), target: target(tx, mech, *seq)? }
             }
+            // `run` commits every import on its own (`Ctx::import`), never in a group.
+            Op::Import { .. } => return Ok(Err(ApiError::internal())),
         };
         let now = Timestamp(system_now().micros().max(self.last_ts.micros()));
         let events = match decide(state, &command, rules, Stamp { next_seq: self.next_seq, now }) {
@@ -285,12 +286,111 @@ impl Ctx {
         }
         let status = if events.is_empty() { StatusCode::OK } else { StatusCode::CREATED };
         let body = serde_json::to_string(&WriteResponse { events: &events, state }).unwrap_or_default();
-        if let Some(idem) = &request.idempotency {
-            tx.prepare_cached("INSERT INTO idempotency (key, request_hash, status, body) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![idem.key, idem.request_hash, status.as_u16(), body])?;
-        }
-        Ok(Ok(Stored { status: status.as_u16(), body }))
+        Ok(Ok(remember(tx, request.idempotency.as_ref(), status, body)?))
     }
+
+    /// `Op::Import` in a transaction of its own: every line checked and stored, the mech's
+    /// snapshot written, then the state published and the seq and clock moved past the import.
+    fn import(&mut self, conn: &mut Connection, request: WriteRequest) {
+        let Op::Import { lines } = &request.op else { return };
+        let mech = request.mech.as_str();
+        let answer = match import_committed(conn, &request, lines, &self.shared.rules) {
+            Ok(ImportOutcome::Imported { stored, imported, latest_ts }) => {
+                self.next_seq = self.next_seq.max(imported.last_seq + 1);
+                self.last_ts = self.last_ts.max(latest_ts.unwrap_or(self.last_ts));
+                tracing::info!(mech, events = imported.events, last_seq = imported.last_seq, "imported");
+                if let Ok(mut states) = self.shared.states.write() {
+                    states.insert(request.mech.clone(), Arc::new(imported.state));
+                }
+                Ok(stored)
+            }
+            Ok(ImportOutcome::Answered(answer)) => answer,
+            Err(ImportError::Line { number, why }) => Err(ApiError::invalid(format!("line {number}: {why}"))),
+            Err(e @ ImportError::Conflict(_)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())),
+            Err(ImportError::Store(e)) => {
+                tracing::error!(error = %e, mech, "import failed; rolled back");
+                Err(ApiError::internal())
+            }
+        };
+        let _ = request.reply.send(answer);
+    }
+}
+
+/// How an import request ended, when the store did not refuse it.
+enum ImportOutcome {
+    /// Committed.
+    Imported { stored: Stored, imported: Box<Imported>, latest_ts: Option<Timestamp> },
+    /// Nothing committed: an idempotent retry's first answer, or the client's error.
+    Answered(Result<Stored, ApiError>),
+}
+
+/// The import's transaction; an `Err` rolls everything back.
+fn import_committed(
+    conn: &mut Connection,
+    request: &WriteRequest,
+    lines: &[u8],
+    rules: &Rules,
+) -> Result<ImportOutcome, ImportError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(known) = known_response(&tx, request.idempotency.as_ref())? {
+        return Ok(ImportOutcome::Answered(known));
+    }
+    let mut importer = Importer::new(&tx, Some(&request.mech));
+    importer.block(lines)?;
+    let latest_ts = importer.latest_ts();
+    let Some(imported) = importer.finish(rules)?.remove(&request.mech) else {
+        return Ok(ImportOutcome::Answered(Err(ApiError::invalid(
+            "the body holds no events (one JSON event per line)",
+        ))));
+    };
+    let body = serde_json::json!({
+        "imported": imported.events,
+        "first_seq": imported.first_seq,
+        "last_seq": imported.last_seq,
+        "state": imported.state,
+    })
+    .to_string();
+    let stored = remember(&tx, request.idempotency.as_ref(), StatusCode::CREATED, body)?;
+    tx.commit()?;
+    Ok(ImportOutcome::Imported { stored, imported: Box::new(imported), latest_ts })
+}
+
+/// The first response to an `Idempotency-Key` already used: the same response for the same
+/// request, 409 for a different one; `None` for a new key.
+fn known_response(
+    tx: &Transaction<'_>,
+    idempotency: Option<&Idempotency>,
+) -> rusqlite::Result<Option<Result<Stored, ApiError>>> {
+    let Some(idem) = idempotency else { return Ok(None) };
+    let known: Option<(String, i64, String)> = tx
+        .prepare_cached("SELECT request_hash, status, body FROM idempotency WHERE key = ?1")?
+        .query_row([&idem.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    Ok(known.map(|(hash, status, body)| {
+        if hash == idem.request_hash {
+            Ok(Stored { status: u16::try_from(status).unwrap_or(201), body })
+        } else {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                format!("Idempotency-Key \"{}\" was used for a different request", idem.key),
+            ))
+        }
+    }))
+}
+
+/// Stores the response under the request's `Idempotency-Key`, if it has one.
+fn remember(
+    tx: &Transaction<'_>,
+    idempotency: Option<&Idempotency>,
+    status: StatusCode,
+    body: String,
+) -> rusqlite::Result<Stored> {
+    if let Some(idem) = idempotency {
+        tx.prepare_cached("INSERT INTO idempotency (key, request_hash, status, body) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![idem.key, idem.request_hash, status.as_u16(), body])?;
+    }
+    Ok(Stored { status: status.as_u16(), body })
 }
 
 /// What the log holds at `seq` in `mech`, for a deletion toggle.

@@ -1,0 +1,173 @@
+//! Importing a DDC `events.jsonl` into the store: shared by `mechfund import` (the CLI, with the
+//! store's lock held) and `POST /api/v1/mechs/{mech}/import` (the writer, inside its own
+//! transaction).
+//!
+//! Every line is parsed with the core; seqs are kept as written and must be strictly increasing
+//! and not yet stored; lines are stored byte for byte; a mech that already has events is never
+//! touched. The caller owns the transaction: any error means nothing is committed.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use mechfund_core::time::Timestamp;
+use mechfund_core::{Line, Rules, State, parse_line};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Deserialize;
+
+use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
+
+/// Why an import was refused; nothing of it may be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A line that is not a valid event (or breaks the seq order).
+    #[error("line {number}: {why}")]
+    Line {
+        /// 1-based physical line number in the input.
+        number: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The input disagrees with what the store holds (a mech with events, a seq in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("the store failed: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+/// What was imported into one mech.
+#[derive(Debug)]
+pub struct Imported {
+    /// Events stored.
+    pub events: u64,
+    /// Seq of the first and the last of them.
+    pub first_seq: u64,
+    /// See `first_seq`.
+    pub last_seq: u64,
+    /// The mech's state after them (by replay, the definition), written as its snapshot.
+    pub state: State,
+}
+
+/// Just enough of a line to know its mech (the core's `parse_line` validates the rest).
+#[derive(Deserialize)]
+struct Ident<'a> {
+    #[serde(borrow)]
+    mech_id: Cow<'a, str>,
+}
+
+/// Stores the lines of an import inside the caller's transaction, one block of whole lines at a
+/// time, then [`Importer::finish`] writes the snapshots.
+pub struct Importer<'t> {
+    tx: &'t Transaction<'t>,
+    only: Option<String>,
+    mechs: BTreeMap<String, (u64, u64, u64)>,
+    last_seq: u64,
+    latest_ts: Option<Timestamp>,
+    number: u64,
+}
+
+impl<'t> Importer<'t> {
+    /// An importer writing into `tx`; with `only`, every line must belong to that mech.
+    pub fn new(tx: &'t Transaction<'t>, only: Option<&str>) -> Importer<'t> {
+        Importer { tx, only: only.map(str::to_owned), mechs: BTreeMap::new(), last_seq: 0, latest_ts: None, number: 0 }
+    }
+
+    /// Checks and stores every line of `block` (whole lines; the last may lack its `\n`).
+    ///
+    /// # Errors
+    /// The first bad line, conflict or database failure.
+    pub fn block(&mut self, block: &[u8]) -> Result<(), ImportError> {
+        for line in block.strip_suffix(b"\n").unwrap_or(block).split(|&b| b == b'\n') {
+            self.number += 1;
+            self.line(line)?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, bytes: &[u8]) -> Result<(), ImportError> {
+        let number = self.number;
+        let bad = |why: String| ImportError::Line { number, why };
+        if bytes.trim_ascii().is_empty() {
+            // Blank lines are no events (DESIGN §2.4); there is nothing to store.
+            return Ok(());
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not valid UTF-8: {e}")))?;
+        let mech = match serde_json::from_str::<Ident<'_>>(text) {
+            Ok(ident) => ident.mech_id.into_owned(),
+            Err(e) => {
+                return Err(bad(match parse_line(bytes, "") {
+                    Line::Bad(why) => why,
+                    _ => e.to_string(),
+                }));
+            }
+        };
+        if let Some(only) = self.only.as_deref().filter(|only| *only != mech) {
+            return Err(bad(format!("the event belongs to mech {mech:?}, not {only:?}")));
+        }
+        let record = match parse_line(bytes, &mech) {
+            Line::Mine(record) => record,
+            Line::Bad(why) => return Err(bad(why)),
+            Line::Blank | Line::Other => return Err(bad(format!("cannot tell which mech it belongs to ({mech:?})"))),
+        };
+        let seq = record.seq;
+        if seq <= self.last_seq {
+            return Err(bad(format!(
+                "seq {seq} is not above the previous line's seq {} (seqs must be strictly increasing)",
+                self.last_seq
+            )));
+        }
+        self.last_seq = seq;
+        self.latest_ts = self.latest_ts.max(Some(record.ts));
+        let sql_seq = i64::try_from(seq).map_err(|_| bad(format!("seq {seq} is too large")))?;
+        if !self.mechs.contains_key(&mech) {
+            let existing: i64 =
+                self.tx.query_row("SELECT COUNT(*) FROM events WHERE mech = ?1", [&mech], |row| row.get(0))?;
+            if existing > 0 {
+                return Err(ImportError::Conflict(format!(
+                    "mech {mech:?} already has events in the store (line {number}); import only fills mechs \
+                     that have none, nothing was imported"
+                )));
+            }
+            self.mechs.insert(mech.clone(), (0, seq, seq));
+        }
+        let owner: Option<String> = self
+            .tx
+            .prepare_cached("SELECT mech FROM events WHERE seq = ?1")?
+            .query_row([sql_seq], |row| row.get(0))
+            .optional()?;
+        if let Some(owner) = owner {
+            return Err(ImportError::Conflict(format!(
+                "line {number}: seq {seq} is already in the store (an event of mech {owner:?}); nothing was imported"
+            )));
+        }
+        self.tx
+            .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?
+            .execute(params![sql_seq, mech, text])?;
+        if let Some((events, _, last)) = self.mechs.get_mut(&mech) {
+            *events += 1;
+            *last = seq;
+        }
+        Ok(())
+    }
+
+    /// The latest `ts` of the lines stored so far (new events are never stamped earlier).
+    pub fn latest_ts(&self) -> Option<Timestamp> {
+        self.latest_ts
+    }
+
+    /// Replays each imported mech, writes its snapshot (computed under `rules`) and says what was
+    /// imported, by mech.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub fn finish(self, rules: &Rules) -> Result<BTreeMap<String, Imported>, ImportError> {
+        let hash = rules_hash(rules);
+        let mut imported = BTreeMap::new();
+        for (mech, (events, first_seq, last_seq)) in self.mechs {
+            let state = replay_state(&mech_lines(self.tx, &mech)?, &mech, rules);
+            write_snapshot(self.tx, &state, &hash)?;
+            imported.insert(mech, Imported { events, first_seq, last_seq, state });
+        }
+        Ok(imported)
+    }
+}
