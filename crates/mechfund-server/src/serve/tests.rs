@@ -37,6 +37,7 @@ impl Server {
             private: false,
             rate_limiter: None,
             import_limit,
+            shutdown: tokio::sync::watch::channel(false).1,
         };
         Server { state, _dir: dir }
     }
