@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::args::Args;
 use crate::workspace;
 
-pub const USAGE: &str =
-    "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
+pub const USAGE: &str = "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
+                         [--subscribers N [--rate 2000]]
 
 Builds `mechfund` in release (or uses --bin), imports the cached generated log of --events
 events (see `cargo xtask bench`) into a fresh store in a temporary directory (timed), starts
@@ -27,12 +27,19 @@ events (see `cargo xtask bench`) into a fresh store in a temporary directory (ti
 and to the first 200 from GET /healthz. Then --clients keep-alive connections each POST
 /api/v1/mechs/main/donations {\"amount\":\"1.00\",\"donor\":\"bench-<client>\"} in a loop for
 --seconds; every request's latency and status are recorded. Finally the server gets SIGTERM and
-`mechfund export` counts the stored lines. Prints a Markdown table row and the targets.";
+`mechfund export` counts the stored lines. Prints a Markdown table row and the targets.
+
+With --subscribers N, N connections first follow GET /api/v1/mechs/main/events/stream (from the
+current last seq) and the clients are paced to --rate donations/s in total (default 2000, the
+throughput target); every subscriber records when each donation's line arrives, and the delivery
+latency is that time minus when the donation's 201 arrived (0 when the line came first).";
 
 /// Issue 5's targets.
 const TARGET_DONATIONS_PER_SEC: f64 = 2000.0;
 const TARGET_P99_MS: f64 = 50.0;
 const TARGET_STARTUP_SECS: f64 = 1.0;
+/// Issue 6's target: each subscriber gets each new event within this of the acknowledgement.
+const TARGET_DELIVERY_P99_MS: f64 = 100.0;
 const TOKEN: &str = "bench-server-token";
 
 struct Options {
@@ -41,6 +48,8 @@ struct Options {
     seconds: f64,
     seed: u64,
     bin: Option<PathBuf>,
+    subscribers: usize,
+    rate: f64,
 }
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -50,10 +59,13 @@ pub fn run(mut args: Args) -> Result<()> {
         seconds: args.value("--seconds")?.unwrap_or(10.0),
         seed: args.value("--seed")?.unwrap_or(1),
         bin: args.value("--bin")?,
+        subscribers: args.value("--subscribers")?.unwrap_or(0),
+        rate: args.value("--rate")?.unwrap_or(TARGET_DONATIONS_PER_SEC),
     };
     args.finish()?;
     ensure!(options.events > 0 && options.clients > 0, "--events and --clients must be positive");
     ensure!(options.seconds > 0.0 && options.seconds.is_finite(), "--seconds must be positive");
+    ensure!(options.rate > 0.0 && options.rate.is_finite(), "--rate must be positive");
     bench(&options)
 }
 
@@ -129,7 +141,7 @@ fn bench(options: &Options) -> Result<()> {
     let listening_secs = started.elapsed().as_secs_f64();
     let healthy_secs = loop {
         if let Ok(mut conn) = Conn::open(&addr)
-            && matches!(conn.request("GET", "/healthz", None), Ok((200, _)))
+            && matches!(conn.request("GET", "/healthz", None), Ok((200, _, _)))
         {
             break started.elapsed().as_secs_f64();
         }
@@ -138,14 +150,31 @@ fn bench(options: &Options) -> Result<()> {
     };
     eprintln!("listening after {listening_secs:.3} s, healthy after {healthy_secs:.3} s at {addr}");
 
-    eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds);
     let duration = Duration::from_secs_f64(options.seconds);
+    let subscribers = if options.subscribers > 0 {
+        let mut conn = Conn::open(&addr)?;
+        let (status, _, body) = conn.request("GET", "/api/v1/mechs/main/state", None)?;
+        ensure!(status == 200, "GET …/state answered {status}");
+        let after = first_number_after(&body, b"\"last_event_seq\":").context("no last_event_seq in the state")?;
+        eprintln!("{} subscribers following the stream after seq {after}...", options.subscribers);
+        // They stop reading a few seconds after the load, so late lines are still counted.
+        let stop = Instant::now() + Duration::from_secs(120) + duration;
+        Some(Subscribers::start(&addr, options.subscribers, after, stop)?)
+    } else {
+        None
+    };
+    // Paced when measuring delivery (the throughput target, not the most the server can take).
+    let pace = subscribers.as_ref().map(|_| Duration::from_secs_f64(options.clients as f64 / options.rate));
+    match pace {
+        Some(_) => eprintln!("{} clients posting {} donations/s for {} s...", options.clients, options.rate, options.seconds),
+        None => eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds),
+    }
     let load_started = Instant::now();
     let deadline = load_started + duration;
     let workers: Vec<_> = (0..options.clients)
         .map(|client| {
             let addr = addr.clone();
-            std::thread::spawn(move || client_loop(&addr, client, deadline))
+            std::thread::spawn(move || client_loop(&addr, client, deadline, pace))
         })
         .collect();
     let mut samples = Vec::new();
@@ -156,6 +185,10 @@ fn bench(options: &Options) -> Result<()> {
         connect_errors += result.io_errors;
     }
     let load_secs = load_started.elapsed().as_secs_f64();
+    let delivery = match subscribers {
+        Some(subscribers) => Some(subscribers.finish(&samples)?),
+        None => None,
+    };
 
     // SIGTERM, as an operator (or systemd) would stop it, then wait for a clean exit.
     workspace::run(Command::new("kill").args(["-TERM", &server.0.id().to_string()]))?;
@@ -219,6 +252,29 @@ fn bench(options: &Options) -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         crate::bench::load_average()
     );
+    if let Some(d) = &delivery {
+        println!(
+            "\n| subscribers | paced rate | donations/s achieved | deliveries (expected) | p50 | p95 | p99 | max | \
+             lines before their 201 |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
+             | {} | {:.0}/s | {per_sec:.0} | {} ({}) | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            options.subscribers,
+            options.rate,
+            thousands(d.delivered),
+            thousands(d.expected),
+            d.p50,
+            d.p95,
+            d.p99,
+            d.max,
+            thousands(d.early),
+        );
+        println!(
+            "target: each event at every subscriber with p99 <= {TARGET_DELIVERY_P99_MS:.0} ms after its 201 while \
+             >= {TARGET_DONATIONS_PER_SEC:.0} donations/s ({}: p99 {:.2} ms at {per_sec:.0}/s; {} deliveries missing)",
+            verdict(d.p99 <= TARGET_DELIVERY_P99_MS && per_sec >= TARGET_DONATIONS_PER_SEC && d.delivered == d.expected),
+            d.p99,
+            d.expected - d.delivered.min(d.expected),
+        );
+    }
     ensure!(
         stored >= imported + accepted,
         "the store has {stored} lines, fewer than {imported} imported + {accepted} accepted"
@@ -252,6 +308,8 @@ fn count_lines(bin: &Path, data: &str) -> Result<u64> {
 struct Sample {
     status: u16,
     millis: f64,
+    /// The donation's seq (from the 201) and when its answer was complete.
+    acked: Option<(u64, Instant)>,
 }
 
 struct ClientResult {
@@ -259,13 +317,18 @@ struct ClientResult {
     io_errors: u64,
 }
 
-/// One client: POSTs on one keep-alive connection until the deadline (reconnects after an I/O
-/// error, which is counted).
-fn client_loop(addr: &str, client: usize, deadline: Instant) -> ClientResult {
+/// One client: POSTs on one keep-alive connection until the deadline, one request per `pace` if
+/// given, else back to back (reconnects after an I/O error, which is counted).
+fn client_loop(addr: &str, client: usize, deadline: Instant, pace: Option<Duration>) -> ClientResult {
     let body = format!("{{\"amount\":\"1.00\",\"donor\":\"bench-{client}\"}}");
     let mut result = ClientResult { samples: Vec::new(), io_errors: 0 };
     let mut conn = None;
+    let mut next = Instant::now();
     while Instant::now() < deadline {
+        if let Some(pace) = pace {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            next += pace;
+        }
         let c = match conn.take() {
             Some(c) => c,
             None => match Conn::open(addr) {
@@ -280,14 +343,166 @@ fn client_loop(addr: &str, client: usize, deadline: Instant) -> ClientResult {
         let mut c = c;
         let started = Instant::now();
         match c.request("POST", "/api/v1/mechs/main/donations", Some(&body)) {
-            Ok((status, keep_alive)) => {
-                result.samples.push(Sample { status, millis: started.elapsed().as_secs_f64() * 1000.0 });
+            Ok((status, keep_alive, body)) => {
+                let done = Instant::now();
+                let seq = if status == 201 { first_number_after(&body, b"\"seq\":") } else { None };
+                result.samples.push(Sample {
+                    status,
+                    millis: (done - started).as_secs_f64() * 1000.0,
+                    acked: seq.map(|seq| (seq, done)),
+                });
                 if keep_alive {
                     conn = Some(c);
                 }
             }
             Err(_) => result.io_errors += 1,
         }
+    }
+    result
+}
+
+/// The unsigned integer right after the first `key` in `body`.
+fn first_number_after(body: &[u8], key: &[u8]) -> Option<u64> {
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits: Vec<u8> = body[at..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// The stream followers: one thread and connection each.
+struct Subscribers {
+    threads: Vec<std::thread::JoinHandle<Result<Vec<(u64, Instant)>>>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the subscribers saw.
+struct Delivery {
+    expected: u64,
+    delivered: u64,
+    /// Lines that arrived before their donation's 201 did.
+    early: u64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Subscribers {
+    /// Opens `n` streams after `after` and returns once each has had its first `state` message
+    /// (it is subscribed: nothing committed from now on can be missed).
+    fn start(addr: &str, n: usize, after: u64, stop: Instant) -> Result<Subscribers> {
+        let ready = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (addr, ready, done) = (addr.to_owned(), ready.clone(), done.clone());
+            let thread = std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || follow(&addr, after, &ready, &done, stop))
+                .context("starting a subscriber thread")?;
+            threads.push(thread);
+        }
+        ready.wait();
+        Ok(Subscribers { threads, done })
+    }
+
+    /// Waits for the lines of every acknowledged donation (up to 10 s more), stops the streams
+    /// and computes the delivery latencies.
+    fn finish(self, samples: &[Sample]) -> Result<Delivery> {
+        let acks: std::collections::HashMap<u64, Instant> = samples.iter().filter_map(|s| s.acked).collect();
+        std::thread::sleep(Duration::from_secs(2));
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut latencies = Vec::with_capacity(acks.len() * self.threads.len());
+        let mut early = 0u64;
+        let subscribers = self.threads.len() as u64;
+        for thread in self.threads {
+            let seen = thread.join().map_err(|_| anyhow::anyhow!("a subscriber thread panicked"))??;
+            for (seq, at) in seen {
+                if let Some(acked) = acks.get(&seq) {
+                    let ms = at.checked_duration_since(*acked).map_or_else(
+                        || {
+                            early += 1;
+                            0.0
+                        },
+                        |d| d.as_secs_f64() * 1000.0,
+                    );
+                    latencies.push(ms);
+                }
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let p = |q: f64| percentile(&latencies, q);
+        Ok(Delivery {
+            expected: acks.len() as u64 * subscribers,
+            delivered: latencies.len() as u64,
+            early,
+            p50: p(0.50),
+            p95: p(0.95),
+            p99: p(0.99),
+            max: latencies.last().copied().unwrap_or(f64::NAN),
+        })
+    }
+}
+
+/// One subscriber: `GET …/events/stream?after_seq=AFTER`, decodes the chunked body and records
+/// when each line's `id:` arrived, until told to stop.
+fn follow(
+    addr: &str,
+    after: u64,
+    ready: &std::sync::Barrier,
+    done: &std::sync::atomic::AtomicBool,
+    stop: Instant,
+) -> Result<Vec<(u64, Instant)>> {
+    let mut signalled = false;
+    let result = (|| {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = BufReader::with_capacity(1 << 16, stream);
+        write!(writer, "GET /api/v1/mechs/main/events/stream?after_seq={after} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        ensure!(line.split_whitespace().nth(1) == Some("200"), "the stream answered {line:?}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            if line.trim_end().is_empty() {
+                break;
+            }
+        }
+        let mut seen = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < stop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => bail!("the stream ended"),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let size = usize::from_str_radix(line.trim(), 16).with_context(|| format!("chunk size {line:?}"))?;
+            chunk.resize(size + 2, 0);
+            reader.read_exact(&mut chunk)?;
+            let at = Instant::now();
+            pending.extend_from_slice(&chunk[..size]);
+            let complete = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            for field in pending[..complete].split(|&b| b == b'\n') {
+                if let Some(id) = field.strip_prefix(b"id: ".as_slice())
+                    && let Some(seq) = std::str::from_utf8(id).ok().and_then(|t| t.trim().parse().ok())
+                {
+                    seen.push((seq, at));
+                } else if !signalled && field.starts_with(b"event: state") {
+                    ready.wait();
+                    signalled = true;
+                }
+            }
+            pending.drain(..complete);
+        }
+        Ok(seen)
+    })();
+    if !signalled {
+        // Never leave the others waiting for a subscriber that failed.
+        ready.wait();
     }
     result
 }
@@ -308,8 +523,9 @@ impl Conn {
         Ok(Conn { addr: addr.to_owned(), reader: BufReader::new(stream), writer })
     }
 
-    /// Sends one request and reads the whole response: (status, whether the connection stays open).
-    fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, bool)> {
+    /// Sends one request and reads the whole response: (status, whether the connection stays
+    /// open, body).
+    fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, bool, Vec<u8>)> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n", self.addr);
         if let Some(body) = body {
             let _ = write!(head, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
@@ -344,24 +560,27 @@ impl Conn {
                 _ => {}
             }
         }
+        let mut content = Vec::new();
         if chunked {
             loop {
                 line.clear();
                 self.reader.read_line(&mut line)?;
                 let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)?;
-                let mut skip = vec![0u8; size + 2];
-                self.reader.read_exact(&mut skip)?;
+                let start = content.len();
+                content.resize(start + size + 2, 0);
+                self.reader.read_exact(&mut content[start..])?;
+                content.truncate(start + size);
                 if size == 0 {
                     break;
                 }
             }
         } else if let Some(n) = length {
-            let mut skip = vec![0u8; n];
-            self.reader.read_exact(&mut skip)?;
+            content.resize(n, 0);
+            self.reader.read_exact(&mut content)?;
         } else {
             bail!("response without Content-Length");
         }
-        Ok((status, keep_alive))
+        Ok((status, keep_alive, content))
     }
 }
 
