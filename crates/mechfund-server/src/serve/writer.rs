@@ -106,9 +106,13 @@ pub struct WriteRequest {
 
 /// The body of a successful write: the new events (full objects, in the log's key order) and the
 /// mech's state after them.
-#[derive(Serialize)]
-struct WriteResponse<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WriteResponse<'a> {
+    /// The events written, in seq order: the request's own, then any level-up it caused.
+    #[schema(value_type = Vec<super::openapi::NewEventSchema>)]
     events: &'a [mechfund_core::Event],
+    /// The mech's state after them.
+    #[schema(value_type = super::openapi::StateSchema)]
     state: &'a State,
 }
 
