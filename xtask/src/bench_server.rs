@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::args::Args;
 use crate::workspace;
 
-pub const USAGE: &str = "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
+pub const USAGE: &str =
+    "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
                          [--subscribers N [--rate 2000]]
 
 Builds `mechfund` in release (or uses --bin), imports the cached generated log of --events
@@ -166,7 +167,9 @@ fn bench(options: &Options) -> Result<()> {
     // Paced when measuring delivery (the throughput target, not the most the server can take).
     let pace = subscribers.as_ref().map(|_| Duration::from_secs_f64(options.clients as f64 / options.rate));
     match pace {
-        Some(_) => eprintln!("{} clients posting {} donations/s for {} s...", options.clients, options.rate, options.seconds),
+        Some(_) => {
+            eprintln!("{} clients posting {} donations/s for {} s...", options.clients, options.rate, options.seconds)
+        }
         None => eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds),
     }
     let load_started = Instant::now();
@@ -270,7 +273,9 @@ fn bench(options: &Options) -> Result<()> {
         println!(
             "target: each event at every subscriber with p99 <= {TARGET_DELIVERY_P99_MS:.0} ms after its 201 while \
              >= {TARGET_DONATIONS_PER_SEC:.0} donations/s ({}: p99 {:.2} ms at {per_sec:.0}/s; {} deliveries missing)",
-            verdict(d.p99 <= TARGET_DELIVERY_P99_MS && per_sec >= TARGET_DONATIONS_PER_SEC && d.delivered == d.expected),
+            verdict(
+                d.p99 <= TARGET_DELIVERY_P99_MS && per_sec >= TARGET_DONATIONS_PER_SEC && d.delivered == d.expected
+            ),
             d.p99,
             d.expected - d.delivered.min(d.expected),
         );
@@ -368,9 +373,12 @@ fn first_number_after(body: &[u8], key: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// When each line (by seq) reached one subscriber.
+type Arrivals = Vec<(u64, Instant)>;
+
 /// The stream followers: one thread and connection each.
 struct Subscribers {
-    threads: Vec<std::thread::JoinHandle<Result<Vec<(u64, Instant)>>>>,
+    threads: Vec<std::thread::JoinHandle<Result<Arrivals>>>,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -451,7 +459,7 @@ fn follow(
     ready: &std::sync::Barrier,
     done: &std::sync::atomic::AtomicBool,
     stop: Instant,
-) -> Result<Vec<(u64, Instant)>> {
+) -> Result<Arrivals> {
     let mut signalled = false;
     let result = (|| {
         let stream = TcpStream::connect(addr)?;

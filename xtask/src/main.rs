@@ -9,6 +9,7 @@ mod bench;
 mod bench_server;
 mod dashboard;
 mod gen_log;
+mod schemathesis;
 mod test;
 mod tools;
 mod wasm;
@@ -32,6 +33,12 @@ const COMMANDS: &[Command] = &[
         about: "run everything CI checks: fmt, clippy, all tests, docs, guards",
         usage: test::USAGE,
         run: test::run_tests,
+    },
+    Command {
+        name: "schemathesis",
+        about: "run schemathesis against `mechfund serve` and its OpenAPI document",
+        usage: schemathesis::USAGE,
+        run: schemathesis::run_schemathesis,
     },
     Command {
         name: "setup",

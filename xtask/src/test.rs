@@ -1,10 +1,11 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest.
 //!
 //! Installs missing tools (`cargo xtask setup`), then: fmt, clippy (`-D warnings`, all targets,
-//! and again for wasm32), the native test suite, the wasm package and its size budget, the
-//! dashboard (Trunk) and its size budget, rustdoc with warnings as errors, the example page and
-//! the dashboard in headless Chromium, the JS API in headless Chromium, and two guards: the core's dependency list stays tiny, and the suites that must run
-//! tests did run them (a suite that silently runs 0 tests is a failure).
+//! and again for wasm32), the native test suite, schemathesis against the server's OpenAPI
+//! document, the wasm package and its size budget, the dashboard (Trunk) and its size budget,
+//! rustdoc with warnings as errors, the example page and the dashboard in headless Chromium, the
+//! JS API in headless Chromium, and two guards: the core's dependency list stays tiny, and the
+//! suites that must run tests did run them (a suite that silently runs 0 tests is a failure).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -33,6 +34,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "serve", 12),
     ("mechfund-server", "admin", 7),
     ("mechfund-server", "stream", 4),
+    ("mechfund-server", "openapi", 3),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "dashboard", 12),
 ];
@@ -65,6 +67,8 @@ pub fn run_tests(args: Args) -> Result<()> {
         .args(["--", "-D", "warnings"]))?;
     step("cargo test");
     let mut passed = test_workspace(cargo().args(["test", "--workspace", "--locked", "--exclude", "mechfund-e2e"]))?;
+    step("schemathesis against mechfund serve (OpenAPI document)");
+    crate::schemathesis::schemathesis(crate::schemathesis::EXAMPLES, None)?;
     step("wasm package (size budget)");
     let sizes = build_package()?;
     eprintln!("{sizes}");

@@ -4,7 +4,7 @@
 //! the wasm32 target and rust-src, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
 //! Trunk (the dashboard's build), Chromium + ChromeDriver (Debian packages), and the npm packages
 //! of package.json: binaryen (`wasm-opt`, first on PATH) and axe-core (the dashboard's
-//! accessibility check).
+//! accessibility check), and schemathesis (PyPI, pinned) in a venv under `~/.cache`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,14 +14,16 @@ use anyhow::{Context, Result, bail};
 use crate::args::Args;
 use crate::workspace::{root, run};
 
-pub const USAGE: &str =
-    "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt, axe-core)";
+pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt, axe-core, schemathesis)";
 
 /// The version of binaryen whose `wasm-opt` understands what rustc 1.95 emits.
 const BINARYEN: &str = "132";
 
 /// The Trunk that builds the dashboard: 0.22 needs rustc >= 1.96 (TOOLCHAIN).
 const TRUNK: &str = "0.21.14";
+
+/// The schemathesis that tests the server against its OpenAPI document (`cargo xtask schemathesis`).
+const SCHEMATHESIS: &str = "4.32.5";
 
 pub fn run_setup(args: Args) -> Result<()> {
     args.finish()?;
@@ -35,7 +37,32 @@ pub fn setup() -> Result<()> {
     trunk()?;
     chromium()?;
     npm_packages()?;
+    schemathesis()?;
     Ok(())
+}
+
+/// The Python venv that holds schemathesis: `$HOME/.cache/mechfund-venv`.
+fn venv() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from).join(".cache/mechfund-venv")
+}
+
+/// The `schemathesis` executable of the venv.
+pub fn schemathesis_bin() -> PathBuf {
+    venv().join("bin/schemathesis")
+}
+
+/// `pip install schemathesis==SCHEMATHESIS` into the venv unless that version is there.
+fn schemathesis() -> Result<()> {
+    let have = output(&schemathesis_bin().to_string_lossy(), &["--version"]).unwrap_or_default();
+    if have.split_whitespace().last() == Some(SCHEMATHESIS) {
+        eprintln!("setup: schemathesis {SCHEMATHESIS} present");
+        return Ok(());
+    }
+    eprintln!("setup: installing schemathesis {SCHEMATHESIS} into {} (have: {:?})", venv().display(), have.trim());
+    if !venv().join("bin/python").exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(venv()))?;
+    }
+    run(Command::new(venv().join("bin/pip")).args(["install", "--quiet", &format!("schemathesis=={SCHEMATHESIS}")]))
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {

@@ -13,28 +13,35 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use mechfund_core::decide::{Channel, Member, check_text};
 use mechfund_core::whatif::{goal_table, remaining_costs};
 use mechfund_core::{Cents, DomainError, MemberSource, Now};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::require_token;
 use super::error::{ApiError, json_body};
+use super::openapi::{
+    ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, Internal, Invalid, Malformed, NotFound, RateLimited,
+    RemainingSchema, RulesSchema, StateSchema, TooLarge, Unauthorized, Unavailable, donation_amount_schema,
+    make_private, system_amount_schema,
+};
 use super::ratelimit::RateLimiter;
 use super::store::{Readers, for_each_line, hex, lines_after};
-use super::writer::{Idempotency, Op, Shared, WriteRequest, state_json};
+use super::writer::{Idempotency, Op, Shared, WriteRequest, WriteResponse, state_json};
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -69,36 +76,56 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The whole application: `/api/v1/…`, `/healthz`, the JS package at `/embed/` and the
-/// dashboard at `/`.
-pub fn app(state: AppState) -> Router {
+/// The one route table of `/api/v1`: each `routes!` entry registers the handler in the router
+/// AND its `#[utoipa::path]` in the OpenAPI document. Add routes here only (never with a plain
+/// `.route`), or the document and the router drift apart (tests/openapi.rs checks both ways).
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let auth = middleware::from_fn_with_state(state.token.clone(), require_token);
-    let writes = Router::new()
-        .route("/mechs/{mech}/donations", post(post_donation))
-        .route("/mechs/{mech}/system-donations", post(post_system_donation))
-        .route("/mechs/{mech}/member-count", post(post_member_count))
-        .route("/mechs/{mech}/power-gifts", post(post_power_gift))
-        .route("/mechs/{mech}/donations/{seq}/toggle-deletion", post(post_toggle_deletion))
-        .route("/mechs/{mech}/import", post(post_import).layer(DefaultBodyLimit::max(state.import_limit)))
+    let writes = OpenApiRouter::new()
+        .routes(routes!(post_donation))
+        .routes(routes!(post_system_donation))
+        .routes(routes!(post_member_count))
+        .routes(routes!(post_power_gift))
+        .routes(routes!(post_toggle_deletion))
+        .routes({
+            // Imports are big: their own body limit (`--max-import-mib`).
+            let (schemas, paths, route) = routes!(post_import);
+            (schemas, paths, route.layer(DefaultBodyLimit::max(state.import_limit)))
+        })
         // The last layer runs first: the token is checked before it is counted.
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .route_layer(auth.clone());
-    let reads = Router::new()
-        .route("/mechs", get(get_mechs))
-        .route("/mechs/{mech}/state", get(get_state))
-        .route("/mechs/{mech}/events", get(get_events))
-        .route("/mechs/{mech}/events.jsonl", get(get_events_jsonl))
-        .route("/mechs/{mech}/events/stream", get(super::stream::get_event_stream))
-        .route("/mechs/{mech}/whatif", get(get_whatif))
-        .route("/rules", get(get_rules));
+    let reads = OpenApiRouter::new()
+        .routes(routes!(get_mechs))
+        .routes(routes!(get_state))
+        .routes(routes!(get_events))
+        .routes(routes!(get_events_jsonl))
+        .routes(routes!(super::stream::get_event_stream))
+        .routes(routes!(get_whatif))
+        .routes(routes!(get_rules));
     let reads = if state.private { reads.route_layer(auth) } else { reads };
-    let api = Router::new()
-        .route("/healthz", get(healthz))
-        .merge(reads)
-        .merge(writes)
-        .fallback(api_not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let router = Router::new().route("/healthz", get(healthz)).nest("/api/v1", api);
+    OpenApiRouter::new().routes(routes!(api_healthz)).routes(routes!(get_openapi)).merge(reads).merge(writes)
+}
+
+/// The `/api/v1` and `/healthz` routes and the OpenAPI document that describes exactly them.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, api_doc) = api_routes(state).split_for_parts();
+    let api = api.fallback(api_not_found).method_not_allowed_fallback(method_not_allowed);
+    let (root, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).split_for_parts();
+    doc.merge(utoipa::openapi::OpenApi::default().nest("/api/v1", api_doc));
+    if state.private {
+        make_private(&mut doc);
+    }
+    (root.nest("/api/v1", api), doc)
+}
+
+/// The whole application: `/api/v1/…`, `/healthz`, the JS package at `/embed/` and the
+/// dashboard at `/`.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api(&state);
+    // Serialising the document (strings and maps) cannot fail.
+    let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
+    let router = router.layer(Extension(OpenApiJson(doc)));
     let router = if state.embed.is_dir() {
         router.nest_service("/embed", ServeDir::new(&state.embed))
     } else {
@@ -171,8 +198,41 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
     )
 }
 
-async fn healthz() -> Response {
-    json_body(json!({"status": "ok"}).to_string()).into_response()
+/// The answer of the health checks.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// The server is up.
+#[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz", responses(
+    (status = 200, description = "Up", body = Health),
+))]
+async fn healthz() -> Result<Response, ApiError> {
+    ok_json(&Health { status: "ok" })
+}
+
+/// The server is up (the same as `/healthz`).
+#[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "api_healthz", responses(
+    (status = 200, description = "Up", body = Health),
+))]
+async fn api_healthz() -> Result<Response, ApiError> {
+    healthz().await
+}
+
+/// The serialised OpenAPI document of this server.
+#[derive(Clone, Debug)]
+struct OpenApiJson(Arc<str>);
+
+/// This document (OpenAPI 3), generated from the code; public even with `--private`.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi", responses(
+    (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
+))]
+async fn get_openapi(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
+    json_response(StatusCode::OK, doc.to_string())
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -212,10 +272,20 @@ pub(super) async fn read<R: Send + 'static>(
     }
 }
 
+/// The ids of every mech with events, sorted; `main` always.
+#[utoipa::path(get, path = "/mechs", tag = "reads", operation_id = "list_mechs",
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Mech ids, sorted", body = Vec<String>), Unauthorized),
+)]
 async fn get_mechs(State(app): State<AppState>) -> Result<Response, ApiError> {
     ok_json(&app.shared.mechs())
 }
 
+/// The rules in force (`--rules`, else the defaults; DESIGN §2.1).
+#[utoipa::path(get, path = "/rules", tag = "reads", operation_id = "get_rules",
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The rules", body = RulesSchema), Unauthorized),
+)]
 async fn get_rules(State(app): State<AppState>) -> Result<Response, ApiError> {
     ok_json(&app.shared.rules.to_value())
 }
@@ -227,6 +297,18 @@ pub(super) fn query_int(query: &HashMap<String, String>, name: &str) -> Result<O
         .transpose()
 }
 
+/// The mech's state and what to display, at `now`.
+#[utoipa::path(get, path = "/mechs/{mech}/state", tag = "reads", operation_id = "get_state",
+    security((), ("bearer" = [])),
+    params(
+        ("mech" = String, Path, description = "The mech id", example = "main"),
+        ("now" = Option<String>, Query, nullable = false, format = DateTime, description = "Display at this RFC 3339 time (default: the last event's)"),
+    ),
+    responses(
+        (status = 200, description = "The state", body = StateResponse),
+        Unauthorized, NotFound, Invalid,
+    ),
+)]
 async fn get_state(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,
@@ -242,6 +324,18 @@ async fn get_state(
     Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules, now.as_ref())))
 }
 
+/// The goal table and the remaining costs of each later level for a member count.
+#[utoipa::path(get, path = "/mechs/{mech}/whatif", tag = "reads", operation_id = "get_whatif",
+    security((), ("bearer" = [])),
+    params(
+        ("mech" = String, Path, description = "The mech id", example = "main"),
+        ("members" = i64, Query, description = "The member count to price the goals with"),
+    ),
+    responses(
+        (status = 200, description = "The what-if table", body = WhatIfResponse),
+        Unauthorized, NotFound, Invalid,
+    ),
+)]
 async fn get_whatif(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,
@@ -252,13 +346,26 @@ async fn get_whatif(
     let state = existing(&app, &mech)?;
     let members = query_int(&query, "members")?.ok_or_else(|| ApiError::invalid("members: required"))?;
     let rules = &app.shared.rules;
-    ok_json(&json!({
-        "members": members,
-        "table": goal_table(members, rules),
-        "remaining": remaining_costs(&state, members, rules),
-    }))
+    ok_json(&WhatIfResponse {
+        members,
+        table: goal_table(members, rules),
+        remaining: remaining_costs(&state, members, rules),
+    })
 }
 
+/// A page of the mech's events in seq order, as stored.
+#[utoipa::path(get, path = "/mechs/{mech}/events", tag = "reads", operation_id = "get_events",
+    security((), ("bearer" = [])),
+    params(
+        ("mech" = String, Path, description = "The mech id", example = "main"),
+        ("after_seq" = Option<u64>, Query, nullable = false, description = "Only events with a larger seq (default 0)"),
+        ("limit" = Option<u64>, Query, nullable = false, description = "At most this many events (default 1000, at most 10000)"),
+    ),
+    responses(
+        (status = 200, description = "The events", body = Vec<EventSchema>),
+        Unauthorized, NotFound, Invalid, Internal,
+    ),
+)]
 async fn get_events(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,
@@ -292,8 +399,17 @@ async fn get_events(
 /// Bytes per chunk of a streamed export.
 const EXPORT_CHUNK: usize = 256 << 10;
 
-/// `GET …/events.jsonl`: the mech's lines byte for byte, streamed in chunks from one read
-/// transaction (a consistent export of any size, in bounded memory, while writes go on).
+/// The mech's whole log as `events.jsonl` (format 2.3), imported lines byte for byte, streamed
+/// in chunks from one read transaction (a consistent export of any size, in bounded memory,
+/// while writes go on).
+#[utoipa::path(get, path = "/mechs/{mech}/events.jsonl", tag = "reads", operation_id = "export_events",
+    security((), ("bearer" = [])),
+    params(("mech" = String, Path, description = "The mech id", example = "main")),
+    responses(
+        (status = 200, description = "One JSON event per line", body = String, content_type = "application/x-ndjson"),
+        Unauthorized, NotFound, Internal,
+    ),
+)]
 async fn get_events_jsonl(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,
@@ -329,6 +445,30 @@ async fn get_events_jsonl(
     let mut response = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(response)
+}
+
+/// The answer of `GET …/state`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct StateResponse<'a> {
+    /// The state after the mech's last event.
+    #[schema(value_type = StateSchema)]
+    pub state: &'a mechfund_core::State,
+    /// What to display at `now`.
+    #[schema(value_type = DisplaySchema)]
+    pub display: mechfund_core::Display,
+}
+
+/// The answer of `GET …/whatif`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct WhatIfResponse {
+    /// The member count asked for.
+    members: i64,
+    /// The goal of each level 1..=10 at that count.
+    #[schema(value_type = Vec<GoalPartsSchema>)]
+    table: Vec<mechfund_core::rules::GoalParts>,
+    /// What reaching each later level costs from the current state.
+    #[schema(value_type = Vec<RemainingSchema>)]
+    remaining: Vec<mechfund_core::whatif::Remaining>,
 }
 
 // ---- writes ----
@@ -412,8 +552,11 @@ fn idempotency(uri: &Uri, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<I
     Ok(Some(Idempotency { key: key.to_owned(), request_hash: hex(&hash.finalize()) }))
 }
 
+/// Generates a write handler: decode the mech and the JSON body `$body`, turn it into an [`Op`]
+/// and submit it. The `#[utoipa::path]` given first is put on the generated fn.
 macro_rules! write_handler {
-    ($name:ident, $body:ty, |$mech:ident, $parsed:ident| $to_op:expr) => {
+    ($(#[$attr:meta])* $name:ident, $body:ty, |$mech:ident, $parsed:ident| $to_op:expr) => {
+        $(#[$attr])*
         async fn $name(
             State(app): State<AppState>,
             path: Result<Path<String>, PathRejection>,
@@ -436,21 +579,44 @@ macro_rules! write_handler {
     };
 }
 
-#[derive(Deserialize)]
+/// A donation by a member.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DonationBody {
+    #[schema(schema_with = donation_amount_schema)]
     amount: Box<RawValue>,
+    /// Who donated (also keys the per-donor rate limit).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     donor: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     channel_id: Option<String>,
+    /// The payment's id, for the record.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     donation_id: Option<String>,
+    /// The member count now, recorded first if it changes the goal.
     #[serde(default)]
+    #[schema(minimum = 0)]
     member_count: Option<i64>,
 }
 
-write_handler!(post_donation, DonationBody, |mech, body| parse_amount(&body.amount).map(|amount| Op::Donation {
+write_handler!(
+    /// Records a donation (dollars); the answer holds any level-up it caused.
+    #[utoipa::path(post, path = "/mechs/{mech}/donations", tag = "writes", operation_id = "add_donation",
+    request_body(content = DonationBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "The new events and the state after them", body = WriteResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
+    post_donation, DonationBody, |mech, body| parse_amount(&body.amount).map(|amount| Op::Donation {
     amount,
     donor: body.donor,
     channel_id: body.channel_id,
@@ -458,19 +624,37 @@ write_handler!(post_donation, DonationBody, |mech, body| parse_amount(&body.amou
     member_count: body.member_count,
 }));
 
-#[derive(Deserialize)]
+/// A donation by the system (power only, no evolution).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SystemDonationBody {
+    #[schema(schema_with = system_amount_schema)]
     amount: Box<RawValue>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     event_name: String,
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     description: Option<String>,
 }
 
-write_handler!(post_system_donation, SystemDonationBody, |mech, body| parse_amount(&body.amount)
+write_handler!(
+    /// Records a system donation (power only).
+    #[utoipa::path(post, path = "/mechs/{mech}/system-donations", tag = "writes", operation_id = "add_system_donation",
+    request_body(content = SystemDonationBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "The new events and the state after them", body = WriteResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
+    post_system_donation, SystemDonationBody, |mech, body| parse_amount(&body.amount)
     .map(|amount| { Op::SystemDonation { amount, event_name: body.event_name, description: body.description } }));
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberDto {
     id: String,
@@ -480,7 +664,7 @@ struct MemberDto {
     system: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChannelDto {
     id: String,
@@ -494,14 +678,19 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberCountBody {
+    /// The count; or give `channels`.
     #[serde(default)]
+    #[schema(minimum = 0)]
     member_count: Option<i64>,
+    /// The channels whose human members are counted (unique ids); or give `member_count`.
     #[serde(default)]
     channels: Option<Vec<ChannelDto>>,
+    /// The guild's count, used when no channel is accessible (only with `channels`).
     #[serde(default)]
+    #[schema(minimum = 0)]
     guild_member_count: Option<i64>,
 }
 
@@ -528,24 +717,71 @@ fn member_source(body: MemberCountBody) -> Result<Op, ApiError> {
     Ok(Op::MemberCount(source))
 }
 
-write_handler!(post_member_count, MemberCountBody, |mech, body| member_source(body));
+write_handler!(
+    /// Records a member-count sample: a count, or the channels' members counted uniquely.
+    #[utoipa::path(post, path = "/mechs/{mech}/member-count", tag = "writes", operation_id = "update_member_count",
+    request_body(content = MemberCountBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "The new events and the state after them", body = WriteResponse),
+        (status = 200, description = "No count could be taken (no channel readable, no guild count): nothing recorded", body = WriteResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
+    post_member_count, MemberCountBody, |mech, body| member_source(body));
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PowerGiftBody {
+    /// Each campaign grants once per mech.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     campaign_id: String,
 }
 
-write_handler!(post_power_gift, PowerGiftBody, |mech, body| Ok::<_, ApiError>(Op::PowerGift {
+write_handler!(
+    /// Grants a campaign's power gift (once per campaign, only when the mech is offline).
+    #[utoipa::path(post, path = "/mechs/{mech}/power-gifts", tag = "writes", operation_id = "grant_power_gift",
+    request_body(content = PowerGiftBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "The new events and the state after them", body = WriteResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
+    post_power_gift, PowerGiftBody, |mech, body| Ok::<_, ApiError>(Op::PowerGift {
     campaign_id: body.campaign_id
 }));
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ToggleBody {
+    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     reason: String,
 }
 
+/// Deletes a donation, or restores a deleted one (toggles).
+#[utoipa::path(post, path = "/mechs/{mech}/donations/{seq}/toggle-deletion", tag = "writes",
+    operation_id = "toggle_donation_deletion",
+    request_body(content = ToggleBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters)", example = "main"),
+        ("seq" = u64, Path, description = "The seq of the donation"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "The deletion event and the state after it", body = WriteResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
 async fn post_toggle_deletion(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -566,8 +802,36 @@ async fn post_toggle_deletion(
     }
 }
 
+/// The answer of `POST …/import`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ImportResponse<'a> {
+    /// Events stored.
+    pub imported: u64,
+    /// Seq of the first imported event.
+    pub first_seq: u64,
+    /// Seq of the last imported event.
+    pub last_seq: u64,
+    /// The mech's state after them.
+    #[schema(value_type = StateSchema)]
+    pub state: &'a mechfund_core::State,
+}
+
 /// `POST …/import`: the body is a DDC `events.jsonl` (every line of mech `{mech}`), imported into
 /// a mech that has no events yet, all or nothing (DESIGN §3; `mechfund import` over HTTP).
+#[utoipa::path(post, path = "/mechs/{mech}/import", tag = "writes", operation_id = "import_events",
+    request_body(content = String, content_type = "text/plain",
+        description = "A DDC events.jsonl: one JSON event of this mech per line, seqs strictly increasing \
+            (any Content-Type is accepted, e.g. application/x-ndjson)"),
+    security(("bearer" = [])),
+    params(
+        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters)", example = "main"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
+    ),
+    responses(
+        (status = 201, description = "Every line stored; the mech's state after them", body = ImportResponse),
+        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+    ),
+)]
 async fn post_import(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,

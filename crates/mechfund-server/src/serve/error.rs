@@ -5,7 +5,26 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mechfund_core::DomainError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error: `{"error":{"code","message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody<'a> {
+    /// The error.
+    pub error: ErrorDetail<'a>,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail<'a> {
+    /// A stable machine-readable code, e.g. `invalid_value`, `not_found`, `unauthorized`.
+    pub code: &'a str,
+    /// A human-readable explanation (names the field when one is at fault).
+    pub message: &'a str,
+}
 
 /// An error answered to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +65,9 @@ impl ApiError {
 
     /// The JSON body of the error.
     pub fn body(&self) -> String {
-        json!({"error": {"code": self.code, "message": self.message}}).to_string()
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
+        // Two strings into a String: cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`api`]: the HTTP routes (`app(state) -> Router`), decoding and the answers;
 //! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
+//! - [`openapi`]: the OpenAPI document's fixed parts, error responses and core-shape schemas;
 //! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
 //! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod import;
+pub mod openapi;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod store;

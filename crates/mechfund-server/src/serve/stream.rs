@@ -26,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::api::{AppState, existing, path_error, query_error, query_int, read};
 use super::error::ApiError;
+use super::openapi::{Invalid, NotFound, Unauthorized};
 use super::store::lines_after;
 use super::writer::{Committed, state_json};
 
@@ -39,6 +40,21 @@ const RETRY: Duration = Duration::from_secs(1);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The handler: checks the mech and where to start, then hands the connection to [`follow`].
+#[utoipa::path(get, path = "/mechs/{mech}/events/stream", tag = "reads", operation_id = "stream_events",
+    security((), ("bearer" = [])),
+    params(
+        ("mech" = String, Path, description = "The mech id", example = "main"),
+        ("after_seq" = Option<u64>, Query, description = "Send the stored lines above this seq first (default 0: all)"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]+$",
+            description = "The last seq received (what EventSource sends on reconnect); overrides after_seq"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String, description = "Server-sent events: \
+            `id: <seq>` + `data: <the stored line>` per event, in seq order, each once; after the backlog and \
+            each commit, `event: state` with `{\"state\",\"display\"}`; `: keep-alive` comments"),
+        Unauthorized, NotFound, Invalid,
+    ),
+)]
 pub async fn get_event_stream(
     State(app): State<AppState>,
     mech: Result<Path<String>, PathRejection>,

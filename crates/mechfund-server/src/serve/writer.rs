@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
 use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
@@ -75,11 +76,6 @@ impl Shared {
 /// `{"state","display"}` of a mech, as `GET …/state` answers (and, without `now`, the event
 /// stream's `state` messages carry).
 pub fn state_json(state: &State, rules: &Rules, now: Option<&Now>) -> String {
-    #[derive(Serialize)]
-    struct StateResponse<'a> {
-        state: &'a State,
-        display: mechfund_core::Display,
-    }
     serde_json::to_string(&StateResponse { state, display: display(state, rules, now) }).unwrap_or_default()
 }
 
@@ -168,9 +164,13 @@ pub struct WriteRequest {
 
 /// The body of a successful write: the new events (full objects, in the log's key order) and the
 /// mech's state after them.
-#[derive(Serialize)]
-struct WriteResponse<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WriteResponse<'a> {
+    /// The events written, in seq order: the request's own, then any level-up it caused.
+    #[schema(value_type = Vec<super::openapi::NewEventSchema>)]
     events: &'a [mechfund_core::Event],
+    /// The mech's state after them.
+    #[schema(value_type = super::openapi::StateSchema)]
     state: &'a State,
 }
 
@@ -407,13 +407,13 @@ fn import_committed(
             "the body holds no events (one JSON event per line)",
         ))));
     };
-    let body = serde_json::json!({
-        "imported": imported.events,
-        "first_seq": imported.first_seq,
-        "last_seq": imported.last_seq,
-        "state": imported.state,
+    let body = serde_json::to_string(&ImportResponse {
+        imported: imported.events,
+        first_seq: imported.first_seq,
+        last_seq: imported.last_seq,
+        state: &imported.state,
     })
-    .to_string();
+    .unwrap_or_default();
     let stored = remember(&tx, request.idempotency.as_ref(), StatusCode::CREATED, body)?;
     tx.commit()?;
     Ok(ImportOutcome::Imported { stored, imported: Box::new(imported), latest_ts })
