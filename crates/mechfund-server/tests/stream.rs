@@ -89,6 +89,18 @@ impl Stream {
         }
     }
 
+    /// The next `count` lines and the `state` message after them (a `state` message before
+    /// them, from a batch whose lines this stream already had, is skipped).
+    async fn lines_then_state(&mut self, count: usize, wait: Duration) -> (Vec<(u64, String)>, Value) {
+        let mut lines = Vec::new();
+        while lines.len() < count {
+            lines.push(self.next_line(wait).await.expect("the stream is open"));
+        }
+        let (more, state) = self.until_state(wait).await;
+        lines.extend(more);
+        (lines, state)
+    }
+
     /// Messages up to and including the next `state` one.
     async fn until_state(&mut self, wait: Duration) -> (Vec<(u64, String)>, Value) {
         let mut lines = Vec::new();
@@ -146,11 +158,11 @@ async fn the_backlog_then_every_commit_once_in_order_with_the_state() {
     for (i, amount) in ["0.50", "1.00", "2.00"].into_iter().enumerate() {
         let body = donate(&c, &server, &format!("live-{i}"), amount).await;
         let acked = Instant::now();
-        let (lines, state) = stream.until_state(WAIT).await;
-        latencies.push(acked.elapsed());
-        let seqs: Vec<u64> = lines.iter().map(|(seq, _)| *seq).collect();
         let answered: Vec<u64> =
             body["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        let (lines, state) = stream.lines_then_state(answered.len(), WAIT).await;
+        latencies.push(acked.elapsed());
+        let seqs: Vec<u64> = lines.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(seqs, answered, "the stream carries exactly the write's events");
         assert_eq!(state["state"], body["state"], "the state message is the state after the write");
     }
@@ -162,7 +174,7 @@ async fn the_backlog_then_every_commit_once_in_order_with_the_state() {
     let (status, _) = post(&c, &server.url("/mechs/alt/donations"), &json!({"amount": "1.00"})).await;
     assert_eq!(status, 201);
     donate(&c, &server, "last", "1.00").await;
-    let (lines, _) = stream.until_state(WAIT).await;
+    let (lines, _) = stream.lines_then_state(1, WAIT).await;
     assert_eq!(lines.len(), 1);
     assert!(lines[0].1.contains("\"mech_id\":\"main\"") && lines[0].1.contains("\"last\""), "{lines:?}");
     let all = stored(&c, &server).await;

@@ -193,7 +193,8 @@ pub struct Opened {
 }
 
 /// Opens (creating) the database at `db`, recovers every mech's state (rebuilding stale or
-/// corrupt snapshots) and starts the writer. Blocking.
+/// corrupt snapshots) and starts the writer and the event streams' fan-out. Blocking; needs a
+/// Tokio runtime (the fan-out is a task).
 ///
 /// # Errors
 /// A database failure, or a writer thread that cannot start.
@@ -205,7 +206,9 @@ pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
     }
     let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
-    let shared = Arc::new(Shared::new(rules, states));
+    let (shared, commits) = Shared::new(rules, states);
+    let shared = Arc::new(shared);
+    tokio::spawn(stream::fan_out(commits, shared.batches()));
     let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
         .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Opened { shared, writer, writer_thread })

@@ -26,6 +26,7 @@ use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
 use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
+use super::stream::Batch;
 
 /// Requests committed together at most.
 pub const MAX_GROUP: usize = 128;
@@ -38,16 +39,21 @@ pub struct Shared {
     pub rules: Rules,
     /// Each mech's state after its last committed event.
     pub states: RwLock<HashMap<String, Arc<State>>>,
-    feed: broadcast::Sender<Arc<Committed>>,
+    /// Every commit, to the fan-out ([`super::stream::fan_out`]); never blocks the writer.
+    feed: mpsc::UnboundedSender<Committed>,
+    /// The fan-out's batches, to every event stream.
+    batches: broadcast::Sender<Arc<Batch>>,
 }
 
-/// Commits the feed holds for a slow subscriber before it lags (and catches up from the store).
-const FEED_CAPACITY: usize = 4096;
+/// Batches kept for a slow subscriber before it lags (and catches up from the store).
+const BATCH_CAPACITY: usize = 1024;
 
 impl Shared {
-    /// The rules and the recovered states, with an empty feed.
-    pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> Shared {
-        Shared { rules, states: RwLock::new(states), feed: broadcast::channel(FEED_CAPACITY).0 }
+    /// The rules and the recovered states; the receiver is the fan-out's end of the feed.
+    pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> (Shared, mpsc::UnboundedReceiver<Committed>) {
+        let (feed, commits) = mpsc::unbounded_channel();
+        let batches = broadcast::channel(BATCH_CAPACITY).0;
+        (Shared { rules, states: RwLock::new(states), feed, batches }, commits)
     }
 
     /// The latest state of `mech`, if it exists.
@@ -62,14 +68,19 @@ impl Shared {
         ids
     }
 
-    /// Every commit from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
-        self.feed.subscribe()
+    /// Every batch of commits from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.batches.subscribe()
+    }
+
+    /// Where the fan-out sends its batches.
+    pub fn batches(&self) -> broadcast::Sender<Arc<Batch>> {
+        self.batches.clone()
     }
 
     fn publish(&self, committed: Committed) {
-        // No subscriber is no error.
-        let _ = self.feed.send(Arc::new(committed));
+        // Only fails once the fan-out has stopped (the runtime is shutting down).
+        let _ = self.feed.send(committed);
     }
 }
 
