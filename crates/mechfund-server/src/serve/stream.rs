@@ -27,9 +27,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
+
 use tokio::time::Instant;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::api::{AppState, existing, path_error, query_error, query_int, read};
 use super::error::ApiError;
@@ -39,8 +38,6 @@ use super::writer::{Committed, state_json};
 
 /// Lines read from the store per query while catching up.
 const PAGE: u64 = 1000;
-/// Writes buffered per subscriber before its task waits for the client.
-const BUFFER: usize = 64;
 /// After a batch, commits are gathered this long before the next one goes out.
 pub const COALESCE: Duration = Duration::from_millis(20);
 /// A comment this often keeps idle connections (and proxies) open.
@@ -146,7 +143,7 @@ pub async fn fan_out(mut commits: mpsc::UnboundedReceiver<Committed>, batches: b
     }
 }
 
-/// The handler: checks the mech and where to start, then hands the connection to [`follow`].
+/// The handler: checks the mech and where to start; the body is a [`Follower`].
 #[utoipa::path(get, path = "/mechs/{mech}/events/stream", tag = "reads", operation_id = "stream_events",
     security((), ("bearer" = [])),
     params(
@@ -183,10 +180,20 @@ pub async fn get_event_stream(
         },
     };
     // Subscribed before the backlog is read: a commit in between is in a batch.
-    let batches = app.shared.subscribe();
-    let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(follow(app, mech, after, batches, tx));
-    let mut response = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>)).into_response();
+    let follower = Follower {
+        batches: app.shared.subscribe(),
+        shutdown: app.shutdown.clone(),
+        app,
+        mech,
+        last: after,
+        phase: Phase::Retry,
+    };
+    // The body pulls the next piece when hyper has written the last one: one task per
+    // subscriber (the connection's), woken once per batch.
+    let body = futures_util::stream::unfold(follower, |mut follower| async move {
+        follower.next().await.map(|bytes| (Ok::<_, Infallible>(bytes), follower))
+    });
+    let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -195,99 +202,95 @@ pub async fn get_event_stream(
     Ok(response)
 }
 
-/// Why a subscriber's task stops: the client went away, or the store failed.
-struct Gone;
+/// Where a subscriber is.
+enum Phase {
+    /// Nothing sent yet: the `retry:` line comes first.
+    Retry,
+    /// Sending stored lines above `last`, a page at a time (the backlog, or after lagging or an
+    /// import), then the current state.
+    Backlog,
+    /// Following the batches.
+    Live,
+}
 
-/// Feeds one subscriber until it disconnects or the server shuts down.
-async fn follow(
+/// One subscriber's stream.
+struct Follower {
     app: AppState,
     mech: String,
-    mut last: u64,
-    mut batches: broadcast::Receiver<Arc<Batch>>,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let mut shutdown = app.shutdown.clone();
-    let start = async {
-        send(&tx, Bytes::from_static(RETRY.as_bytes())).await?;
-        catch_up(&app, &mech, &mut last, &tx).await?;
-        send_current_state(&app, &mech, &tx).await
-    };
-    if start.await.is_err() {
-        return;
-    }
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let received = tokio::select! {
-            _ = shutdown.changed() => return,
-            () = tx.closed() => return,
-            () = tokio::time::sleep(KEEP_ALIVE) => {
-                if send(&tx, Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                    return;
+    /// The highest seq sent.
+    last: u64,
+    batches: broadcast::Receiver<Arc<Batch>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    phase: Phase,
+}
+
+impl Follower {
+    /// The next piece of the stream; `None` ends it (shutdown, or the store failed).
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            match self.phase {
+                Phase::Retry => {
+                    self.phase = Phase::Backlog;
+                    return Some(Bytes::from_static(RETRY.as_bytes()));
                 }
-                continue;
-            }
-            received = batches.recv() => received,
-        };
-        let sent = match received {
-            Ok(batch) if batch.mech == mech => forward(&app, &batch, &mut last, &tx).await,
-            Ok(_) => Ok(()),
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(mech, missed, "a slow event stream catches up from the store");
-                match catch_up(&app, &mech, &mut last, &tx).await {
-                    Ok(()) => send_current_state(&app, &mech, &tx).await,
-                    Err(gone) => Err(gone),
+                Phase::Backlog => {
+                    let (mech, after) = (self.mech.clone(), self.last);
+                    let page = match read(&self.app, move |conn| lines_after(conn, &mech, after, PAGE)).await {
+                        Ok(page) => page,
+                        Err(_) => return None,
+                    };
+                    let mut text = String::new();
+                    if (page.len() as u64) < PAGE {
+                        // The last page: the state after it goes in the same write.
+                        self.phase = Phase::Live;
+                    }
+                    for (seq, line) in &page {
+                        push_line(&mut text, *seq, line);
+                        self.last = *seq;
+                    }
+                    if matches!(self.phase, Phase::Live)
+                        && let Some(state) = self.app.shared.state(&self.mech)
+                    {
+                        push_state(&mut text, &state_json(&state, &self.app.shared.rules, None));
+                    }
+                    if !text.is_empty() {
+                        return Some(Bytes::from(text));
+                    }
+                }
+                Phase::Live => {
+                    if *self.shutdown.borrow() {
+                        return None;
+                    }
+                    let received = tokio::select! {
+                        _ = self.shutdown.changed() => return None,
+                        () = tokio::time::sleep(KEEP_ALIVE) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                        received = self.batches.recv() => received,
+                    };
+                    match received {
+                        Ok(batch) if batch.mech == self.mech => {
+                            if batch.catch_up {
+                                self.phase = Phase::Backlog;
+                                continue;
+                            }
+                            let from = batch
+                                .starts
+                                .iter()
+                                .find(|(seq, _)| *seq > self.last)
+                                .map_or(batch.state_at, |(_, at)| *at);
+                            if let Some((seq, _)) = batch.starts.last() {
+                                self.last = self.last.max(*seq);
+                            }
+                            return Some(batch.text.slice(from..));
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::debug!(mech = self.mech, missed, "a slow event stream catches up from the store");
+                            self.phase = Phase::Backlog;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
                 }
             }
-            Err(RecvError::Closed) => return,
-        };
-        if sent.is_err() {
-            return;
         }
     }
-}
-
-/// One batch of the subscriber's mech: the lines it has not had, then the state, in one write.
-async fn forward(app: &AppState, batch: &Batch, last: &mut u64, tx: &mpsc::Sender<Bytes>) -> Result<(), Gone> {
-    if batch.catch_up {
-        catch_up(app, &batch.mech, last, tx).await?;
-        return send(tx, batch.text.slice(batch.state_at..)).await;
-    }
-    let from = batch.starts.iter().find(|(seq, _)| *seq > *last).map_or(batch.state_at, |(_, at)| *at);
-    if let Some((seq, _)) = batch.starts.last() {
-        *last = (*last).max(*seq);
-    }
-    send(tx, batch.text.slice(from..)).await
-}
-
-/// Sends every stored line of `mech` above `last`, a page per write.
-async fn catch_up(app: &AppState, mech: &str, last: &mut u64, tx: &mpsc::Sender<Bytes>) -> Result<(), Gone> {
-    loop {
-        let (owned, after) = (mech.to_owned(), *last);
-        let page = read(app, move |conn| lines_after(conn, &owned, after, PAGE)).await.map_err(|_| Gone)?;
-        let full = page.len() as u64 == PAGE;
-        let mut text = String::new();
-        for (seq, line) in &page {
-            push_line(&mut text, *seq, line);
-            *last = *seq;
-        }
-        if !text.is_empty() {
-            send(tx, Bytes::from(text)).await?;
-        }
-        if !full {
-            return Ok(());
-        }
-    }
-}
-
-async fn send_current_state(app: &AppState, mech: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), Gone> {
-    let Some(state) = app.shared.state(mech) else { return Ok(()) };
-    let mut text = String::new();
-    push_state(&mut text, &state_json(&state, &app.shared.rules, None));
-    send(tx, Bytes::from(text)).await
-}
-
-async fn send(tx: &mpsc::Sender<Bytes>, bytes: Bytes) -> Result<(), Gone> {
-    tx.send(bytes).await.map_err(|_| Gone)
 }
