@@ -31,7 +31,8 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "serialisation", 3),
     ("mechfund-server", "cli", 5),
     ("mechfund-server", "serve", 12),
-    ("mechfund-server", "admin", 6),
+    ("mechfund-server", "admin", 7),
+    ("mechfund-server", "stream", 4),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "dashboard", 12),
 ];

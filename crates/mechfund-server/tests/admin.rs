@@ -1,17 +1,19 @@
 //! `mechfund import`, `export`, `backup` and `restore` with the real binary: round trips byte
-//! for byte, all-or-nothing imports, the store's lock against a running server, and a backup
-//! taken while serving restoring to the same state.
+//! for byte, all-or-nothing imports, the store's lock against a running server, and backups
+//! taken while serving (and under a donation load) restoring to a consistent state.
 
 #![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token-0123456789";
+use common::{Load, Log, Server, TOKEN, client, get_json, post};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples/ddc-small.jsonl")
@@ -40,76 +42,14 @@ fn export(data: &Path) -> Vec<u8> {
     output.stdout
 }
 
-/// A running `mechfund serve` (as in tests/serve.rs).
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let stderr = data.with_extension(format!("stderr-{}.log", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mechfund"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .arg("--dist")
-            .arg(data.join("no-dist"))
-            .args(["--rate-limit", "0"])
-            .env("MECHFUND_ADMIN_TOKEN", TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("mechfund serve starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("no address printed: {line:?}; stderr: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
-        };
-        std::thread::spawn(move || for _ in out.lines() {});
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
 async fn state(server: &Server, mech: &str) -> Value {
-    let response = client().get(server.url(&format!("/mechs/{mech}/state"))).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    get_json(&client(), &server.url(&format!("/mechs/{mech}/state"))).await
 }
 
 async fn donate(server: &Server, cents: u64) {
-    let body = format!(r#"{{"amount":"{}.{:02}","donor":"tester"}}"#, cents / 100, cents % 100);
-    let response = client()
-        .post(server.url("/mechs/main/donations"))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+    let body = json!({"amount": format!("{}.{:02}", cents / 100, cents % 100), "donor": "tester"});
+    let (status, answer) = post(&client(), &server.url("/mechs/main/donations"), &body).await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 /// `mechfund replay FILE`'s result.
@@ -249,6 +189,128 @@ async fn import_and_restore_refuse_while_serving_backup_then_restore_gives_the_s
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("not a usable mechfund store"), "{}", stderr(&output));
     assert_eq!(export(&fresh), served_export);
+}
+
+/// The lines of a store file (every mech, in seq order, each followed by a newline) and whether
+/// each mech's snapshot row is at its last event.
+fn read_store(db: &Path) -> (String, Vec<(String, i64, i64)>) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut lines = String::new();
+    let mut stmt = conn.prepare("SELECT line FROM events ORDER BY seq").unwrap();
+    for line in stmt.query_map([], |row| row.get::<_, String>(0)).unwrap() {
+        lines.push_str(&line.unwrap());
+        lines.push('\n');
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT e.mech, MAX(e.seq), (SELECT last_seq FROM snapshots s WHERE s.mech = e.mech) \
+             FROM events e GROUP BY e.mech",
+        )
+        .unwrap();
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, Option<i64>>(2)?.unwrap_or(-1))));
+    (lines, rows.unwrap().map(Result::unwrap).collect())
+}
+
+/// A backup taken while clients donate is a consistent snapshot, and restoring it (over the
+/// store of a server killed with -9, hot WAL and all) serves it: state == replay of the restored
+/// log, which is the backup's byte for byte; its snapshot rows are at its last events (the server
+/// rebuilds nothing); every donation acknowledged before the backup started is there once, none
+/// sent after it finished is, and each client's donations in it are a prefix of what it sent.
+/// The old store is kept aside complete. Clients retrying with their keys then get their first
+/// answers for what the backup holds, and the rest takes effect once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_under_load_restores_to_a_consistent_state() {
+    let seed = common::seed("MECHFUND_BACKUP_SEED");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let c = client();
+    let mut server = Server::start(&data);
+    let load = Load::start(&c, &server, 8, "b", seed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let backup = dir.path().join("backup.db");
+    let started = Instant::now();
+    let (path, dir_of_data) = (backup.to_str().unwrap().to_owned(), data.clone());
+    let output = tokio::task::spawn_blocking(move || mechfund(&["backup", &path], &dir_of_data)).await.unwrap();
+    let finished = Instant::now();
+    assert_ok(&output, "backup while serving");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill9();
+    let writes = load.join().await;
+    drop(server);
+
+    let (backup_lines, snapshots) = read_store(&backup);
+    for (mech, last_seq, snapshot_seq) in &snapshots {
+        assert_eq!(snapshot_seq, last_seq, "seed {seed}: the backup's snapshot of {mech} is not at its last event");
+    }
+    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
+    let server = Server::start(&data);
+    assert!(!server.stderr_text().contains("snapshot rebuilt"), "seed {seed}: {}", server.stderr_text());
+    let log = Log::fetch(&c, &server).await;
+    let restored = String::from_utf8(export(&data)).unwrap();
+    if restored != backup_lines {
+        let line = restored.lines().zip(backup_lines.lines()).position(|(a, b)| a != b);
+        panic!(
+            "seed {seed}: the restored log ({} lines) is not the backup's ({} lines); first difference at line {line:?}",
+            restored.lines().count(),
+            backup_lines.lines().count()
+        );
+    }
+
+    let donor_of = |key: &str| key.rsplit_once('-').unwrap().0.to_owned();
+    let before: Vec<_> = writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at < started)).cloned().collect();
+    log.assert_exactly_once(&before, &format!("seed {seed}: acknowledged before the backup"));
+    let mut gone: HashSet<String> = HashSet::new();
+    for write in writes.iter().filter(|w| w.donor.is_some()) {
+        let donor = write.donor.as_ref().unwrap();
+        let present = log.donors.contains_key(donor);
+        assert!(!(present && write.sent > finished), "seed {seed}: {donor} was sent after the backup finished");
+        // Each client sends one write at a time: once one is missing, so are its later ones.
+        let client = donor_of(&write.key);
+        assert!(!(present && gone.contains(&client)), "seed {seed}: {donor} is in the backup, an earlier one is not");
+        if !present {
+            gone.insert(client);
+        }
+    }
+    let old = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("mechfund.db.before-restore-") && !name.ends_with("-wal")
+        })
+        .unwrap();
+    let (old_lines, _) = read_store(&old);
+    for write in writes.iter().filter(|w| w.answer.is_some()) {
+        if let Some(donor) = &write.donor {
+            assert!(old_lines.contains(&format!("\"donor\":\"{donor}\"")), "seed {seed}: {donor} not kept aside");
+        }
+    }
+
+    // The clients retry: the first answer for what the backup holds, once more for the rest.
+    let mut retried = writes.clone();
+    for write in retried.iter_mut().filter(|w| w.donor.is_some() || w.answer.as_ref().is_some_and(|a| a.at < started)) {
+        let again = write.retry(&c, &server).await.unwrap();
+        assert!([200, 201].contains(&again.0), "seed {seed}: retry of {}: {again:?}", write.key);
+        let kept = write.donor.as_ref().is_none_or(|donor| log.donors.contains_key(donor));
+        if let (Some(first), true) = (&write.answer, kept) {
+            assert_eq!(again, (first.status, first.body.clone()), "seed {seed}: retry of {}", write.key);
+        }
+        write.answer = Some(common::Answer { status: again.0, body: again.1, at: Instant::now() });
+    }
+    let log = Log::fetch(&c, &server).await;
+    log.assert_exactly_once(&retried, &format!("seed {seed}: after the retries"));
+    let donations = writes.iter().filter(|w| w.donor.is_some()).count();
+    assert_eq!(log.donors.len(), donations, "seed {seed}: every donation is recorded once after the retries");
+    let during = writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at >= started && w.sent <= finished));
+    eprintln!(
+        "{} writes, {} acknowledged before the backup, {} during it, {} events in it",
+        writes.len(),
+        before.len(),
+        during.count(),
+        log.events.len()
+    );
+    assert!(before.len() >= 10, "seed {seed}: too little load before the backup");
+    server.stop();
 }
 
 #[test]

@@ -3,138 +3,17 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mechfund_core::replay::Severity;
-use mechfund_core::{DiagnosticKind, ReplayOptions, Rules, replay_bytes};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token-0123456789";
-
-/// A running server with its data dir.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: PathBuf,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        Server::start_with(data, Some(TOKEN))
-    }
-
-    fn start_with(data: &Path, token: Option<&str>) -> Server {
-        Server::start_args(data, token, &[])
-    }
-
-    /// With extra arguments; writes are not rate limited unless they give `--rate-limit`.
-    fn start_args(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
-        std::fs::create_dir_all(data).unwrap();
-        let n = std::fs::read_dir(data).unwrap().count();
-        let stderr = data.join(format!("stderr-{n}-{}.log", std::process::id()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mechfund"));
-        command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .arg("--dist")
-            .arg(data.join("no-dist"))
-            .args(extra)
-            .env_remove("MECHFUND_ADMIN_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        if !extra.contains(&"--rate-limit") {
-            command.args(["--rate-limit", "0"]);
-        }
-        if let Some(token) = token {
-            command.env("MECHFUND_ADMIN_TOKEN", token);
-        }
-        let mut child = command.spawn().expect("mechfund serve starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let Some(base) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("no address printed: {line:?}; stderr: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
-        };
-        // Keep draining stdout so the server never blocks on it.
-        std::thread::spawn(move || for _ in out.lines() {});
-        Server { child, base, stderr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    /// SIGKILL: no chance to finish anything.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM: a graceful stop, which must succeed.
-    fn stop(mut self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "graceful stop failed: {status}; stderr: {}", self.stderr_text());
-    }
-
-    fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-async fn post_raw(
-    c: &reqwest::Client,
-    url: &str,
-    body: Vec<u8>,
-    token: Option<&str>,
-    key: Option<&str>,
-) -> (u16, String) {
-    let mut request = c.post(url).header("content-type", "application/json").body(body);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-async fn post(c: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
-    let (status, text) = post_raw(c, url, body.to_string().into_bytes(), Some(TOKEN), None).await;
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}")))
-}
-
-async fn get_text(c: &reqwest::Client, url: &str) -> (u16, String) {
-    let response = c.get(url).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-async fn get_json(c: &reqwest::Client, url: &str) -> Value {
-    let (status, text) = get_text(c, url).await;
-    assert_eq!(status, 200, "{url}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
+use common::{
+    Load, Log, Rng, Server, TOKEN, Write, assert_live_equals_replay, client, dollars, events, get_json, get_text, post,
+    post_raw,
+};
 
 /// Asserts the error shape and a 4xx status.
 #[track_caller]
@@ -143,50 +22,6 @@ fn assert_error(status: u16, text: &str, want: u16, what: &str) {
     let body: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: error is not JSON ({e}): {text}"));
     assert!(body["error"]["code"].is_string(), "{what}: {body}");
     assert!(body["error"]["message"].is_string(), "{what}: {body}");
-}
-
-/// Live state (GET …/state) equals the core's replay of GET …/events.jsonl; returns the export.
-async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mech: &str) -> String {
-    let (status, jsonl) = get_text(c, &server.url(&format!("/mechs/{mech}/events.jsonl"))).await;
-    assert_eq!(status, 200);
-    assert!(jsonl.is_empty() || jsonl.ends_with('\n'));
-    let live = get_json(c, &server.url(&format!("/mechs/{mech}/state"))).await;
-    let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
-    let replayed = replay_bytes(jsonl.as_bytes(), &Rules::default(), options).unwrap();
-    // As `mechfund verify`: re-entering a level after a deletion uses its recorded goal
-    // (recorded_goal_differs), and deletions supersede earlier cross-checks; nothing else.
-    let warnings: Vec<_> = replayed
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers)
-        .collect();
-    assert!(warnings.is_empty(), "{mech}: the server wrote a log with diagnostics: {warnings:?}");
-    assert_eq!(live["state"], serde_json::to_value(&replayed.state).unwrap(), "{mech}: state differs from replay");
-    assert_eq!(live["display"], serde_json::to_value(&replayed.display).unwrap(), "{mech}: display differs");
-    jsonl
-}
-
-fn events(jsonl: &str) -> Vec<Value> {
-    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// xorshift64*: a tiny seeded RNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn dollars(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -327,7 +162,7 @@ async fn concurrent_donations_level_up_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotent_retries_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let mut server = Server::start(dir.path());
     let c = client();
     let url = server.url("/mechs/main/donations");
     let body = br#"{"amount":"7.50","donor":"retry"}"#.to_vec();
@@ -468,7 +303,7 @@ async fn bad_input_gets_the_right_4xx_and_never_5xx() {
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_need_the_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None);
+    let server = Server::start_args(dir.path(), None, &[]);
     let token_path = dir.path().join("admin-token");
     let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
     assert_eq!(token.len(), 64);
@@ -503,104 +338,121 @@ async fn writes_need_the_token() {
     assert_eq!(get_text(&c, &server.url("/mechs/main/state")).await.0, 200);
     // A restart reuses the file and prints nothing about it.
     server.stop();
-    let server = Server::start_with(dir.path(), None);
+    let server = Server::start_args(dir.path(), None, &[]);
     assert!(!server.stderr_text().contains("admin-token"));
     let (status, _) =
         post_raw(&c, &server.url("/mechs/main/donations"), br#"{"amount":"1"}"#.to_vec(), Some(&token), None).await;
     assert_eq!(status, 201);
 }
 
+/// Rounds of the crash test: each one kills the server with SIGKILL under load.
+const CRASH_ROUNDS: u64 = 24;
+
+/// `kill -9` at random moments under a load of concurrent writers (and sometimes again while
+/// the server is starting up, over a snapshot row to rebuild). After every restart: each
+/// acknowledged donation is in the log exactly once at the seq its answer gave, the others at
+/// most once; state == replay; seqs global, strictly increasing and gapless; timestamps never go
+/// backwards; an acknowledged write retried with its key gets its first answer again, and an
+/// unacknowledged one retried with its key takes effect exactly once. The seed is printed
+/// (`MECHFUND_CRASH_SEED` replays the same schedule of kills and writes).
 #[tokio::test(flavor = "multi_thread")]
-async fn kill_9_loses_no_acknowledged_donation() {
+async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
+    let seed = common::seed("MECHFUND_CRASH_SEED");
+    let mut rng = Rng::seeded(seed);
     let dir = tempfile::tempdir().unwrap();
     let c = client();
-    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
-    for round in 0..3 {
-        let server = Server::start(dir.path());
-        let url = server.url("/mechs/main/donations");
-        let tasks: Vec<_> = (0..8)
-            .map(|t| {
-                let (c, url, acked) = (c.clone(), url.clone(), acked.clone());
-                tokio::spawn(async move {
-                    for i in 0.. {
-                        let donor = format!("r{round}-t{t}-{i}");
-                        let request = c
-                            .post(&url)
-                            .header("authorization", format!("Bearer {TOKEN}"))
-                            .body(json!({"amount": "0.25", "donor": donor}).to_string());
-                        match request.send().await {
-                            Ok(response) if response.status() == 201 => {
-                                acked.lock().unwrap().insert(donor);
-                            }
-                            Ok(response) => panic!("unexpected {}", response.status()),
-                            Err(_) => break, // the server died
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(400 + 300 * round)).await;
+    let mut all: Vec<Write> = Vec::new();
+    let (mut acked_before_kill, mut startup_kills, mut before_ready, mut garbled) = (0, 0, 0, 0);
+    let mut slowest = Duration::ZERO;
+    let mut server = Server::start(dir.path());
+    for round in 0..CRASH_ROUNDS {
+        // Mostly in the thick of it, sometimes right after start-up.
+        let delay = if rng.below(6) == 0 { rng.below(20) } else { 20 + rng.below(480) };
+        let context = format!("seed {seed}, round {round}, kill after {delay} ms");
+        let load = Load::start(&c, &server, 16, &format!("r{round}"), rng.next());
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill9();
-        for task in tasks {
-            task.await.unwrap();
+        let mut writes = load.join().await;
+        acked_before_kill += writes.iter().filter(|w| w.answer.is_some()).count();
+        slowest = writes.iter().filter_map(|w| Some(w.answer.as_ref()?.at - w.sent)).fold(slowest, Duration::max);
+        if rng.below(3) == 0 {
+            // Killed again while opening the store and recovering, sometimes while it rebuilds
+            // a garbled snapshot.
+            if rng.below(2) == 0 {
+                let db = rusqlite::Connection::open(dir.path().join("mechfund.db")).unwrap();
+                db.execute("UPDATE snapshots SET state = 'garbled' WHERE mech = 'main'", []).unwrap();
+                garbled += 1;
+            }
+            let mut starting = Server::spawn(dir.path(), Some(TOKEN), &[]);
+            // Ready after some 10-40 ms in a debug build (more while other tests run).
+            tokio::time::sleep(Duration::from_millis(rng.below(60))).await;
+            starting.kill9();
+            startup_kills += 1;
+            if !starting.stderr_text().contains("store ready") {
+                before_ready += 1;
+            }
         }
-        let server = Server::start(dir.path());
-        let jsonl = assert_live_equals_replay(&c, &server, "main").await;
-        let mut seen = HashSet::new();
-        for event in events(&jsonl).iter().filter(|e| e["type"] == "DonationAdded") {
-            let donor = event["payload"]["donor"].as_str().unwrap().to_owned();
-            assert!(seen.insert(donor.clone()), "{donor} recorded twice");
+        server = Server::start(dir.path());
+        let log = Log::fetch(&c, &server).await;
+        log.assert_exactly_once(&all, &context);
+        log.assert_exactly_once(&writes, &context);
+        // Acknowledged: a retry with the key is answered as the first time, and records nothing.
+        for write in writes.iter().filter(|w| w.answer.is_some()) {
+            let first = write.answer.as_ref().unwrap();
+            let again = write.retry(&c, &server).await.unwrap();
+            assert_eq!(again, (first.status, first.body.clone()), "{context}: retry of {}", write.key);
         }
-        let acked = acked.lock().unwrap();
-        assert!(!acked.is_empty());
-        let lost: Vec<_> = acked.difference(&seen).collect();
-        assert!(lost.is_empty(), "round {round}: acknowledged but lost: {lost:?}");
-        server.stop();
+        // Keys survive many restarts.
+        for _ in 0..all.len().min(10) {
+            let write = &all[usize::try_from(rng.below(all.len() as u64)).unwrap()];
+            let first = write.answer.as_ref().unwrap();
+            let again = write.retry(&c, &server).await.unwrap();
+            assert_eq!(again, (first.status, first.body.clone()), "{context}: retry of {}", write.key);
+        }
+        // Not acknowledged: the client retries with the key; the donation takes effect once, at
+        // the seq of the first attempt if that one was committed.
+        for write in writes.iter_mut().filter(|w| w.answer.is_none()) {
+            let (status, body) = write.retry(&c, &server).await.unwrap();
+            assert!([200, 201].contains(&status), "{context}: retry of {}: {status} {body}", write.key);
+            let answer = common::Answer { status, body, at: std::time::Instant::now() };
+            if let Some(seqs) = write.donor.as_ref().and_then(|donor| log.donors.get(donor)) {
+                assert_eq!(seqs, &vec![answer.donation_seq().unwrap()], "{context}: retry of {}", write.key);
+            }
+            write.answer = Some(answer);
+        }
+        all.extend(writes);
     }
+    let log = Log::fetch(&c, &server).await;
+    log.assert_exactly_once(&all, &format!("seed {seed}, at the end"));
+    let donations = all.iter().filter(|w| w.donor.is_some()).count();
+    assert_eq!(log.donors.len(), donations, "seed {seed}: every donation, retried until answered, is recorded once");
+    eprintln!(
+        "{CRASH_ROUNDS} kills under load, {startup_kills} more at start-up ({before_ready} before the store was \
+         ready, {garbled} over a garbled snapshot); \
+         {} writes, {acked_before_kill} acknowledged before their kill (the slowest in {slowest:?}); {} events",
+        all.len(),
+        log.events.len()
+    );
+    assert!(acked_before_kill >= 50, "seed {seed}: too little load to mean anything: {acked_before_kill}");
+    assert!(slowest < Duration::from_secs(10), "seed {seed}: a write took {slowest:?}");
+    server.stop();
 }
 
+/// SIGTERM under the same load: every acknowledged write is kept, and the stop is clean.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = client();
-    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let server = Server::start(dir.path());
-    let url = server.url("/mechs/main/donations");
-    let tasks: Vec<_> = (0..8)
-        .map(|t| {
-            let (c, url, acked) = (c.clone(), url.clone(), acked.clone());
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let donor = format!("t{t}-{i}");
-                    let body = json!({"amount": "0.10", "donor": donor}).to_string().into_bytes();
-                    match c.post(&url).header("authorization", format!("Bearer {TOKEN}")).body(body).send().await {
-                        Ok(response) if response.status() == 201 => {
-                            acked.lock().unwrap().insert(donor);
-                        }
-                        // Shutting down: refused before reaching the writer.
-                        Ok(response) if response.status() == 503 => break,
-                        Ok(response) => panic!("unexpected {}", response.status()),
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&c, &server, 8, "t", 7);
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.stop();
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let writes = load.join().await;
     let server = Server::start(dir.path());
-    let jsonl = assert_live_equals_replay(&c, &server, "main").await;
-    let recorded: HashSet<String> = events(&jsonl)
-        .iter()
-        .filter(|e| e["type"] == "DonationAdded")
-        .map(|e| e["payload"]["donor"].as_str().unwrap().to_owned())
-        .collect();
-    let acked = acked.lock().unwrap();
-    assert!(!acked.is_empty());
-    assert!(acked.is_subset(&recorded), "acknowledged but lost: {:?}", acked.difference(&recorded).collect::<Vec<_>>());
+    assert!(!server.stderr_text().contains("snapshot rebuilt"), "{}", server.stderr_text());
+    let log = Log::fetch(&c, &server).await;
+    log.assert_exactly_once(&writes, "after SIGTERM");
+    assert!(writes.iter().filter(|w| w.answer.is_some()).count() >= 20, "too little load");
 }
 
 #[tokio::test(flavor = "multi_thread")]

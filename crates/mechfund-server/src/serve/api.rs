@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use mechfund_core::decide::{Channel, Member, check_text};
 use mechfund_core::whatif::{goal_table, remaining_costs};
-use mechfund_core::{Cents, DomainError, MemberSource, Now, display};
+use mechfund_core::{Cents, DomainError, MemberSource, Now};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -34,7 +34,7 @@ use super::auth::require_token;
 use super::error::{ApiError, json_body};
 use super::ratelimit::RateLimiter;
 use super::store::{Readers, for_each_line, hex, lines_after};
-use super::writer::{Idempotency, Op, Shared, WriteRequest};
+use super::writer::{Idempotency, Op, Shared, WriteRequest, state_json};
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -65,6 +65,8 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Largest body of `POST …/import`, in bytes.
     pub import_limit: usize,
+    /// Becomes `true` when the server starts shutting down: event streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The whole application: `/api/v1/…`, `/healthz`, the JS package at `/embed/` and the
@@ -86,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         .route("/mechs/{mech}/state", get(get_state))
         .route("/mechs/{mech}/events", get(get_events))
         .route("/mechs/{mech}/events.jsonl", get(get_events_jsonl))
+        .route("/mechs/{mech}/events/stream", get(super::stream::get_event_stream))
         .route("/mechs/{mech}/whatif", get(get_whatif))
         .route("/rules", get(get_rules));
     let reads = if state.private { reads.route_layer(auth) } else { reads };
@@ -181,20 +184,20 @@ fn ok_json(value: &impl serde::Serialize) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn path_error(e: &PathRejection) -> ApiError {
+pub(super) fn path_error(e: &PathRejection) -> ApiError {
     ApiError::not_found(format!("bad path: {e}"))
 }
 
-fn query_error(e: &QueryRejection) -> ApiError {
+pub(super) fn query_error(e: &QueryRejection) -> ApiError {
     ApiError::invalid(format!("bad query string: {e}"))
 }
 
 /// An existing mech or 404.
-fn existing(app: &AppState, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
+pub(super) fn existing(app: &AppState, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
     app.shared.state(mech).ok_or_else(|| ApiError::not_found(format!("no mech \"{mech}\"")))
 }
 
-async fn read<R: Send + 'static>(
+pub(super) async fn read<R: Send + 'static>(
     app: &AppState,
     f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
 ) -> Result<R, ApiError> {
@@ -217,7 +220,7 @@ async fn get_rules(State(app): State<AppState>) -> Result<Response, ApiError> {
     ok_json(&app.shared.rules.to_value())
 }
 
-fn query_int(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn query_int(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     query
         .get(name)
         .map(|text| text.parse::<i64>().map_err(|_| ApiError::invalid(format!("{name}: \"{text}\" is not an integer"))))
@@ -236,12 +239,7 @@ async fn get_state(
         .get("now")
         .map(|text| Now::parse(text).map_err(|e| ApiError::invalid(format!("now: {e}"))))
         .transpose()?;
-    #[derive(serde::Serialize)]
-    struct StateResponse<'a> {
-        state: &'a mechfund_core::State,
-        display: mechfund_core::Display,
-    }
-    ok_json(&StateResponse { state: &state, display: display(&state, &app.shared.rules, now.as_ref()) })
+    Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules, now.as_ref())))
 }
 
 async fn get_whatif(
@@ -279,9 +277,9 @@ async fn get_events(
     };
     let lines = read(&app, move |conn| lines_after(conn, &mech, after_seq, limit)).await?;
     // Stored lines are JSON objects already: the array is their concatenation.
-    let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    let mut body = String::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum::<usize>() + 2);
     body.push('[');
-    for (i, line) in lines.iter().enumerate() {
+    for (i, (_, line)) in lines.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }

@@ -18,13 +18,14 @@ pub mod import;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod store;
+pub mod stream;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use clap::Args;
 use mechfund_core::Rules;
@@ -145,6 +146,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
             .map_err(|_| format!("--cors-origin: \"{origin}\" is not a valid origin"))?;
         cors_origins.push(value);
     }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         shared,
         writer,
@@ -156,11 +158,16 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         private: args.private,
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
         import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
+        shutdown: stopping,
     };
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Event streams never end on their own; the graceful shutdown waits for them.
+            let _ = stop.send(true);
+        })
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     // Every handler (and with it every sender of the writer's queue) is gone: the writer
@@ -196,7 +203,7 @@ pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
     }
     let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
-    let shared = Arc::new(Shared { rules, states: RwLock::new(states) });
+    let shared = Arc::new(Shared::new(rules, states));
     let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
         .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Opened { shared, writer, writer_thread })

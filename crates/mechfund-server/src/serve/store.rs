@@ -229,15 +229,18 @@ impl Readers {
     }
 }
 
-/// The lines of `mech` with a seq above `after_seq`, at most `limit`, each followed by `\n`.
+/// The seqs and lines of `mech` above `after_seq`, at most `limit`, in seq order.
 ///
 /// # Errors
 /// On a database error.
-pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) -> rusqlite::Result<Vec<(u64, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, line FROM events WHERE mech = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
     let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![mech, after, limit], |row| row.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![mech, after, limit], |row| {
+        Ok((u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0), row.get::<_, String>(1)?))
+    })?;
     rows.collect()
 }
 

@@ -7,7 +7,7 @@
 //! it), and records the idempotency key. Then it writes each touched mech's snapshot, commits,
 //! publishes the new states and only then replies: an acknowledged write is durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,29 +17,38 @@ use mechfund_core::decide::DeletionTarget;
 use mechfund_core::parse::Kind;
 use mechfund_core::state::Effects;
 use mechfund_core::time::Timestamp;
-use mechfund_core::{Cents, Command, EventBody, MemberSource, Rules, Stamp, State, decide};
+use mechfund_core::{Cents, Command, EventBody, MemberSource, Now, Rules, Stamp, State, decide, display};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
-use super::snapshot::Snapshot;
-use super::store::{mech_lines, replay_state, rules_hash};
+use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
 
 /// Requests committed together at most.
 pub const MAX_GROUP: usize = 128;
 
-/// What the readers see: the rules and each mech's latest committed state.
+/// What the readers see: the rules, each mech's latest committed state, and the feed of
+/// commits the event streams follow.
 #[derive(Debug)]
 pub struct Shared {
     /// The rules in force.
     pub rules: Rules,
     /// Each mech's state after its last committed event.
     pub states: RwLock<HashMap<String, Arc<State>>>,
+    feed: broadcast::Sender<Arc<Committed>>,
 }
 
+/// Commits the feed holds for a slow subscriber before it lags (and catches up from the store).
+const FEED_CAPACITY: usize = 4096;
+
 impl Shared {
+    /// The rules and the recovered states, with an empty feed.
+    pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> Shared {
+        Shared { rules, states: RwLock::new(states), feed: broadcast::channel(FEED_CAPACITY).0 }
+    }
+
     /// The latest state of `mech`, if it exists.
     pub fn state(&self, mech: &str) -> Option<Arc<State>> {
         self.states.read().ok().and_then(|states| states.get(mech).cloned())
@@ -50,6 +59,56 @@ impl Shared {
         let mut ids: Vec<String> = self.states.read().map(|s| s.keys().cloned().collect()).unwrap_or_default();
         ids.sort();
         ids
+    }
+
+    /// Every commit from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.feed.subscribe()
+    }
+
+    fn publish(&self, committed: Committed) {
+        // No subscriber is no error.
+        let _ = self.feed.send(Arc::new(committed));
+    }
+}
+
+/// `{"state","display"}` of a mech, as `GET …/state` answers (and, without `now`, the event
+/// stream's `state` messages carry).
+pub fn state_json(state: &State, rules: &Rules, now: Option<&Now>) -> String {
+    #[derive(Serialize)]
+    struct StateResponse<'a> {
+        state: &'a State,
+        display: mechfund_core::Display,
+    }
+    serde_json::to_string(&StateResponse { state, display: display(state, rules, now) }).unwrap_or_default()
+}
+
+/// One commit that changed a mech, as the event streams see it.
+#[derive(Debug)]
+pub struct Committed {
+    /// The mech.
+    pub mech: String,
+    /// Its new lines (seq, the exact stored line) in seq order; empty for an import, whose
+    /// lines subscribers read from the store instead (`catch_up`).
+    pub lines: Vec<(u64, String)>,
+    /// The lines are in the store only: read everything after the last seq sent.
+    pub catch_up: bool,
+    /// [`state_json`] after the commit.
+    pub state: Arc<str>,
+}
+
+impl Committed {
+    fn lines(rules: &Rules, state: &State, lines: Vec<(u64, String)>) -> Committed {
+        Committed { mech: state.mech_id.clone(), lines, catch_up: false, state: state_json(state, rules, None).into() }
+    }
+
+    fn catch_up(rules: &Rules, state: &State) -> Committed {
+        Committed {
+            mech: state.mech_id.clone(),
+            lines: Vec::new(),
+            catch_up: true,
+            state: state_json(state, rules, None).into(),
+        }
     }
 }
 
@@ -166,33 +225,35 @@ fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>)
 fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteRequest>) {
     let (seq_before, ts_before) = (ctx.next_seq, ctx.last_ts);
     let mut working: HashMap<String, State> = HashMap::new();
-    let mut dirty: HashSet<String> = HashSet::new();
+    // The mechs this group changed, with their new lines in seq order.
+    let mut fresh: HashMap<String, Vec<(u64, String)>> = HashMap::new();
     let outcome = (|| -> rusqlite::Result<Vec<Result<Stored, ApiError>>> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut answers = Vec::with_capacity(group.len());
         for request in group.iter() {
-            answers.push(ctx.handle(&tx, &mut working, &mut dirty, request)?);
+            answers.push(ctx.handle(&tx, &mut working, &mut fresh, request)?);
         }
-        for state in dirty.iter().filter_map(|mech| working.get(mech)) {
-            tx.execute(
-                "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    state.mech_id,
-                    i64::try_from(state.last_event_seq).unwrap_or(i64::MAX),
-                    ctx.rules_hash,
-                    Snapshot::encode(state)
-                ],
-            )?;
+        for state in fresh.keys().filter_map(|mech| working.get(mech)) {
+            write_snapshot(&tx, state, &ctx.rules_hash)?;
         }
         tx.commit()?;
         Ok(answers)
     })();
     let answers = match outcome {
         Ok(answers) => {
+            let mut committed = Vec::with_capacity(fresh.len());
             if let Ok(mut states) = ctx.shared.states.write() {
-                for (mech, state) in working.drain().filter(|(mech, _)| dirty.contains(mech)) {
-                    states.insert(mech, Arc::new(state));
+                for (mech, lines) in fresh {
+                    if let Some(state) = working.remove(&mech) {
+                        let state = Arc::new(state);
+                        committed.push(Committed::lines(&ctx.shared.rules, &state, lines));
+                        states.insert(mech, state);
+                    }
                 }
+            }
+            // Subscribers hear of the commit before the writers' answers go out.
+            for message in committed {
+                ctx.shared.publish(message);
             }
             tracing::debug!(requests = group.len(), next_seq = ctx.next_seq, "group committed");
             answers
@@ -221,7 +282,7 @@ impl Ctx {
         &mut self,
         tx: &Transaction<'_>,
         working: &mut HashMap<String, State>,
-        dirty: &mut HashSet<String>,
+        fresh: &mut HashMap<String, Vec<(u64, String)>>,
         request: &WriteRequest,
     ) -> rusqlite::Result<Result<Stored, ApiError>> {
         if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
@@ -261,11 +322,13 @@ impl Ctx {
             Ok(events) => events,
             Err(e) => return Ok(Err(e.into())),
         };
-        {
+        if !events.is_empty() {
             let mut insert = tx.prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?;
+            let lines = fresh.entry(mech.to_owned()).or_default();
             for event in &events {
-                let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
-                insert.execute(params![seq, event.mech_id, event.to_json_line()])?;
+                let line = event.to_json_line();
+                insert.execute(params![i64::try_from(event.seq).unwrap_or(i64::MAX), event.mech_id, line])?;
+                lines.push((event.seq, line));
             }
         }
         if events.iter().any(|e| matches!(e.body, EventBody::DonationDeleted { .. })) {
@@ -282,7 +345,6 @@ impl Ctx {
         if let Some(last) = events.last() {
             self.next_seq = last.seq + 1;
             self.last_ts = now;
-            dirty.insert(mech.to_owned());
         }
         let status = if events.is_empty() { StatusCode::OK } else { StatusCode::CREATED };
         let body = serde_json::to_string(&WriteResponse { events: &events, state }).unwrap_or_default();
@@ -299,9 +361,11 @@ impl Ctx {
                 self.next_seq = self.next_seq.max(imported.last_seq + 1);
                 self.last_ts = self.last_ts.max(latest_ts.unwrap_or(self.last_ts));
                 tracing::info!(mech, events = imported.events, last_seq = imported.last_seq, "imported");
+                let state = Arc::new(imported.state);
                 if let Ok(mut states) = self.shared.states.write() {
-                    states.insert(request.mech.clone(), Arc::new(imported.state));
+                    states.insert(request.mech.clone(), state.clone());
                 }
+                self.shared.publish(Committed::catch_up(&self.shared.rules, &state));
                 Ok(stored)
             }
             Ok(ImportOutcome::Answered(answer)) => answer,

@@ -1,0 +1,405 @@
+//! What the suites that run `mechfund serve` as a real process share (tests/serve.rs and
+//! tests/admin.rs): a server on 127.0.0.1:0 with a temp data dir, HTTP with the bearer token,
+//! SIGKILL and SIGTERM, the check that `GET …/state` equals the core's replay of
+//! `GET …/events.jsonl`, a seeded RNG, and a donation load whose every write is recorded with
+//! what came of it, so a test can tell which writes were acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mechfund_core::replay::Severity;
+use mechfund_core::{DiagnosticKind, ReplayOptions, Rules, Timestamp, replay_bytes};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A `mechfund serve` process with its data dir; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Until the address is read.
+    stdout: Option<BufReader<ChildStdout>>,
+    /// `http://127.0.0.1:PORT`, once ready.
+    pub base: String,
+    stderr: PathBuf,
+}
+
+impl Server {
+    /// Started with [`TOKEN`], ready.
+    pub fn start(data: &Path) -> Server {
+        Server::start_args(data, Some(TOKEN), &[])
+    }
+
+    /// With extra arguments, ready; writes are not rate limited unless they give `--rate-limit`.
+    pub fn start_args(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+        let mut server = Server::spawn(data, token, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Spawned, not waited for: it may still be opening the store and recovering.
+    pub fn spawn(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(data).unwrap();
+        let n = std::fs::read_dir(data).unwrap().count();
+        let stderr = data.join(format!("stderr-{n}-{}.log", std::process::id()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mechfund"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--dist")
+            .arg(data.join("no-dist"))
+            .args(extra)
+            .env_remove("MECHFUND_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        if !extra.contains(&"--rate-limit") {
+            command.args(["--rate-limit", "0"]);
+        }
+        if let Some(token) = token {
+            command.env("MECHFUND_ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("mechfund serve starts");
+        let stdout = Some(BufReader::new(child.stdout.take().unwrap()));
+        Server { child, stdout, base: String::new(), stderr }
+    }
+
+    /// Waits for `listening on http://ADDR`.
+    fn wait_ready(&mut self) {
+        let mut out = self.stdout.take().unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            let _ = self.child.kill();
+            panic!("no address printed: {line:?}; stderr: {}", self.stderr_text());
+        };
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in out.lines() {});
+        self.base = base;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to finish anything. (The stderr stays readable.)
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: a graceful stop, which must succeed.
+    pub fn stop(mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful stop failed: {status}; stderr: {}", self.stderr_text());
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// A POST; `Err` when no complete answer came (the server died, say).
+pub async fn send_post(
+    c: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> reqwest::Result<(u16, String)> {
+    let mut request = c.post(url).header("content-type", "application/json").body(body);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+pub async fn post_raw(
+    c: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> (u16, String) {
+    send_post(c, url, body, token, key).await.unwrap_or_else(|e| panic!("POST {url}: {e}"))
+}
+
+pub async fn post(c: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = post_raw(c, url, body.to_string().into_bytes(), Some(TOKEN), None).await;
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}")))
+}
+
+pub async fn get_text(c: &reqwest::Client, url: &str) -> (u16, String) {
+    let response = c.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    let (status, text) = get_text(c, url).await;
+    assert_eq!(status, 200, "{url}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Live state (GET …/state) equals the core's replay of GET …/events.jsonl; returns the export.
+pub async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mech: &str) -> String {
+    let (status, jsonl) = get_text(c, &server.url(&format!("/mechs/{mech}/events.jsonl"))).await;
+    assert_eq!(status, 200);
+    assert!(jsonl.is_empty() || jsonl.ends_with('\n'));
+    let live = get_json(c, &server.url(&format!("/mechs/{mech}/state"))).await;
+    let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+    let replayed = replay_bytes(jsonl.as_bytes(), &Rules::default(), options).unwrap();
+    // As `mechfund verify`: re-entering a level after a deletion uses its recorded goal
+    // (recorded_goal_differs), and deletions supersede earlier cross-checks; nothing else.
+    let warnings: Vec<_> = replayed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers)
+        .collect();
+    assert!(warnings.is_empty(), "{mech}: the server wrote a log with diagnostics: {warnings:?}");
+    assert_eq!(live["state"], serde_json::to_value(&replayed.state).unwrap(), "{mech}: state differs from replay");
+    assert_eq!(live["display"], serde_json::to_value(&replayed.display).unwrap(), "{mech}: display differs");
+    jsonl
+}
+
+pub fn events(jsonl: &str) -> Vec<Value> {
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// xorshift64*: a tiny seeded RNG.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// From any seed (0 included: splitmix64 first).
+    pub fn seeded(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seed in the environment variable `var`, or a fresh one; printed either way so that a
+/// failure can be reproduced.
+pub fn seed(var: &str) -> u64 {
+    let seed = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        u64::try_from(nanos % u128::from(u64::MAX)).unwrap()
+    });
+    eprintln!("seed {seed} (reproduce with {var}={seed})");
+    seed
+}
+
+pub fn dollars(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// An answer with a 2xx status: the write was acknowledged.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Answer {
+    /// The seq of the `DonationAdded` the answer reports.
+    pub fn donation_seq(&self) -> Option<u64> {
+        let body: Value = serde_json::from_str(&self.body).ok()?;
+        body["events"].as_array()?.iter().find(|e| e["type"] == "DonationAdded")?["seq"].as_u64()
+    }
+}
+
+/// One write a [`Load`] sent, with its `Idempotency-Key` and what came of it.
+#[derive(Clone, Debug)]
+pub struct Write {
+    /// The path below `/api/v1`.
+    pub path: String,
+    pub body: String,
+    pub key: String,
+    /// Unique per donation: how the log identifies it.
+    pub donor: Option<String>,
+    /// When it was sent.
+    pub sent: Instant,
+    /// `None`: no complete answer (the server died), or 503 (it was shutting down).
+    pub answer: Option<Answer>,
+}
+
+impl Write {
+    /// Sends it again with its key; `Err` when no complete answer came.
+    pub async fn retry(&self, c: &reqwest::Client, server: &Server) -> reqwest::Result<(u16, String)> {
+        send_post(c, &server.url(&self.path), self.body.clone().into_bytes(), Some(TOKEN), Some(&self.key)).await
+    }
+}
+
+/// Concurrent clients writing until stopped or the server goes away: mostly donations (each
+/// with a unique donor and key, some to a second mech, some with a member count), some member
+/// counts and some deletion toggles of the client's own acknowledged donations.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Write>>>,
+}
+
+impl Load {
+    /// `clients` clients; `tag` makes donors and keys unique across loads; `seed` picks the writes.
+    pub fn start(c: &reqwest::Client, server: &Server, clients: usize, tag: &str, seed: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..clients)
+            .map(|client| {
+                let (c, api, stop) = (c.clone(), server.url(""), stop.clone());
+                let tag = format!("{tag}-c{client}");
+                let mut rng = Rng::seeded(seed ^ (client as u64).wrapping_mul(0x1000_0000_01B3));
+                tokio::spawn(async move { run_client(c, api, tag, &mut rng, stop).await })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    /// Stops the clients (each finishes the write it is in) and returns every write they sent.
+    pub async fn join(self) -> Vec<Write> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut writes = Vec::new();
+        for task in self.tasks {
+            writes.extend(task.await.unwrap());
+        }
+        writes
+    }
+}
+
+async fn run_client(c: reqwest::Client, api: String, tag: String, rng: &mut Rng, stop: Arc<AtomicBool>) -> Vec<Write> {
+    let mut writes = Vec::new();
+    let mut mine: Vec<(&str, u64)> = Vec::new();
+    for i in 0.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let key = format!("{tag}-{i}");
+        let mut donor = None;
+        let roll = rng.below(100);
+        let (path, body) = if roll < 5 {
+            ("/mechs/main/member-count".to_owned(), json!({"member_count": rng.below(300)}))
+        } else if roll < 9 && !mine.is_empty() {
+            let (mech, seq) = mine[usize::try_from(rng.below(mine.len() as u64)).unwrap()];
+            (format!("/mechs/{mech}/donations/{seq}/toggle-deletion"), json!({"reason": format!("toggle {key}")}))
+        } else {
+            let mech = if rng.below(10) == 0 { "alt" } else { "main" };
+            let mut body = json!({"amount": dollars(1 + rng.below(2500)), "donor": key});
+            if rng.below(5) == 0 {
+                body["member_count"] = json!(rng.below(300));
+            }
+            donor = Some(key.clone());
+            (format!("/mechs/{mech}/donations"), body)
+        };
+        let body = body.to_string();
+        let sent = Instant::now();
+        let result = send_post(&c, &format!("{api}{path}"), body.clone().into_bytes(), Some(TOKEN), Some(&key)).await;
+        let answer = match result {
+            Ok((status @ (200 | 201), text)) => Some(Answer { status, body: text, at: Instant::now() }),
+            // The server died, or is shutting down and refused before the writer.
+            Err(_) | Ok((503, _)) => None,
+            Ok((status, text)) => panic!("POST {path} {body}: unexpected {status}: {text}"),
+        };
+        let done = answer.is_none();
+        if let Some(seq) = answer.as_ref().and_then(Answer::donation_seq) {
+            mine.push((if path.starts_with("/mechs/alt/") { "alt" } else { "main" }, seq));
+        }
+        writes.push(Write { path, body, key, donor, sent, answer });
+        if done {
+            break;
+        }
+    }
+    writes
+}
+
+/// Every mech's log as served, checked: each mech's state equals its replay, seqs are unique,
+/// strictly increasing and gapless across mechs, and timestamps never go backwards.
+pub struct Log {
+    /// Every event of every mech, by seq.
+    pub events: Vec<Value>,
+    /// The seqs of the `DonationAdded` events of each donor.
+    pub donors: HashMap<String, Vec<u64>>,
+}
+
+impl Log {
+    pub async fn fetch(c: &reqwest::Client, server: &Server) -> Log {
+        let mechs = get_json(c, &server.url("/mechs")).await;
+        let mut by_seq = BTreeMap::new();
+        for mech in mechs.as_array().unwrap() {
+            let mech = mech.as_str().unwrap();
+            let jsonl = assert_live_equals_replay(c, server, mech).await;
+            let mut last = 0;
+            for event in events(&jsonl) {
+                let seq = event["seq"].as_u64().unwrap();
+                assert!(seq > last, "{mech}: seq {seq} after {last}");
+                last = seq;
+                assert_eq!(event["mech_id"], mech);
+                assert!(by_seq.insert(seq, event).is_none(), "seq {seq} in two mechs");
+            }
+        }
+        let seqs: Vec<u64> = by_seq.keys().copied().collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs are global and gapless");
+        let mut donors: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut last_ts = Timestamp(i64::MIN);
+        for (seq, event) in &by_seq {
+            let ts = Timestamp::parse(event["ts"].as_str().unwrap()).unwrap();
+            assert!(ts >= last_ts, "seq {seq}: ts {ts} before the previous {last_ts}");
+            last_ts = ts;
+            if event["type"] == "DonationAdded"
+                && let Some(donor) = event["payload"]["donor"].as_str()
+            {
+                donors.entry(donor.to_owned()).or_default().push(*seq);
+            }
+        }
+        Log { events: by_seq.into_values().collect(), donors }
+    }
+
+    /// No donation is recorded twice; every acknowledged one is recorded once, at the seq its
+    /// answer gave; `context` says where the failure happened.
+    #[track_caller]
+    pub fn assert_exactly_once(&self, writes: &[Write], context: &str) {
+        let twice: Vec<_> = self.donors.iter().filter(|(_, seqs)| seqs.len() > 1).collect();
+        assert!(twice.is_empty(), "{context}: donations recorded more than once: {twice:?}");
+        for write in writes {
+            let (Some(donor), Some(answer)) = (&write.donor, &write.answer) else { continue };
+            let seq = answer.donation_seq().unwrap_or_else(|| panic!("{context}: {donor}: answer {}", answer.body));
+            assert_eq!(
+                self.donors.get(donor),
+                Some(&vec![seq]),
+                "{context}: acknowledged donation {donor} (seq {seq})"
+            );
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `GET /api/v1/mechs/{mech}/events/stream` against the real binary on loopback: the backlog
+//! then every commit once and in order, resuming with `Last-Event-ID` after a `kill -9` and a
+//! restart without missing or repeating a line, open streams not holding up a graceful stop,
+//! and bad resume points refused.
+
+#![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
+
+// Each test crate compiles the shared module again; this one uses only part of it.
+#[allow(dead_code)]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, client, get_text, post};
+use serde_json::{Value, json};
+
+/// One server-sent message.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Message {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+    retry: Option<String>,
+}
+
+/// Reads messages off a streaming response.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(server: &Server, mech: &str, query: &str, last_event_id: Option<&str>) -> Stream {
+        let url = server.url(&format!("/mechs/{mech}/events/stream{query}"));
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("the stream opens");
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Stream { response, buffer: String::new() }
+    }
+
+    /// The next message, `None` when the stream ended; panics after `wait` without one.
+    async fn next(&mut self, wait: Duration) -> Option<Message> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut message = Message::default();
+                let mut data = Vec::new();
+                for line in frame.lines() {
+                    match line.split_once(':').map(|(k, v)| (k, v.strip_prefix(' ').unwrap_or(v))) {
+                        Some(("id", v)) => message.id = Some(v.to_owned()),
+                        Some(("event", v)) => message.event = Some(v.to_owned()),
+                        Some(("data", v)) => data.push(v.to_owned()),
+                        Some(("retry", v)) => message.retry = Some(v.to_owned()),
+                        // A comment (keep-alive) or an empty line.
+                        _ => {}
+                    }
+                }
+                message.data = data.join("\n");
+                if message == Message::default() {
+                    continue;
+                }
+                return Some(message);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
+                Ok(Ok(None) | Err(_)) => return None,
+                Err(_) => panic!("no message within {wait:?}; buffered: {:?}", self.buffer),
+            }
+        }
+    }
+
+    /// The next event line (skipping `state` and `retry` messages): (seq, line).
+    async fn next_line(&mut self, wait: Duration) -> Option<(u64, String)> {
+        loop {
+            let message = self.next(wait).await?;
+            if message.event.is_none()
+                && let Some(id) = message.id
+            {
+                return Some((id.parse().expect("the id is a seq"), message.data));
+            }
+        }
+    }
+
+    /// Messages up to and including the next `state` one.
+    async fn until_state(&mut self, wait: Duration) -> (Vec<(u64, String)>, Value) {
+        let mut lines = Vec::new();
+        loop {
+            let message = self.next(wait).await.expect("the stream is open");
+            match (message.event.as_deref(), message.id) {
+                (Some("state"), _) => return (lines, serde_json::from_str(&message.data).expect("state JSON")),
+                (None, Some(id)) => lines.push((id.parse().unwrap(), message.data)),
+                _ => {}
+            }
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn donate(c: &reqwest::Client, server: &Server, donor: &str, amount: &str) -> Value {
+    let (status, body) =
+        post(c, &server.url("/mechs/main/donations"), &json!({"amount": amount, "donor": donor})).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// The stored lines of `main` as (seq, line).
+async fn stored(c: &reqwest::Client, server: &Server) -> Vec<(u64, String)> {
+    let (status, text) = get_text(c, &server.url("/mechs/main/events.jsonl")).await;
+    assert_eq!(status, 200);
+    text.lines()
+        .map(|line| (serde_json::from_str::<Value>(line).unwrap()["seq"].as_u64().unwrap(), line.to_owned()))
+        .collect()
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backlog_then_every_commit_once_in_order_with_the_state() {
+    let dir = temp();
+    let server = Server::start(dir.path());
+    let c = client();
+    for (donor, amount) in [("ann", "4.00"), ("bob", "3.00"), ("cy", "2.50")] {
+        donate(&c, &server, donor, amount).await;
+    }
+    let mut stream = Stream::open(&server, "main", "?after_seq=1", None).await;
+    let first = stream.next(WAIT).await.unwrap();
+    assert_eq!(first.retry.as_deref(), Some("1000"), "{first:?}");
+    let (backlog, state) = stream.until_state(WAIT).await;
+    assert_eq!(backlog, stored(&c, &server).await[1..].to_vec(), "the backlog is every line after seq 1");
+    assert_eq!(state, common::get_json(&c, &server.url("/mechs/main/state")).await);
+
+    // $10.00 is the level-1 goal (base 10.00, 0 members): 4.00 + 3.00 + 2.50 + 0.50 levels up,
+    // so that commit carries the donation and its derived LevelUpCommitted (and exact-hit bonus).
+    let mut latencies = Vec::new();
+    for (i, amount) in ["0.50", "1.00", "2.00"].into_iter().enumerate() {
+        let body = donate(&c, &server, &format!("live-{i}"), amount).await;
+        let acked = Instant::now();
+        let (lines, state) = stream.until_state(WAIT).await;
+        latencies.push(acked.elapsed());
+        let seqs: Vec<u64> = lines.iter().map(|(seq, _)| *seq).collect();
+        let answered: Vec<u64> =
+            body["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, answered, "the stream carries exactly the write's events");
+        assert_eq!(state["state"], body["state"], "the state message is the state after the write");
+    }
+    let state = common::get_json(&c, &server.url("/mechs/main/state")).await;
+    assert_eq!(state["state"]["level"], 2, "the 0.50 donation levelled the mech up");
+    println!("stream latency after the acknowledgement: {latencies:?}");
+
+    // Another mech's writes are not in this stream: the next message is main's.
+    let (status, _) = post(&c, &server.url("/mechs/alt/donations"), &json!({"amount": "1.00"})).await;
+    assert_eq!(status, 201);
+    donate(&c, &server, "last", "1.00").await;
+    let (lines, _) = stream.until_state(WAIT).await;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].1.contains("\"mech_id\":\"main\"") && lines[0].1.contains("\"last\""), "{lines:?}");
+    let all = stored(&c, &server).await;
+    assert_eq!(lines[0], *all.last().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_event_id_resumes_after_kill_9_and_a_restart_without_gaps_or_repeats() {
+    let dir = temp();
+    let data = dir.path();
+    let mut server = Server::start(data);
+    let c = client();
+    for i in 0..5 {
+        donate(&c, &server, &format!("before-{i}"), "1.00").await;
+    }
+    let mut received = Vec::new();
+    let mut stream = Stream::open(&server, "main", "", None).await;
+    while received.len() < 5 {
+        received.push(stream.next_line(WAIT).await.expect("backlog"));
+    }
+    server.kill9();
+    assert_eq!(stream.next_line(WAIT).await, None, "the stream ends with the server");
+
+    let server = Server::start(data);
+    // Written while no subscriber is connected.
+    for i in 0..3 {
+        donate(&c, &server, &format!("downtime-{i}"), "1.00").await;
+    }
+    let last = received.last().unwrap().0.to_string();
+    // `after_seq=0` is overridden by the Last-Event-ID a reconnecting EventSource sends.
+    let mut stream = Stream::open(&server, "main", "?after_seq=0", Some(&last)).await;
+    for _ in 0..3 {
+        received.push(stream.next_line(WAIT).await.unwrap());
+    }
+    donate(&c, &server, "after", "1.00").await;
+    received.push(stream.next_line(WAIT).await.unwrap());
+    assert_eq!(received, stored(&c, &server).await, "every stored line exactly once, in order");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_streams_do_not_hold_up_a_graceful_stop() {
+    let dir = temp();
+    let server = Server::start(dir.path());
+    let c = client();
+    donate(&c, &server, "ann", "1.00").await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut stream = Stream::open(&server, "main", "", None).await;
+        stream.next_line(WAIT).await.unwrap();
+        streams.push(stream);
+    }
+    let started = Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(5), "stopping took {:?}", started.elapsed());
+    for stream in &mut streams {
+        assert_eq!(stream.next_line(WAIT).await, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_resume_points_and_unknown_mechs_are_refused() {
+    let dir = temp();
+    let server = Server::start(dir.path());
+    let c = reqwest::Client::new();
+    let cases: [(&str, Option<&str>, u16, &str); 5] = [
+        ("/mechs/main/events/stream", Some("abc"), 422, "Last-Event-ID"),
+        ("/mechs/main/events/stream", Some("-1"), 422, "Last-Event-ID"),
+        ("/mechs/main/events/stream?after_seq=-1", None, 422, "after_seq"),
+        ("/mechs/main/events/stream?after_seq=1.5", None, 422, "after_seq"),
+        ("/mechs/nobody/events/stream", None, 404, "nobody"),
+    ];
+    for (path, id, want, needle) in cases {
+        let mut request = c.get(server.url(path));
+        if let Some(id) = id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(status, want, "{path} {id:?}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{path} {id:?}: {body}");
+    }
+    assert!(Path::new(&dir.path().join("mechfund.db")).exists());
+}
