@@ -229,8 +229,7 @@ impl Analysis {
                 return Extension::Rewrite;
             }
             let analysis = next.get_or_insert_with(|| self.clone());
-            let interner =
-                interner.get_or_insert_with(|| Interner::from_texts(std::mem::take(&mut analysis.texts)));
+            let interner = interner.get_or_insert_with(|| Interner::from_texts(std::mem::take(&mut analysis.texts)));
             analysis.lines += 1;
             analysis.bytes += text.len() as u64 + 1;
             analysis.rows.push(row(analysis.lines, &record, text.as_bytes(), interner));
@@ -584,7 +583,8 @@ mod tests {
         for split in 0..log.len() {
             let first = analysis_of(&log[..split]);
             // The stream may repeat what the load already had: those lines count once.
-            let Extension::Next(next, ups) = first.extend("main", &log[split.saturating_sub(1)..], &Rules::default(), None)
+            let Extension::Next(next, ups) =
+                first.extend("main", &log[split.saturating_sub(1)..], &Rules::default(), None)
             else {
                 panic!("split {split}: nothing applied")
             };
