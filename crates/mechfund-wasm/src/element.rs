@@ -6,7 +6,8 @@
 //! `textContent`, so nothing from a log, a server or an attribute is interpreted as HTML.
 //!
 //! Sources: `src` (an events.jsonl, replayed here with the core's `replay_bytes`) or `api` (a
-//! mechfund server, polled every `refresh` seconds, 30 by default). Without a `now` attribute the
+//! mechfund server: its state, then each commit's `state` message of `…/events/stream`, which
+//! `EventSource` resumes after a restart, and a poll every `refresh` seconds, 30 by default). Without a `now` attribute the
 //! power bar follows the browser clock, recomputed every second with the core's `display`.
 //!
 //! Host attribute `data-status` is `loading`, `ready` or `error`. `mechfund-ready` (detail: the
