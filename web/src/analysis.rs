@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use mechfund_core::replay::{ReplayResult, TimelinePoint};
-use mechfund_core::{Kind, Record, Timestamp};
+use mechfund_core::state::{Effects, LevelUp};
+use mechfund_core::{Kind, Line, Now, Record, Rules, Timestamp, display, parse_line};
 use serde::Deserialize;
 
 /// How many points the history chart draws at most (plus the points around level changes).
@@ -72,6 +73,13 @@ impl Interner {
     pub fn into_texts(self) -> Vec<Box<str>> {
         self.texts
     }
+
+    /// An interner that already holds `texts` (at their indices).
+    #[must_use]
+    pub fn from_texts(texts: Vec<Box<str>>) -> Interner {
+        let index = texts.iter().enumerate().map(|(i, t)| (t.clone(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
+        Interner { texts, index }
+    }
 }
 
 /// Builds the table row of one event line (`bytes` is the line, for its free-text fields).
@@ -125,7 +133,7 @@ pub struct Donor {
 }
 
 /// Everything the dashboard shows of one load.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Analysis {
     /// The core's replay result (with the full timeline dropped: see `chart`).
     pub result: ReplayResult,
@@ -182,6 +190,78 @@ impl Analysis {
     #[must_use]
     pub fn row(&self, seq: u64) -> Option<&EventRow> {
         index_of(&self.rows, seq).map(|i| &self.rows[i])
+    }
+}
+
+/// What new log lines (from the live stream) do to an [`Analysis`].
+#[derive(Debug)]
+pub enum Extension {
+    /// Nothing new (every line already applied, or not of this mech).
+    Same,
+    /// The analysis with the lines applied, and the level-ups they caused.
+    Next(Box<Analysis>, Vec<LevelUp>),
+    /// A line rewrites history (a deletion toggle): only a full replay can say what it does.
+    Rewrite,
+}
+
+impl Analysis {
+    /// Applies lines appended to the log after this analysis (in seq order), without replaying
+    /// the log again: each event of `mech` with a seq above the last one seen goes through the
+    /// core's `State::apply`, as the server's live path does, and gets its table row and chart
+    /// point. Lines already applied are skipped, so a line delivered twice counts once. A
+    /// `DonationDeleted` returns [`Extension::Rewrite`] (the caller replays instead).
+    ///
+    /// The recorded-vs-derived cross-checks of replay are not run for these lines (they are the
+    /// server's own events, derived by the same `decide`).
+    #[must_use]
+    pub fn extend(&self, mech: &str, lines: &[String], rules: &Rules, now: Option<&Now>) -> Extension {
+        let mut next: Option<Analysis> = None;
+        let mut interner: Option<Interner> = None;
+        let mut level_ups = Vec::new();
+        let mut effects = Effects::default();
+        for text in lines {
+            let Line::Mine(record) = parse_line(text.as_bytes(), mech) else { continue };
+            let last = next.as_ref().unwrap_or(self).result.state.last_event_seq;
+            if record.seq <= last {
+                continue;
+            }
+            if record.kind == Kind::DonationDeleted {
+                return Extension::Rewrite;
+            }
+            let analysis = next.get_or_insert_with(|| self.clone());
+            let interner = interner.get_or_insert_with(|| Interner::from_texts(std::mem::take(&mut analysis.texts)));
+            analysis.lines += 1;
+            analysis.bytes += text.len() as u64 + 1;
+            analysis.rows.push(row(analysis.lines, &record, text.as_bytes(), interner));
+            effects.clear();
+            let state = &mut analysis.result.state;
+            state.apply(&record, rules, &mut effects);
+            if !record.kind.is_derived() {
+                analysis.chart.push(TimelinePoint {
+                    seq: record.seq,
+                    ts: record.ts_text,
+                    level: state.level,
+                    evo_acc: state.evo_acc,
+                    power_acc: state.power_acc,
+                    goal_requirement: state.goal_requirement,
+                    cumulative_donations_cents: state.cumulative_donations_cents,
+                    member_count: state.last_user_count_sample,
+                });
+            }
+            level_ups.extend(effects.level_ups.iter().cloned());
+            analysis.result.level_ups.append(&mut effects.level_ups);
+        }
+        let Some(mut analysis) = next else { return Extension::Same };
+        if let Some(interner) = interner {
+            analysis.texts = interner.into_texts();
+        }
+        if !analysis.mechs.iter().any(|m| m == mech) {
+            analysis.mechs.push(mech.to_owned());
+            analysis.mechs.sort();
+        }
+        analysis.donors = donors(&analysis.rows, analysis.texts.len());
+        analysis.result.display = display(&analysis.result.state, rules, now);
+        Extension::Next(Box::new(analysis), level_ups)
     }
 }
 
@@ -448,6 +528,92 @@ mod tests {
         assert_eq!(kept, [1, 10, 20, 30, 40, 49, 50, 60, 70, 80, 90, 100]);
         let few: Vec<TimelinePoint> = (1..=5).map(|i| point(i, 1)).collect();
         assert_eq!(thin(few, 10).len(), 5);
+    }
+
+    /// A log of donations, a member count and a level-up, DDC style (what the server writes).
+    fn live_log() -> Vec<String> {
+        let line = |seq: u64, kind: &str, payload: &str| {
+            format!(
+                "{{\"seq\":{seq},\"ts\":\"2025-01-01T00:00:{seq:02}+00:00\",\"type\":\"{kind}\",\"mech_id\":\"main\",\"payload\":{payload}}}"
+            )
+        };
+        vec![
+            line(1, "MemberCountUpdated", "{\"member_count\":20}"),
+            line(2, "DonationAdded", "{\"units\":600,\"donor\":\"ann\"}"),
+            line(3, "SystemDonationAdded", "{\"power_units\":100,\"event_name\":\"launch\"}"),
+            // 600 + 500 = 1100 = the level-1 goal for 20 members (1000 + 10 * 10): exact hit.
+            line(4, "DonationAdded", "{\"units\":500,\"donor\":\"bob\"}"),
+            line(
+                5,
+                "LevelUpCommitted",
+                "{\"from_level\":1,\"to_level\":2,\"old_goal_requirement\":1100,\"exact_hit\":true,\"new_goal_requirement\":1600,\"member_count\":20}",
+            ),
+            line(6, "ExactHitBonusGranted", "{\"power_units\":100,\"from_level\":1,\"to_level\":2}"),
+            line(7, "DonationAdded", "{\"units\":250,\"donor\":\"ann\"}"),
+        ]
+    }
+
+    fn analysis_of(lines: &[String]) -> Analysis {
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let options = mechfund_core::ReplayOptions { timeline: true, ..mechfund_core::ReplayOptions::default() };
+        let result = mechfund_core::replay_bytes(text.as_bytes(), &Rules::default(), options).expect("lenient");
+        let mut interner = Interner::default();
+        let rows = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match parse_line(l.as_bytes(), "main") {
+                Line::Mine(rec) => Some(super::row(i as u64 + 1, &rec, l.as_bytes(), &mut interner)),
+                _ => None,
+            })
+            .collect();
+        Analysis::from_ordered(
+            result,
+            OrderedRows::new(rows),
+            interner.into_texts(),
+            vec!["main".into()],
+            lines.len() as u64,
+            text.len() as u64,
+        )
+    }
+
+    #[test]
+    fn extending_with_new_lines_equals_replaying_them() {
+        let log = live_log();
+        let whole = analysis_of(&log);
+        for split in 0..log.len() {
+            let first = analysis_of(&log[..split]);
+            // The stream may repeat what the load already had: those lines count once.
+            let Extension::Next(next, ups) =
+                first.extend("main", &log[split.saturating_sub(1)..], &Rules::default(), None)
+            else {
+                panic!("split {split}: nothing applied")
+            };
+            assert_eq!(next.result.state, whole.result.state, "split {split}");
+            assert_eq!(next.result.display, whole.result.display, "split {split}");
+            assert_eq!(next.result.level_ups, whole.result.level_ups, "split {split}");
+            assert_eq!(next.rows, whole.rows, "split {split}");
+            assert_eq!(next.donors, whole.donors, "split {split}");
+            assert_eq!(next.chart, whole.chart, "split {split}");
+            assert_eq!((next.lines, next.bytes), (whole.lines, whole.bytes), "split {split}");
+            assert_eq!(next.text(next.rows.last().and_then(|r| r.text)), Some("ann"));
+            assert_eq!(ups.len(), usize::from(split <= 3), "split {split}");
+        }
+        // By hand: level 2 (goal 1500 + 100 = 1600), evo 250, total 600 + 100 + 500 + 250.
+        assert_eq!(whole.result.state.level, 2);
+        assert_eq!(whole.result.state.goal_requirement, 1600);
+        assert_eq!(whole.result.state.evo_acc, 250);
+        assert_eq!(whole.result.state.cumulative_donations_cents, 1450);
+        assert!(matches!(whole.extend("main", &log, &Rules::default(), None), Extension::Same));
+    }
+
+    #[test]
+    fn a_deletion_asks_for_a_replay() {
+        let log = live_log();
+        let first = analysis_of(&log);
+        let deletion = "{\"seq\":8,\"ts\":\"2025-01-01T00:00:08+00:00\",\"type\":\"DonationDeleted\",\"mech_id\":\"main\",\"payload\":{\"deleted_seq\":7,\"reason\":\"typo\"}}";
+        assert!(matches!(first.extend("main", &[deletion.to_owned()], &Rules::default(), None), Extension::Rewrite));
+        let other = deletion.replace("\"main\"", "\"other\"");
+        assert!(matches!(first.extend("main", &[other], &Rules::default(), None), Extension::Same));
     }
 
     #[test]

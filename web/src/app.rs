@@ -5,18 +5,21 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use mechfund_core::{Now, ReplayOptions, Rules};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, Extension};
 use crate::browser::{self, PageHost};
 use crate::components::chart::Chart;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::events::Events;
 use crate::components::leaderboard::Leaderboard;
 use crate::components::loader::Loader;
+use crate::components::manage::{Admin, Manage};
 use crate::components::summary::Summary;
 use crate::components::whatif::WhatIf;
+use crate::live::{self, Status};
 use crate::replay_job::{self, Progress};
 
 /// The bundled sample logs (`tests/samples`, copied into `dist/samples` by Trunk): a small
@@ -24,7 +27,9 @@ use crate::replay_job::{self, Progress};
 pub const SAMPLE_URL: &str = "samples/ddc-small.jsonl";
 pub const SAMPLE_MIXED_URL: &str = "samples/ddc-mixed-1500.jsonl";
 /// What `mechfund serve` exports; tried quietly on a first visit.
-const SERVER_LOG: &str = "api/v1/mechs/main/events.jsonl";
+fn server_log(mech: &str) -> String {
+    format!("{}/mechs/{}/events.jsonl", crate::api::API, crate::api::encode(mech))
+}
 const SERVER_RULES: &str = "api/v1/rules";
 
 /// A log held in memory, so a different mech can be replayed without reading it again.
@@ -65,6 +70,16 @@ pub struct Model {
     pub now: Option<Now>,
     /// Bumped by every load; results of older ones are dropped.
     pub generation: u64,
+    /// The mechfund API answered: the page is served by `mechfund serve`.
+    pub server: bool,
+    /// The load on screen (or running) is the server's log of `mech`, so it follows the stream.
+    pub live: bool,
+    /// The generation of the load on screen; streamed lines of older loads are dropped.
+    pub shown: u64,
+    /// Bumped when streamed lines need a full reload (a deletion rewrote history).
+    pub reloads: u64,
+    /// The latest level-up announcement, numbered so a repeat is announced again.
+    pub announcement: Option<(u64, String)>,
 }
 
 impl Default for Model {
@@ -77,6 +92,11 @@ impl Default for Model {
             rules: Rc::new(Rules::default()),
             now: None,
             generation: 0,
+            server: false,
+            live: false,
+            shown: 0,
+            reloads: 0,
+            announcement: None,
         }
     }
 }
@@ -86,6 +106,7 @@ pub enum Action {
     Start {
         generation: u64,
         what: String,
+        live: bool,
     },
     Progress {
         generation: u64,
@@ -107,6 +128,13 @@ pub enum Action {
     },
     Rules(Rc<Rules>),
     Now(Option<Now>),
+    /// The mechfund API answered.
+    Server,
+    /// Lines from the stream of the load `shown`.
+    Live {
+        shown: u64,
+        lines: Vec<String>,
+    },
 }
 
 impl Reducible for Model {
@@ -115,9 +143,10 @@ impl Reducible for Model {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let current = |g: u64| g == self.generation;
         let next = match action {
-            Action::Start { generation, what } => Model {
+            Action::Start { generation, what, live } => Model {
                 phase: Phase::Loading { what, progress: Progress { phase: "Reading", fraction: 0.0 } },
                 generation,
+                live,
                 ..clone_model(&self)
             },
             Action::Progress { generation, progress } if current(generation) => match &self.phase {
@@ -126,15 +155,50 @@ impl Reducible for Model {
                 }
                 _ => return self,
             },
-            Action::Loaded { generation, log, analysis, mech } if current(generation) => {
-                Model { phase: Phase::Idle, log: Some(log), analysis: Some(analysis), mech, ..clone_model(&self) }
-            }
+            Action::Loaded { generation, log, analysis, mech } if current(generation) => Model {
+                phase: Phase::Idle,
+                log: Some(log),
+                analysis: Some(analysis),
+                mech,
+                shown: generation,
+                ..clone_model(&self)
+            },
             Action::Failed { generation, message } if current(generation) => {
                 Model { phase: Phase::Failed(message), ..clone_model(&self) }
             }
-            Action::Idle { generation } if current(generation) => Model { phase: Phase::Idle, ..clone_model(&self) },
+            Action::Idle { generation } if current(generation) => {
+                Model { phase: Phase::Idle, shown: generation, ..clone_model(&self) }
+            }
             Action::Rules(rules) => Model { rules, ..clone_model(&self) },
             Action::Now(now) => Model { now, ..clone_model(&self) },
+            Action::Server => Model { server: true, ..clone_model(&self) },
+            Action::Live { shown, lines } if shown == self.shown && self.live && shown == self.generation => {
+                let Some(analysis) = &self.analysis else {
+                    // The store was empty when loaded: load it now that it has events.
+                    return Rc::new(Model { reloads: self.reloads + 1, ..clone_model(&self) });
+                };
+                match analysis.extend(&self.mech, &lines, &self.rules, self.now.as_ref()) {
+                    Extension::Same => return self,
+                    Extension::Rewrite => Model { reloads: self.reloads + 1, ..clone_model(&self) },
+                    Extension::Next(next, level_ups) => {
+                        let announcement = level_ups.last().map(|up| {
+                            let number = self.announcement.as_ref().map_or(1, |(n, _)| n + 1);
+                            let levels = if level_ups.len() > 1 {
+                                format!("levels {}–{}", level_ups[0].to_level, up.to_level)
+                            } else {
+                                format!("level {}", up.to_level)
+                            };
+                            let exact = if up.exact_hit { " Exact hit: bonus power!" } else { "" };
+                            (number, format!("Level up! The mech reached {levels}.{exact}"))
+                        });
+                        Model {
+                            analysis: Some(Rc::from(next)),
+                            announcement: announcement.or_else(|| self.announcement.clone()),
+                            ..clone_model(&self)
+                        }
+                    }
+                }
+            }
             _ => return self, // a stale load
         };
         Rc::new(next)
@@ -150,6 +214,11 @@ fn clone_model(m: &Model) -> Model {
         rules: Rc::clone(&m.rules),
         now: m.now.clone(),
         generation: m.generation,
+        server: m.server,
+        live: m.live,
+        shown: m.shown,
+        reloads: m.reloads,
+        announcement: m.announcement.clone(),
     }
 }
 
@@ -171,6 +240,16 @@ impl PartialEq for Loads {
 impl Loads {
     /// Reads `source` and replays `mech`. `quiet`: a failure returns to the first-visit screen.
     pub fn load(&self, source: Source, mech: String, quiet: bool) {
+        self.start_load(source, mech, quiet, false);
+    }
+
+    /// Loads the server's log of `mech` (quietly: a page not served by mechfund, or an empty
+    /// store, shows the first-visit screen) and follows its stream.
+    pub fn load_server(&self, mech: String) {
+        self.start_load(Source::Url(server_log(&mech)), mech, true, true);
+    }
+
+    fn start_load(&self, source: Source, mech: String, quiet: bool, live: bool) {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let what = match &source {
@@ -178,7 +257,7 @@ impl Loads {
             Source::Url(url) => url.clone(),
             Source::Text(_) => "the pasted log".to_owned(),
         };
-        self.dispatch.dispatch(Action::Start { generation, what: what.clone() });
+        self.dispatch.dispatch(Action::Start { generation, what: what.clone(), live });
         let this = self.clone();
         spawn_local(async move {
             let dispatch = this.dispatch.clone();
@@ -190,6 +269,9 @@ impl Loads {
                 Source::Url(url) => browser::fetch_bytes(&url, "the log", &mut reading).await,
                 Source::Text(text) => Ok(text.into_bytes()),
             };
+            if live && bytes.is_ok() {
+                dispatch.dispatch(Action::Server);
+            }
             match bytes {
                 Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
                 Err(message) if quiet => {
@@ -205,7 +287,7 @@ impl Loads {
     pub fn select_mech(&self, log: Rc<Log>, mech: String) {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
-        self.dispatch.dispatch(Action::Start { generation, what: log.name.clone() });
+        self.dispatch.dispatch(Action::Start { generation, what: log.name.clone(), live: false });
         let this = self.clone();
         spawn_local(async move { this.replay(generation, log, mech, false).await });
     }
@@ -299,7 +381,7 @@ pub fn app() -> Html {
                 let mech = browser::query_param("mech").unwrap_or_else(|| "main".to_owned());
                 match browser::query_param("log") {
                     Some(url) => loads.load(Source::Url(url), mech, false),
-                    None => loads.load(Source::Url(SERVER_LOG.to_owned()), mech, true),
+                    None => loads.load_server(mech),
                 }
             });
         });
@@ -335,12 +417,99 @@ pub fn app() -> Html {
     let on_mech = {
         let loads = loads.clone();
         let log = model.log.clone();
+        let live = model.live;
         Callback::from(move |mech: String| {
-            if let Some(log) = &log {
+            if live {
+                loads.load_server(mech);
+            } else if let Some(log) = &log {
                 loads.select_mech(Rc::clone(log), mech);
             }
         })
     };
+
+    // The live stream of the server's log on screen, from just after its last event. A new load
+    // (or a stream the browser gave up on, retried after a pause) subscribes again.
+    let status = use_state_eq(|| None::<Status>);
+    let retries = use_state_eq(|| 0u32);
+    {
+        let dispatch = model.dispatcher();
+        let status = status.clone();
+        let retries = retries.clone();
+        let after = model.analysis.as_ref().map_or(0, |a| a.result.state.last_event_seq);
+        let follow = model.live && model.shown == model.generation && !matches!(model.phase, Phase::Loading { .. });
+        use_effect_with((follow, model.shown, model.mech.clone(), *retries), move |(follow, shown, mech, tries)| {
+            let mut stream = None;
+            if *follow {
+                let shown = *shown;
+                let tries = *tries;
+                let url =
+                    format!("{}/mechs/{}/events/stream?after_seq={after}", crate::api::API, crate::api::encode(mech));
+                let on_lines = Callback::from(move |lines| dispatch.dispatch(Action::Live { shown, lines }));
+                let on_status = {
+                    let status = status.clone();
+                    Callback::from(move |next: Status| {
+                        status.set(Some(next));
+                        if next == Status::Closed {
+                            let retries = retries.clone();
+                            let again = wasm_bindgen::closure::Closure::once_into_js(move || retries.set(tries + 1));
+                            if let Some(window) = web_sys::window() {
+                                let _ = window
+                                    .set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), 3000);
+                            }
+                        }
+                    })
+                };
+                status.set(Some(Status::Connecting));
+                stream = live::subscribe(&url, on_lines, on_status).ok();
+            } else {
+                status.set(None);
+            }
+            move || drop(stream)
+        });
+    }
+
+    // Streamed lines that rewrite history (or a first event in an empty store): load again.
+    {
+        let loads = loads.clone();
+        let mech = model.mech.clone();
+        use_effect_with(model.reloads, move |&reloads| {
+            if reloads > 0 {
+                loads.load_server(mech);
+            }
+        });
+    }
+
+    // The admin token of this tab (sessionStorage), for the management forms.
+    let token = use_state(|| crate::api::stored_token().map(Rc::<str>::from));
+    let on_token = {
+        let token = token.clone();
+        Callback::from(move |next: Option<Rc<str>>| {
+            crate::api::store_token(next.as_deref());
+            token.set(next);
+        })
+    };
+    // After a write: the stream shows it; without a stream, reload.
+    let on_written = {
+        let loads = loads.clone();
+        let mech = model.mech.clone();
+        let streaming = *status == Some(Status::Live);
+        Callback::from(move |()| {
+            if !streaming {
+                loads.load_server(mech.clone());
+            }
+        })
+    };
+    let manage = model.server && model.live;
+    let admin = match (&*token, manage) {
+        (Some(token), true) => {
+            Some(Admin { token: Rc::clone(token), mech: model.mech.clone(), on_written: on_written.clone() })
+        }
+        _ => None,
+    };
+    let state = model.analysis.as_ref().map_or_else(
+        || mechfund_core::State::initial(&model.mech, &model.rules, [None; 10]),
+        |a| a.result.state.clone(),
+    );
     html! {
         <div class="app">
             <header class="masthead">
@@ -358,6 +527,23 @@ pub fn app() -> Html {
                     mech={model.mech.clone()}
                     on_mech={on_mech}
                 />
+                if let Some(status) = *status {
+                    <p class={classes!("live-status", status.as_str())} role="status" aria-live="polite"
+                       data-testid="live-status" data-state={status.as_str()}>
+                        <span class="dot" aria-hidden="true"></span>
+                        { match status {
+                            Status::Connecting => "Connecting to live updates…",
+                            Status::Live => "Live: new donations appear as they are recorded.",
+                            Status::Reconnecting => "Reconnecting to the server…",
+                            Status::Closed => "Live updates stopped; retrying…",
+                        } }
+                    </p>
+                }
+                <div class="announcer" role="status" aria-live="assertive" aria-atomic="true">
+                    if let Some((number, text)) = &model.announcement {
+                        <p class="level-up" key={number.to_string()} data-testid="level-up-announcement">{ text }</p>
+                    }
+                </div>
                 if let Some(analysis) = &model.analysis {
                     <Summary analysis={Rc::clone(analysis)} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
                     if stage >= 1 {
@@ -368,10 +554,14 @@ pub fn app() -> Html {
                     }
                     if stage >= 3 {
                         <div class="columns">
-                            <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} />
+                            <Events analysis={Rc::clone(analysis)} mech={model.mech.clone()} admin={admin.clone()} />
                             <Leaderboard analysis={Rc::clone(analysis)} />
                         </div>
                     }
+                }
+                if manage {
+                    <Manage token={(*token).clone()} on_token={on_token} admin={admin.clone()}
+                            state={state} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
                 }
                 <WhatIf
                     analysis={model.analysis.clone().filter(|_| stage >= 1)}

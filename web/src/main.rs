@@ -7,10 +7,12 @@
 //! `index.html` into `dist/`.
 
 mod analysis;
+mod api;
 mod app;
 mod browser;
 mod components;
 mod format;
+mod live;
 mod replay_job;
 mod storage;
 

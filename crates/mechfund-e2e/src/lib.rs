@@ -375,6 +375,26 @@ impl Page {
         Ok(Page { client, origin, server, _driver: driver })
     }
 
+    /// A browser session on pages served elsewhere (e.g. by a [`MechfundServer`] at `origin`).
+    ///
+    /// # Errors
+    /// A missing chromedriver or Chromium, or a session that cannot be opened.
+    pub async fn connect(origin: &str, flags: &[&str]) -> Result<Page> {
+        let chromium = program("CHROMIUM", "/usr/bin/chromium", "install it with `apt-get install -y chromium`")?;
+        let driver = Chromedriver::start().await?;
+        let capabilities = json!({
+            "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS.iter().chain(flags).collect::<Vec<_>>() }
+        });
+        let Value::Object(capabilities) = capabilities else { bail!("capabilities are an object") };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .context("opening a Chromium session through chromedriver")?;
+        let server = tokio::spawn(async {});
+        Ok(Page { client, origin: origin.trim_end_matches('/').to_owned(), server, _driver: driver })
+    }
+
     /// Navigates to `path` (relative to the page server's origin).
     ///
     /// # Errors
@@ -413,5 +433,104 @@ impl Page {
         let Page { client, server, _driver, .. } = self;
         let _ = client.close().await;
         server.abort();
+    }
+}
+
+/// A real `mechfund serve` process (the release binary of [`mechfund_bin`]) serving the built
+/// dashboard and a JS package directory, with writes unthrottled; killed when dropped. It can
+/// be killed and started again on the same address and data dir.
+#[derive(Debug)]
+pub struct MechfundServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub origin: String,
+    args: Vec<std::ffi::OsString>,
+    token: String,
+    stderr: PathBuf,
+}
+
+impl MechfundServer {
+    /// Starts `mechfund serve --addr 127.0.0.1:0 --data DATA --dist dist/ --embed EMBED
+    /// --rate-limit 0` with `MECHFUND_ADMIN_TOKEN=token` and waits for its address.
+    ///
+    /// # Errors
+    /// A missing binary or dashboard, or a server that does not start.
+    pub fn start(data: &Path, embed: &Path, token: &str) -> Result<MechfundServer> {
+        require_dashboard()?;
+        let bin = mechfund_bin()?;
+        let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "--data".into(), data.into()];
+        args.extend(["--dist".into(), dist_dir().into(), "--embed".into(), embed.into()]);
+        args.extend(["--rate-limit".into(), "0".into(), bin.into()]);
+        let mut server = MechfundServer {
+            child: None,
+            origin: String::new(),
+            args,
+            token: token.to_owned(),
+            stderr: data.with_extension("stderr.log"),
+        };
+        server.spawn("127.0.0.1:0")?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self, addr: &str) -> Result<()> {
+        use std::io::{BufRead, BufReader};
+        let (bin, args) = self.args.split_last().context("arguments")?;
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr)?;
+        let mut child = Command::new(bin)
+            .args(args)
+            .args(["--addr", addr])
+            .env("MECHFUND_ADMIN_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", Path::new(bin).display()))?;
+        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let Some(origin) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            bail!("mechfund serve printed no address ({line:?}); stderr: {}", self.stderr_text());
+        };
+        std::thread::spawn(move || for _ in out.lines() {});
+        self.origin = origin;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// What the server wrote to stderr so far.
+    #[must_use]
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGKILL: the server stops at once (open streams break).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same address and data dir.
+    ///
+    /// # Errors
+    /// If it does not start (e.g. the port was taken meanwhile).
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let addr = self.origin.trim_start_matches("http://").to_owned();
+        self.spawn(&addr)
+    }
+
+    /// `{origin}/api/v1{path}`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.origin)
+    }
+}
+
+impl Drop for MechfundServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

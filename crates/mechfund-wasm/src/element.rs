@@ -6,7 +6,8 @@
 //! `textContent`, so nothing from a log, a server or an attribute is interpreted as HTML.
 //!
 //! Sources: `src` (an events.jsonl, replayed here with the core's `replay_bytes`) or `api` (a
-//! mechfund server, polled every `refresh` seconds, 30 by default). Without a `now` attribute the
+//! mechfund server: its state, then each commit's `state` message of `…/events/stream`, which
+//! `EventSource` resumes after a restart, and a poll every `refresh` seconds, 30 by default). Without a `now` attribute the
 //! power bar follows the browser clock, recomputed every second with the core's `display`.
 //!
 //! Host attribute `data-status` is `loading`, `ready` or `error`. `mechfund-ready` (detail: the
@@ -234,6 +235,20 @@ impl Interval {
     }
 }
 
+/// The server's event stream of the mech, for its `state` messages; closed when dropped.
+/// `after_seq` past any seq: no log lines, only each commit's state. `EventSource` reconnects
+/// by itself after a server restart.
+struct Stream {
+    source: web_sys::EventSource,
+    _callback: Closure<dyn FnMut(web_sys::MessageEvent)>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.source.close();
+    }
+}
+
 impl Drop for Interval {
     fn drop(&mut self) {
         if let Some(window) = web_sys::window() {
@@ -248,6 +263,7 @@ struct Inner {
     generation: u64,
     config: Option<Rc<Config>>,
     timers: Vec<Interval>,
+    stream: Option<Stream>,
     loaded: Option<Loaded>,
     restart_pending: bool,
     in_flight: bool,
@@ -318,6 +334,7 @@ impl Instance {
             let mut inner = self.inner.borrow_mut();
             inner.generation += 1;
             inner.timers.clear();
+            inner.stream = None;
             inner.loaded = None;
             inner.config = None;
             inner.in_flight = false;
@@ -350,10 +367,31 @@ impl Instance {
             });
             timers.extend(Interval::every(TICK_MS, tick));
         }
+        let stream = match &config.source {
+            Source::Api(base) => {
+                let url = format!(
+                    "{}/mechs/{}/events/stream?after_seq=9007199254740991",
+                    api_base(base),
+                    encode(&config.mech)
+                );
+                let weak = Rc::downgrade(self);
+                let callback = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                    if let (Some(instance), Some(data)) = (weak.upgrade(), e.data().as_string()) {
+                        instance.update(&data);
+                    }
+                });
+                web_sys::EventSource::new(&url).ok().map(|source| {
+                    let _ = source.add_event_listener_with_callback("state", callback.as_ref().unchecked_ref());
+                    Stream { source, _callback: callback }
+                })
+            }
+            Source::Log(_) => None,
+        };
         {
             let mut inner = self.inner.borrow_mut();
             inner.config = Some(config);
             inner.timers = timers;
+            inner.stream = stream;
         }
         self.load();
     }
@@ -388,6 +426,30 @@ impl Instance {
                 Err(message) => instance.fail(&message),
             }
         });
+    }
+
+    /// A `state` message of the stream (`{"state","display"}` after a commit): shown at once.
+    /// With a fixed `now` the state is fetched for that time instead.
+    fn update(self: &Rc<Self>, data: &str) {
+        let fixed = self.inner.borrow().config.as_ref().is_some_and(|c| c.now.is_some());
+        if fixed {
+            self.load();
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        let Some(loaded) = inner.loaded.as_mut() else { return };
+        let Ok(response) = serde_json::from_str::<Value>(data) else { return };
+        let Some(Ok(mut state)) = response.get("state").map(|s| state_from(s, &loaded.rules)) else { return };
+        if !loaded.live {
+            if let Some(power) = response.pointer("/display/power_now").and_then(Value::as_i64) {
+                state.power_acc = power;
+            }
+            state.clock = None;
+        }
+        loaded.state = state;
+        let shown = display_at(loaded, None);
+        self.view.render(&loaded.state, &shown);
+        loaded.shown = Some(shown);
     }
 
     fn ready(&self, mut loaded: Loaded, detail: &JsValue, now: Option<&Now>) {

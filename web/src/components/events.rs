@@ -79,8 +79,21 @@ fn some_text(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// One table row.
-fn row_html(analysis: &Analysis, row: &EventRow) -> Html {
+/// What a row is, for the confirmation step: "donation #12, $5.00 by ann".
+fn describe(analysis: &Analysis, row: &EventRow) -> String {
+    let what = match row.kind {
+        Kind::DonationAdded => "donation",
+        Kind::SystemDonationAdded => "system donation",
+        Kind::PowerGiftGranted => "power gift",
+        _ => "event",
+    };
+    let amount = row.amount.map(|a| format!(", {}", money(a))).unwrap_or_default();
+    let by = analysis.text(row.text).map(|t| format!(" ({t})")).unwrap_or_default();
+    format!("{what} #{}{amount}{by}", row.seq)
+}
+
+/// One table row; `manage` offers delete/restore.
+fn row_html(analysis: &Analysis, row: &EventRow, manage: Option<&Callback<u64>>) -> Html {
     let ts = row.ts.to_string();
     let text = analysis.text(row.text);
     let toggles = analysis.toggles.get(&row.seq).map(Vec::as_slice);
@@ -129,6 +142,18 @@ fn row_html(analysis: &Analysis, row: &EventRow) -> Html {
             </td>
             <td class="num">{ row.members.map(count).unwrap_or_default() }</td>
             <td class="num">{ row.line }</td>
+            if let Some(manage) = manage {
+                <td>
+                    if row.kind.is_deletable() {
+                        <button type="button" class="link" data-testid="toggle-deletion" data-seq={row.seq.to_string()}
+                                id={format!("toggle-{}", row.seq)}
+                                aria-label={format!("{} {}", if row.deleted { "Restore" } else { "Delete" }, describe(analysis, row))}
+                                onclick={let manage = manage.clone(); let seq = row.seq; move |_| manage.emit(seq)}>
+                            { if row.deleted { "Restore…" } else { "Delete…" } }
+                        </button>
+                    }
+                </td>
+            }
         </tr>
     }
 }
@@ -141,6 +166,21 @@ pub fn view(props: &Props) -> Html {
     let search = use_state(String::new);
     let page = use_state_eq(|| 0usize);
     let failed = use_state(|| None::<String>);
+    let confirming = use_state(|| None::<u64>);
+    let on_manage = {
+        let confirming = confirming.clone();
+        Callback::from(move |seq: u64| confirming.set(Some(seq)))
+    };
+    let on_close = {
+        let confirming = confirming.clone();
+        Callback::from(move |()| {
+            if let Some(seq) = *confirming {
+                super::manage::focus(&format!("toggle-{seq}"));
+            }
+            confirming.set(None);
+        })
+    };
+    let manage = props.admin.as_ref().map(|_| &on_manage);
 
     {
         let page = page.clone();
@@ -334,6 +374,10 @@ pub fn view(props: &Props) -> Html {
             if let Some(message) = &*failed {
                 <p class="error" role="alert">{ message }</p>
             }
+            if let (Some(admin), Some(row)) = (&props.admin, confirming.and_then(|seq| analysis.row(seq))) {
+                <super::toggle::ToggleForm admin={admin.clone()} seq={row.seq} deleted={row.deleted}
+                    label={describe(analysis, row)} on_close={on_close.clone()} />
+            }
             <p class="events-status" role="status" aria-live="polite">{ status.clone() }</p>
             <div class="table-scroll" tabindex="0" role="region" aria-label="Events table (scrolls sideways)">
                 <table class="events-table">
@@ -347,10 +391,13 @@ pub fn view(props: &Props) -> Html {
                             <th scope="col">{ "Amount" }</th>
                             <th scope="col">{ "Members" }</th>
                             <th scope="col">{ "Line" }</th>
+                            if manage.is_some() {
+                                <th scope="col">{ "Manage" }</th>
+                            }
                         </tr>
                     </thead>
                     <tbody>
-                        { for (start..end).filter_map(row_at).map(|r| row_html(analysis, r)) }
+                        { for (start..end).filter_map(row_at).map(|r| row_html(analysis, r, manage)) }
                     </tbody>
                 </table>
             </div>

@@ -11,8 +11,10 @@ pub mod diagnostics;
 pub mod events;
 pub mod leaderboard;
 pub mod loader;
+pub mod manage;
 pub mod rules_editor;
 pub mod summary;
+pub mod toggle;
 pub mod whatif;
 
 /// Props of the panels that show one load.
@@ -21,11 +23,14 @@ pub struct AnalysisProps {
     pub analysis: Rc<Analysis>,
     #[prop_or_default]
     pub mech: String,
+    /// Signed in to the server: the event table offers delete/restore.
+    #[prop_or_default]
+    pub admin: Option<manage::Admin>,
 }
 
 impl PartialEq for AnalysisProps {
     /// Loads are compared by identity: comparing two analyses field by field is slow.
     fn eq(&self, other: &AnalysisProps) -> bool {
-        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech
+        Rc::ptr_eq(&self.analysis, &other.analysis) && self.mech == other.mech && self.admin == other.admin
     }
 }
