@@ -490,13 +490,13 @@ fn write_form(props: &FormProps) -> Html {
                         values.set(vec![String::new(); kind.fields().len()]);
                         outcome.set(Outcome { done: Some(recorded(kind, &answer)), ..Outcome::default() });
                         admin.on_written.emit(());
-                        focus(&format!("{}-{}", kind.id(), kind.fields()[0].name));
+                        focus(&join(&[kind.id(), "-", kind.fields()[0].name]));
                     }
                     Err(failure) => {
                         let message = failure.message();
                         match failure.field(&kind.names()) {
                             Some(field) => {
-                                focus(&format!("{}-{field}", kind.id()));
+                                focus(&join(&[kind.id(), "-", field]));
                                 outcome.set(Outcome { field: Some((field, message)), ..Outcome::default() });
                             }
                             None => outcome.set(Outcome { form: Some(message), ..Outcome::default() }),
@@ -508,29 +508,35 @@ fn write_form(props: &FormProps) -> Html {
     };
 
     let id = kind.id();
-    let preview_id = format!("{id}-preview");
+    // The element ids: "{id}{suffix}", built by one small function instead of a `format!` each.
+    let id_with = |suffix: &str| join(&[id, suffix]);
+    let preview_id = id_with("-preview");
     html! {
-        <form class="write-form" data-testid={format!("{id}-form")} onsubmit={on_submit} novalidate=true
-              aria-labelledby={format!("{id}-title")} aria-busy={pending.to_string()}>
-            <h3 id={format!("{id}-title")}>{ kind.title() }</h3>
+        <form class="write-form" data-testid={id_with("-form")} onsubmit={on_submit} novalidate=true
+              aria-labelledby={id_with("-title")} aria-busy={if *pending { "true" } else { "false" }}>
+            <h3 id={id_with("-title")}>{ kind.title() }</h3>
             { for fields.iter().enumerate().map(|(i, field)| {
-                let input_id = format!("{id}-{}", field.name);
+                let input_id = join(&[id, "-", field.name]);
                 let error = outcome.field.as_ref().filter(|(f, _)| *f == field.name).map(|(_, m)| m.clone());
-                let hint_id = format!("{input_id}-hint");
-                let error_id = format!("{input_id}-error");
-                let described = if error.is_some() { format!("{error_id} {hint_id} {preview_id}") } else { format!("{hint_id} {preview_id}") };
+                let hint_id = join(&[&input_id, "-hint"]);
+                let error_id = join(&[&input_id, "-error"]);
+                let described = if error.is_some() {
+                    join(&[&error_id, " ", &hint_id, " ", &preview_id])
+                } else {
+                    join(&[&hint_id, " ", &preview_id])
+                };
                 html! {
                     <div class="field">
                         <label for={input_id.clone()}>
                             { field.label }
                             if field.required { <span aria-hidden="true">{ " *" }</span> }
                         </label>
-                        <input id={input_id.clone()} name={field.name} type={field.kind} data-testid={input_id.clone()}
+                        <input id={input_id.clone()} name={field.name} type={field.kind} data-testid={input_id}
                                value={values[i].clone()} oninput={on_input(i)} required={field.required}
                                inputmode={if field.name == "amount" { "decimal" } else { "" }}
                                min={if field.kind == "number" { "0" } else { "" }}
                                autocomplete="off"
-                               aria-invalid={error.is_some().to_string()} aria-describedby={described} />
+                               aria-invalid={if error.is_some() { "true" } else { "false" }} aria-describedby={described} />
                         <span class="hint" id={hint_id}>{ field.hint }</span>
                         if let Some(message) = error {
                             <p class="error field-error" id={error_id.clone()} data-testid={error_id}>{ message }</p>
@@ -538,27 +544,33 @@ fn write_form(props: &FormProps) -> Html {
                     </div>
                 }
             }) }
-            <p class={classes!("preview", matches!(shown, Some(Err(_))).then_some("warn"))} id={preview_id.clone()}
-               data-testid={preview_id.clone()} aria-live="polite">
+            <p class={if matches!(shown, Some(Err(_))) { "preview warn" } else { "preview" }} id={preview_id.clone()}
+               data-testid={preview_id} aria-live="polite">
                 { match &shown {
                     None => "Fill in the form to preview its effect.".to_owned(),
                     Some(Ok(text)) => text.clone(),
-                    Some(Err((_, message))) => format!("Not valid yet: {message}"),
+                    Some(Err((_, message))) => join(&["Not valid yet: ", message]),
                 } }
             </p>
             if let Some(message) = &outcome.form {
-                <p class="error" role="alert" data-testid={format!("{id}-error")}>{ message }</p>
+                <p class="error" role="alert" data-testid={id_with("-error")}>{ message }</p>
             }
             <div class="actions">
-                <button type="submit" class="primary" data-testid={format!("{id}-submit")} disabled={*pending}>
+                <button type="submit" class="primary" data-testid={id_with("-submit")} disabled={*pending}>
                     { if *pending { "Recording…" } else { kind.submit() } }
                 </button>
             </div>
             if let Some(message) = &outcome.done {
-                <p class="done" role="status" data-testid={format!("{id}-result")}>{ message }</p>
+                <p class="done" role="status" data-testid={id_with("-result")}>{ message }</p>
             }
         </form>
     }
+}
+
+/// The parts, concatenated (ids and messages: cheaper than a `format!` per call site).
+#[must_use]
+pub fn join(parts: &[&str]) -> String {
+    parts.concat()
 }
 
 #[cfg(test)]
