@@ -388,7 +388,7 @@ pub fn preview(
 
 /// What the server recorded, from a 201 body.
 fn recorded(kind: Kind, answer: &Value) -> String {
-    let events = answer["events"].as_array().cloned().unwrap_or_default();
+    let events = answer["events"].as_array().map_or(&[][..], Vec::as_slice);
     let first = events.iter().find(|e| e["type"] != "MemberCountUpdated").or(events.first());
     let seq = first.and_then(|e| e["seq"].as_u64()).map_or_else(String::new, |s| format!(" as #{s}"));
     let level = answer["state"]["level"].as_u64().map_or_else(String::new, |l| format!(" The mech is at level {l}."));
