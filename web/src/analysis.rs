@@ -255,9 +255,10 @@ impl Analysis {
         if let Some(interner) = interner {
             analysis.texts = interner.into_texts();
         }
-        if !analysis.mechs.iter().any(|m| m == mech) {
-            analysis.mechs.push(mech.to_owned());
-            analysis.mechs.sort();
+        // `mechs` is sorted (it comes from a `BTreeSet`): insert in place rather than sort, which
+        // would link a stable sort of `String`s just for this.
+        if let Err(at) = analysis.mechs.binary_search_by(|m| m.as_str().cmp(mech)) {
+            analysis.mechs.insert(at, mech.to_owned());
         }
         analysis.donors = donors(&analysis.rows, analysis.texts.len());
         analysis.result.display = display(&analysis.result.state, rules, now);

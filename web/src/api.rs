@@ -60,10 +60,24 @@ pub fn new_key() -> String {
             *b = ((js_sys::Math::random() * 256.0) as u8) ^ ((js_sys::Date::now() as u64 >> (i % 8 * 8)) as u8);
         }
     }
+    uuid_v4(bytes)
+}
+
+/// 16 random bytes as a UUID v4 (version and variant bits set).
+fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    // Hex by hand, dashes after bytes 4, 6, 8 and 10 (no formatting machinery for 36 chars).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            key.push('-');
+        }
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    key
 }
 
 /// Why a write failed.
@@ -111,18 +125,20 @@ pub fn field_of<'a>(message: &str, fields: &[&'a str]) -> Option<&'a str> {
     fields.iter().copied().find(|f| *f == head)
 }
 
-/// "amount: must …" -> "Amount: must …".
+/// "amount: must …" -> "Amount: must …". ASCII only: the messages are English, and
+/// `char::to_uppercase` would link Unicode's case table (~6 KB of the gzipped dashboard).
 fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    let mut out = text.to_owned();
+    if let Some(first) = out.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    out
 }
 
-/// POSTs `body` (JSON) to `{API}/{path}` with the token and an idempotency key; the parsed 201
-/// body on success.
-///
-/// # Errors
-/// A [`Failure`]: 401, another error answer, or no answer.
-pub async fn post(path: &str, body: &Value, token: &str, key: Option<&str>) -> Result<Value, Failure> {
+/// POSTs `body` (JSON text) to `{API}/{path}` with the token and, if given, an idempotency key:
+/// the response, whatever its status. One function for every write, so the request code is
+/// linked once.
+async fn send(path: &str, body: &str, token: &str, key: Option<&str>) -> Result<Response, Failure> {
     let network = |e: &wasm_bindgen::JsValue| Failure::Network(describe(e));
     let window = web_sys::window().ok_or_else(|| Failure::Network("no browser window".to_owned()))?;
     let headers = Headers::new().map_err(|e| network(&e))?;
@@ -134,10 +150,19 @@ pub async fn post(path: &str, body: &Value, token: &str, key: Option<&str>) -> R
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
-    init.set_body(&body.to_string().into());
+    init.set_body(&body.into());
     let url = format!("{API}/{path}");
     let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await.map_err(|e| network(&e))?;
-    let response: Response = response.dyn_into().map_err(|e| network(&e))?;
+    response.dyn_into().map_err(|e| network(&e))
+}
+
+/// POSTs `body` (JSON) to `{API}/{path}` with the token and an idempotency key; the parsed 201
+/// body on success.
+///
+/// # Errors
+/// A [`Failure`]: 401, another error answer, or no answer.
+pub async fn post(path: &str, body: &Value, token: &str, key: Option<&str>) -> Result<Value, Failure> {
+    let response = send(path, &body.to_string(), token, key).await?;
     let status = response.status();
     let text = match response.text() {
         Ok(promise) => JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
@@ -166,18 +191,8 @@ pub async fn post(path: &str, body: &Value, token: &str, key: Option<&str>) -> R
 /// # Errors
 /// [`Failure::Unauthorized`] for a refused token, [`Failure::Network`] when nothing answers.
 pub async fn check_token(mech: &str, token: &str) -> Result<(), Failure> {
-    let window = web_sys::window().ok_or_else(|| Failure::Network("no browser window".to_owned()))?;
-    let network = |e: &wasm_bindgen::JsValue| Failure::Network(describe(e));
-    let headers = Headers::new().map_err(|e| network(&e))?;
-    headers.set("Content-Type", "application/json").map_err(|e| network(&e))?;
-    headers.set("Authorization", &format!("Bearer {token}")).map_err(|e| network(&e))?;
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&"not json".into());
-    let url = format!("{API}/mechs/{}/member-count", encode(mech));
-    let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await.map_err(|e| network(&e))?;
-    let response: Response = response.dyn_into().map_err(|e| network(&e))?;
+    let path = format!("mechs/{}/member-count", encode(mech));
+    let response = send(&path, "not json", token, None).await?;
     if response.status() == 401 { Err(Failure::Unauthorized) } else { Ok(()) }
 }
 
@@ -190,6 +205,15 @@ pub fn encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_uuid_v4() {
+        let key = uuid_v4([0xff; 16]);
+        assert_eq!(key, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+        let bytes: [u8; 16] = std::array::from_fn(|i| u8::try_from(i * 17).expect("small"));
+        assert_eq!(uuid_v4(bytes), "00112233-4455-4677-8899-aabbccddeeff");
+    }
 
     #[test]
     fn messages_name_their_field() {

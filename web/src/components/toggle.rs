@@ -9,7 +9,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::manage::{Admin, focus};
+use super::manage::{Admin, focus, join};
 use crate::api;
 
 #[derive(Properties, PartialEq)]
@@ -34,6 +34,7 @@ pub fn toggle_form(props: &Props) -> Html {
     let attempt: Rc<RefCell<Option<(String, String)>>> = use_mut_ref(|| None);
     let verb = if props.deleted { "Restore" } else { "Delete" };
     let seq = props.seq;
+    let title = join(&[verb, " #", &seq.to_string()]);
     {
         use_effect_with(seq, |_| focus("toggle-reason"));
     }
@@ -107,8 +108,8 @@ pub fn toggle_form(props: &Props) -> Html {
     html! {
         <form class="toggle-form" data-testid="toggle-form" onsubmit={on_submit} onkeydown={on_keydown}
               aria-labelledby="toggle-title" novalidate=true>
-            <h3 id="toggle-title">{ format!("{verb} #{seq}?") }</h3>
-            <p>{ format!("{verb} {}. ", props.label) }
+            <h3 id="toggle-title">{ join(&[&title, "?"]) }</h3>
+            <p>{ join(&[verb, " ", &props.label, ". "]) }
                { if props.deleted { "Its amount counts again." } else { "Replay will skip it; restoring it later puts it back." } }</p>
             <div class="field">
                 <label for="toggle-reason">{ "Reason" }</label>
@@ -121,7 +122,7 @@ pub fn toggle_form(props: &Props) -> Html {
             </div>
             <div class="actions">
                 <button type="submit" class={if props.deleted { "primary" } else { "danger" }} data-testid="toggle-confirm"
-                        disabled={*pending}>{ format!("{verb} #{seq}") }</button>
+                        disabled={*pending}>{ title }</button>
                 <button type="button" data-testid="toggle-cancel" onclick={on_cancel}>{ "Cancel" }</button>
             </div>
         </form>
