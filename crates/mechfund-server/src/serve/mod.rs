@@ -164,6 +164,13 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     };
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
+    // Answers and event-stream batches are small writes that must leave at once: without
+    // TCP_NODELAY, Nagle's algorithm holds one back until the previous is acknowledged.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
