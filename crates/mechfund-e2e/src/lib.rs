@@ -309,8 +309,24 @@ pub struct Page {
     pub client: Client,
     /// `http://127.0.0.1:PORT`, the page server's origin.
     pub origin: String,
-    server: tokio::task::JoinHandle<()>,
+    /// The page server, unless the pages are served elsewhere ([`Page::connect`]).
+    server: Option<tokio::task::JoinHandle<()>>,
     _driver: Chromedriver,
+}
+
+/// Starts chromedriver and opens a headless Chromium session through it.
+async fn session(chromium: &Path, flags: &[&str]) -> Result<(Client, Chromedriver)> {
+    let driver = Chromedriver::start().await?;
+    let capabilities = json!({
+        "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS.iter().chain(flags).collect::<Vec<_>>() }
+    });
+    let Value::Object(capabilities) = capabilities else { bail!("capabilities are an object") };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .context("opening a Chromium session through chromedriver")?;
+    Ok((client, driver))
 }
 
 impl Page {
@@ -362,17 +378,8 @@ impl Page {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let driver = Chromedriver::start().await?;
-        let capabilities = json!({
-            "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS.iter().chain(flags).collect::<Vec<_>>() }
-        });
-        let Value::Object(capabilities) = capabilities else { bail!("capabilities are an object") };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", driver.port))
-            .await
-            .context("opening a Chromium session through chromedriver")?;
-        Ok(Page { client, origin, server, _driver: driver })
+        let (client, driver) = session(&chromium, flags).await?;
+        Ok(Page { client, origin, server: Some(server), _driver: driver })
     }
 
     /// A browser session on pages served elsewhere (e.g. by a [`MechfundServer`] at `origin`).
@@ -381,18 +388,8 @@ impl Page {
     /// A missing chromedriver or Chromium, or a session that cannot be opened.
     pub async fn connect(origin: &str, flags: &[&str]) -> Result<Page> {
         let chromium = program("CHROMIUM", "/usr/bin/chromium", "install it with `apt-get install -y chromium`")?;
-        let driver = Chromedriver::start().await?;
-        let capabilities = json!({
-            "goog:chromeOptions": { "binary": chromium, "args": CHROMIUM_FLAGS.iter().chain(flags).collect::<Vec<_>>() }
-        });
-        let Value::Object(capabilities) = capabilities else { bail!("capabilities are an object") };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", driver.port))
-            .await
-            .context("opening a Chromium session through chromedriver")?;
-        let server = tokio::spawn(async {});
-        Ok(Page { client, origin: origin.trim_end_matches('/').to_owned(), server, _driver: driver })
+        let (client, driver) = session(&chromium, flags).await?;
+        Ok(Page { client, origin: origin.trim_end_matches('/').to_owned(), server: None, _driver: driver })
     }
 
     /// Navigates to `path` (relative to the page server's origin).
@@ -432,7 +429,9 @@ impl Page {
     pub async fn close(self) {
         let Page { client, server, _driver, .. } = self;
         let _ = client.close().await;
-        server.abort();
+        if let Some(server) = server {
+            server.abort();
+        }
     }
 }
 
