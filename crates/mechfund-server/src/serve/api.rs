@@ -72,8 +72,6 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Largest body of `POST …/import`, in bytes.
     pub import_limit: usize,
-    /// Becomes `true` when the server starts shutting down: event streams end then.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The one route table of `/api/v1`: each `routes!` entry registers the handler in the router

@@ -148,7 +148,6 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
             .map_err(|_| format!("--cors-origin: \"{origin}\" is not a valid origin"))?;
         cors_origins.push(value);
     }
-    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         shared,
         writer,
@@ -160,7 +159,6 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         private: args.private,
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
         import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
-        shutdown: stopping,
     };
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
@@ -171,11 +169,12 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let shared = state.shared.clone();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Event streams never end on their own; the graceful shutdown waits for them.
-            let _ = stop.send(true);
+            shared.end_streams();
         })
         .await
         .map_err(|e| format!("server failed: {e}"))?;
@@ -215,7 +214,7 @@ pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
     let (shared, commits) = Shared::new(rules, states);
     let shared = Arc::new(shared);
-    tokio::spawn(stream::fan_out(commits, shared.batches()));
+    tokio::spawn(stream::fan_out(commits, shared.streams()));
     let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
         .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Opened { shared, writer, writer_thread })

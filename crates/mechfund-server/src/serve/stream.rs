@@ -11,7 +11,9 @@
 //! donations/s: see BENCHMARKS.md). A subscriber subscribes *before* reading the backlog, so
 //! nothing committed meanwhile is missed, and skips lines at or below the last seq it sent, so
 //! nothing is sent twice. One too slow for the broadcast (it lagged) reads what it missed from
-//! the store instead. Streams end when the server shuts down; `EventSource` then reconnects
+//! the store instead. The fan-out also sends every stream a keep-alive comment every
+//! [`KEEP_ALIVE`] and, at shutdown, the end: a subscriber waits on nothing but the broadcast
+//! (no timer of its own). Streams end when the server shuts down; `EventSource` then reconnects
 //! with `Last-Event-ID`.
 
 use std::collections::HashMap;
@@ -44,6 +46,17 @@ pub const COALESCE: Duration = Duration::from_millis(20);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The first message: `EventSource` reconnects after a second.
 const RETRY: &str = "retry: 1000\n\n";
+
+/// What the fan-out sends to every event stream.
+#[derive(Debug)]
+pub enum Feed {
+    /// Commits of one mech.
+    Batch(Batch),
+    /// A comment that keeps idle connections (and proxies) open.
+    KeepAlive,
+    /// The server is shutting down: every stream ends.
+    End,
+}
 
 /// Commits of one mech, encoded once for every subscriber.
 #[derive(Debug)]
@@ -112,11 +125,24 @@ fn push_state(text: &mut String, state: &str) {
     text.push_str("\n\n");
 }
 
-/// The fan-out: turns the writer's commits into [`Batch`]es for the subscribers. Runs until the
-/// writer's side of the feed is gone.
-pub async fn fan_out(mut commits: mpsc::UnboundedReceiver<Committed>, batches: broadcast::Sender<Arc<Batch>>) {
+/// The fan-out: turns the writer's commits into [`Batch`]es for the subscribers and sends a
+/// keep-alive every [`KEEP_ALIVE`]. Runs until the writer's side of the feed is gone.
+pub async fn fan_out(mut commits: mpsc::UnboundedReceiver<Committed>, streams: broadcast::Sender<Arc<Feed>>) {
     let mut last_sent: Option<Instant> = None;
-    while let Some(first) = commits.recv().await {
+    let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    // Late ticks (a busy fan-out) are not made up in a burst.
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            _ = keep_alive.tick() => {
+                let _ = streams.send(Arc::new(Feed::KeepAlive));
+                continue;
+            }
+            first = commits.recv() => match first {
+                Some(first) => first,
+                None => break,
+            },
+        };
         let mut window = vec![first];
         // Right after a batch, gather what else commits within the window.
         if let Some(until) = last_sent.map(|at| at + COALESCE).filter(|until| *until > Instant::now()) {
@@ -137,7 +163,7 @@ pub async fn fan_out(mut commits: mpsc::UnboundedReceiver<Committed>, batches: b
         }
         for batch in Batch::group(window) {
             // No subscriber is no error.
-            let _ = batches.send(Arc::new(batch));
+            let _ = streams.send(Arc::new(Feed::Batch(batch)));
         }
         last_sent = Some(Instant::now());
     }
@@ -180,14 +206,7 @@ pub async fn get_event_stream(
         },
     };
     // Subscribed before the backlog is read: a commit in between is in a batch.
-    let follower = Follower {
-        batches: app.shared.subscribe(),
-        shutdown: app.shutdown.clone(),
-        app,
-        mech,
-        last: after,
-        phase: Phase::Retry,
-    };
+    let follower = Follower { feed: app.shared.subscribe(), app, mech, last: after, phase: Phase::Retry };
     // The body pulls the next piece when hyper has written the last one: one task per
     // subscriber (the connection's), woken once per batch.
     let body = futures_util::stream::unfold(follower, |mut follower| async move {
@@ -219,8 +238,7 @@ struct Follower {
     mech: String,
     /// The highest seq sent.
     last: u64,
-    batches: broadcast::Receiver<Arc<Batch>>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    feed: broadcast::Receiver<Arc<Feed>>,
     phase: Phase,
 }
 
@@ -258,16 +276,12 @@ impl Follower {
                     }
                 }
                 Phase::Live => {
-                    if *self.shutdown.borrow() {
+                    // Set before `Feed::End` is sent: a stream that lagged past the end ends too.
+                    if self.app.shared.streams_ending() {
                         return None;
                     }
-                    let received = tokio::select! {
-                        _ = self.shutdown.changed() => return None,
-                        () = tokio::time::sleep(KEEP_ALIVE) => return Some(Bytes::from_static(b": keep-alive\n\n")),
-                        received = self.batches.recv() => received,
-                    };
-                    match received {
-                        Ok(batch) if batch.mech == self.mech => {
+                    match self.feed.recv().await.as_deref() {
+                        Ok(Feed::Batch(batch)) if batch.mech == self.mech => {
                             if batch.catch_up {
                                 self.phase = Phase::Backlog;
                                 continue;
@@ -282,15 +296,90 @@ impl Follower {
                             }
                             return Some(batch.text.slice(from..));
                         }
-                        Ok(_) => {}
+                        Ok(Feed::Batch(_)) => {}
+                        Ok(Feed::KeepAlive) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                        Ok(Feed::End) | Err(RecvError::Closed) => return None,
                         Err(RecvError::Lagged(missed)) => {
                             tracing::debug!(mech = self.mech, missed, "a slow event stream catches up from the store");
                             self.phase = Phase::Backlog;
                         }
-                        Err(RecvError::Closed) => return None,
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(mech: &str, seq: u64) -> Committed {
+        Committed {
+            mech: mech.to_owned(),
+            lines: vec![(seq, format!("{{\"seq\":{seq}}}"))],
+            catch_up: false,
+            state: format!("{{\"after\":{seq}}}").into(),
+        }
+    }
+
+    /// A broadcast batch as (mech, SSE text).
+    fn batch(feed: &Feed) -> (&str, &str) {
+        match feed {
+            Feed::Batch(batch) => (&batch.mech, std::str::from_utf8(&batch.text).expect("UTF-8")),
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
+    // The clock is paused: it moves only when every task waits on a timer, so `elapsed()` is
+    // exactly when the fan-out sent.
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_after_a_quiet_spell_goes_out_at_once_and_faster_ones_are_gathered() {
+        let (feed, commits) = mpsc::unbounded_channel();
+        let (streams, mut received) = broadcast::channel(16);
+        tokio::spawn(fan_out(commits, streams));
+        let start = Instant::now();
+
+        feed.send(commit("main", 1)).unwrap();
+        let first = received.recv().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(batch(&first), ("main", "id: 1\ndata: {\"seq\":1}\n\nevent: state\ndata: {\"after\":1}\n\n"));
+
+        // Within the window after a batch: gathered, one batch per mech, in order of appearance,
+        // each with the state after its last commit.
+        for c in [commit("main", 2), commit("other", 3), commit("main", 4)] {
+            feed.send(c).unwrap();
+        }
+        let main = received.recv().await.unwrap();
+        assert_eq!(start.elapsed(), COALESCE);
+        assert_eq!(
+            batch(&main),
+            ("main", "id: 2\ndata: {\"seq\":2}\n\nid: 4\ndata: {\"seq\":4}\n\nevent: state\ndata: {\"after\":4}\n\n")
+        );
+        let other = received.recv().await.unwrap();
+        assert_eq!(batch(&other), ("other", "id: 3\ndata: {\"seq\":3}\n\nevent: state\ndata: {\"after\":3}\n\n"));
+        assert_eq!(start.elapsed(), COALESCE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_stream_gets_a_keep_alive_every_fifteen_seconds() {
+        let (feed, commits) = mpsc::unbounded_channel::<Committed>();
+        let (streams, mut received) = broadcast::channel(16);
+        tokio::spawn(fan_out(commits, streams));
+        let start = Instant::now();
+        for n in 1..=2 {
+            assert!(matches!(*received.recv().await.unwrap(), Feed::KeepAlive));
+            assert_eq!(start.elapsed(), KEEP_ALIVE * n);
+        }
+        // The writer gone, the fan-out ends (and with it the broadcast).
+        drop(feed);
+        assert!(matches!(received.recv().await, Err(RecvError::Closed)));
+    }
+
+    #[test]
+    fn line_breaks_inside_a_line_become_spaces() {
+        let mut text = String::new();
+        push_line(&mut text, 7, "{\"a\":\r\n1}");
+        assert_eq!(text, "id: 7\ndata: {\"a\":  1}\n\n");
     }
 }

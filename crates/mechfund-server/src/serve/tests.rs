@@ -18,7 +18,6 @@ const TOKEN: &str = "test-token";
 
 struct Server {
     state: AppState,
-    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +26,6 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("mechfund.db");
         let Opened { shared, writer, writer_thread: _ } = open(&db, Rules::default()).expect("open the store");
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             shared,
             writer,
@@ -39,9 +37,8 @@ impl Server {
             private: false,
             rate_limiter: None,
             import_limit,
-            shutdown,
         };
-        Server { state, _stop: stop, _dir: dir }
+        Server { state, _dir: dir }
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {

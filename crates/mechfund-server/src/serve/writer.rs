@@ -8,6 +8,7 @@
 //! publishes the new states and only then replies: an acknowledged write is durable.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,7 +27,7 @@ use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
 use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
-use super::stream::Batch;
+use super::stream::Feed;
 
 /// Requests committed together at most.
 pub const MAX_GROUP: usize = 128;
@@ -41,8 +42,10 @@ pub struct Shared {
     pub states: RwLock<HashMap<String, Arc<State>>>,
     /// Every commit, to the fan-out ([`super::stream::fan_out`]); never blocks the writer.
     feed: mpsc::UnboundedSender<Committed>,
-    /// The fan-out's batches, to every event stream.
-    batches: broadcast::Sender<Arc<Batch>>,
+    /// The fan-out's batches (and keep-alives, and the end), to every event stream.
+    streams: broadcast::Sender<Arc<Feed>>,
+    /// Set at shutdown, before [`Feed::End`] goes out: a stream that lagged past it still ends.
+    ending: AtomicBool,
 }
 
 /// Batches kept for a slow subscriber before it lags (and catches up from the store).
@@ -52,8 +55,8 @@ impl Shared {
     /// The rules and the recovered states; the receiver is the fan-out's end of the feed.
     pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> (Shared, mpsc::UnboundedReceiver<Committed>) {
         let (feed, commits) = mpsc::unbounded_channel();
-        let batches = broadcast::channel(BATCH_CAPACITY).0;
-        (Shared { rules, states: RwLock::new(states), feed, batches }, commits)
+        let streams = broadcast::channel(BATCH_CAPACITY).0;
+        (Shared { rules, states: RwLock::new(states), feed, streams, ending: AtomicBool::new(false) }, commits)
     }
 
     /// The latest state of `mech`, if it exists.
@@ -68,14 +71,27 @@ impl Shared {
         ids
     }
 
-    /// Every batch of commits from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
-        self.batches.subscribe()
+    /// Everything the fan-out sends from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Feed>> {
+        self.streams.subscribe()
     }
 
-    /// Where the fan-out sends its batches.
-    pub fn batches(&self) -> broadcast::Sender<Arc<Batch>> {
-        self.batches.clone()
+    /// Where the fan-out sends.
+    pub fn streams(&self) -> broadcast::Sender<Arc<Feed>> {
+        self.streams.clone()
+    }
+
+    /// Ends every event stream (the server is shutting down: a graceful shutdown waits for
+    /// every response, and streams never end on their own).
+    pub fn end_streams(&self) {
+        self.ending.store(true, Ordering::SeqCst);
+        // No subscriber is no error.
+        let _ = self.streams.send(Arc::new(Feed::End));
+    }
+
+    /// Whether [`Shared::end_streams`] was called.
+    pub fn streams_ending(&self) -> bool {
+        self.ending.load(Ordering::SeqCst)
     }
 
     fn publish(&self, committed: Committed) {
