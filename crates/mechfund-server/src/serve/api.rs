@@ -35,9 +35,9 @@ use utoipa_axum::routes;
 use super::auth::require_token;
 use super::error::{ApiError, json_body};
 use super::openapi::{
-    ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, Internal, Invalid, Malformed, NotFound, RateLimited,
-    RemainingSchema, RulesSchema, StateSchema, TooLarge, Unauthorized, Unavailable, donation_amount_schema,
-    make_private, system_amount_schema,
+    ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
+    MechPath, NewMechPath, NotFound, RateLimited, RemainingSchema, RulesSchema, StateSchema, TooLarge, Unauthorized,
+    Unavailable, donation_amount_schema, make_private, system_amount_schema,
 };
 use super::ratelimit::RateLimiter;
 use super::store::{Readers, for_each_line, hex, lines_after};
@@ -605,10 +605,7 @@ write_handler!(
     #[utoipa::path(post, path = "/mechs/{mech}/donations", tag = "writes", operation_id = "add_donation",
     request_body(content = DonationBody, content_type = "application/json"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
         Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
@@ -640,10 +637,7 @@ write_handler!(
     #[utoipa::path(post, path = "/mechs/{mech}/system-donations", tag = "writes", operation_id = "add_system_donation",
     request_body(content = SystemDonationBody, content_type = "application/json"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
         Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
@@ -720,10 +714,7 @@ write_handler!(
     #[utoipa::path(post, path = "/mechs/{mech}/member-count", tag = "writes", operation_id = "update_member_count",
     request_body(content = MemberCountBody, content_type = "application/json"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
         (status = 200, description = "No count could be taken (no channel readable, no guild count): nothing recorded", body = WriteResponse),
@@ -745,10 +736,7 @@ write_handler!(
     #[utoipa::path(post, path = "/mechs/{mech}/power-gifts", tag = "writes", operation_id = "grant_power_gift",
     request_body(content = PowerGiftBody, content_type = "application/json"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters); created by its first event", example = "main"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
         Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
@@ -770,11 +758,7 @@ struct ToggleBody {
     operation_id = "toggle_donation_deletion",
     request_body(content = ToggleBody, content_type = "application/json"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters)", example = "main"),
-        ("seq" = u64, Path, description = "The seq of the donation"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(MechPath, ("seq" = u64, Path, description = "The seq of the donation"), IdempotencyKey),
     responses(
         (status = 201, description = "The deletion event and the state after it", body = WriteResponse),
         Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
@@ -821,10 +805,7 @@ pub struct ImportResponse<'a> {
         description = "A DDC events.jsonl: one JSON event of this mech per line, seqs strictly increasing \
             (any Content-Type is accepted, e.g. application/x-ndjson)"),
     security(("bearer" = [])),
-    params(
-        ("mech" = String, Path, min_length = 1, max_length = 100, description = "The mech id (1 to 100 characters)", example = "main"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$", description = "A retry with the same key and body answers the first response; another body 409"),
-    ),
+    params(MechPath, IdempotencyKey),
     responses(
         (status = 201, description = "Every line stored; the mech's state after them", body = ImportResponse),
         Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,

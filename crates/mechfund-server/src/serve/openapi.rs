@@ -8,14 +8,15 @@
 //! `mechfund-core` stays free of utoipa (STYLE 2), so the shapes it serialises itself (state,
 //! display, events, rules, goal rows) are described here by schema-only mirrors; the tests at the
 //! bottom validate real serialised core values against them, so they cannot drift unnoticed.
-//! This module also holds the reusable error responses, one type per status.
+//! This module also holds the reusable error responses, one type per status, and the parameters
+//! every write shares.
 
 #![allow(dead_code, reason = "schema-only types: described, never constructed")]
 
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::error::ErrorBody;
 
@@ -37,6 +38,33 @@ use super::error::ErrorBody;
     ),
 )]
 pub struct ApiDoc;
+
+/// `{mech}` of a write that may create the mech.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NewMechPath {
+    /// The mech id (1 to 100 characters); created by its first event
+    #[param(min_length = 1, max_length = 100, example = "main")]
+    mech: String,
+}
+
+/// `{mech}` of any other write.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MechPath {
+    /// The mech id (1 to 100 characters)
+    #[param(min_length = 1, max_length = 100, example = "main")]
+    mech: String,
+}
+
+/// The optional `Idempotency-Key` header of every write.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// A retry with the same key and body answers the first response; another body 409
+    #[param(rename = "Idempotency-Key", required = false, min_length = 1, max_length = 100, pattern = r"^[!-~]+$")]
+    key: String,
+}
 
 /// The `bearer` security scheme the write operations name.
 #[derive(Debug)]
