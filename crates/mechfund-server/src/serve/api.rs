@@ -628,7 +628,7 @@ struct SystemDonationBody {
     #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     event_name: String,
     #[serde(default)]
-    #[schema(max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     description: Option<String>,
 }
 
@@ -670,23 +670,21 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize, ToSchema)]
+/// `POST …/member-count` as the handler decodes it: both forms' fields, so that a body mixing
+/// them, or giving neither, gets a message that says so ([`member_source`]) rather than serde's
+/// "did not match any variant". Documented as [`MemberCountForms`].
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MemberCountBody {
-    /// The count; or give `channels`.
+pub(super) struct MemberCountBody {
     #[serde(default)]
-    #[schema(minimum = 0)]
     member_count: Option<i64>,
-    /// The channels whose human members are counted (unique ids); or give `member_count`.
     #[serde(default)]
     channels: Option<Vec<ChannelDto>>,
-    /// The guild's count, used when no channel is accessible (only with `channels`).
     #[serde(default)]
-    #[schema(minimum = 0)]
     guild_member_count: Option<i64>,
 }
 
-fn member_source(body: MemberCountBody) -> Result<Op, ApiError> {
+pub(super) fn member_source(body: MemberCountBody) -> Result<Op, ApiError> {
     let source = match (body.member_count, body.channels) {
         (Some(count), None) if body.guild_member_count.is_none() => MemberSource::Count(count),
         (None, Some(channels)) => MemberSource::Channels {
@@ -709,10 +707,44 @@ fn member_source(body: MemberCountBody) -> Result<Op, ApiError> {
     Ok(Op::MemberCount(source))
 }
 
+// `POST …/member-count` as documented; `openapi.rs` tests that the handler accepts the same bodies.
+/// A member-count sample: either `member_count`, or `channels` (with an optional
+/// `guild_member_count`).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(as = MemberCountBody)]
+#[allow(dead_code, reason = "documentation only: the handler decodes MemberCountBody")]
+pub(super) enum MemberCountForms {
+    Count(MemberCountGiven),
+    Channels(MemberCountChannels),
+}
+
+/// A member count taken elsewhere.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "documentation only: the handler decodes MemberCountBody")]
+pub(super) struct MemberCountGiven {
+    /// The count.
+    #[schema(minimum = 0)]
+    member_count: i64,
+}
+
+/// Channels whose human members are counted, each member once.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "documentation only: the handler decodes MemberCountBody")]
+pub(super) struct MemberCountChannels {
+    /// The channels with their members (ids unique across channels count once).
+    channels: Vec<ChannelDto>,
+    /// The guild's count, used when no channel is accessible.
+    #[schema(minimum = 0)]
+    guild_member_count: Option<i64>,
+}
+
 write_handler!(
     /// Records a member-count sample: a count, or the channels' members counted uniquely.
     #[utoipa::path(post, path = "/mechs/{mech}/member-count", tag = "writes", operation_id = "update_member_count",
-    request_body(content = MemberCountBody, content_type = "application/json"),
+    request_body(content = MemberCountForms, content_type = "application/json"),
     security(("bearer" = [])),
     params(NewMechPath, IdempotencyKey),
     responses(

@@ -110,6 +110,7 @@ fn amount_schema(max_dollars: u32) -> RefOr<Schema> {
         .schema_type(Type::Number)
         .exclusive_minimum(Some(0))
         .maximum(Some(max_dollars))
+        .multiple_of(Some(0.01))
         .examples([serde_json::json!(5)]);
     OneOfBuilder::new()
         .item(string)
@@ -431,6 +432,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::serve::api;
 
     #[derive(OpenApi)]
     #[openapi(components(schemas(
@@ -441,7 +443,8 @@ mod tests {
         EventSchema,
         NewEventSchema,
         RulesSchema,
-        ErrorBody
+        ErrorBody,
+        api::MemberCountForms
     )))]
     struct Mirrors;
 
@@ -637,6 +640,29 @@ mod tests {
         let body: Value = serde_json::from_str(&error.body()).unwrap_or_default();
         conforms("ErrorBody", &body);
         assert_eq!(body, json!({"error": {"code": "invalid_value", "message": "amount: too small"}}));
+    }
+
+    #[test]
+    fn the_member_count_forms_accept_what_the_handler_accepts() {
+        let schemas = components();
+        let bodies = [
+            (json!({"member_count": 40}), true),
+            (json!({"channels": [{"id": "1", "members": [{"id": "a"}, {"id": "b", "bot": true}]}]}), true),
+            (json!({"channels": [], "guild_member_count": 12}), true),
+            (json!({"channels": [{"id": "1", "accessible": false}], "guild_member_count": null}), true),
+            (json!({"member_count": 40, "channels": []}), false),
+            (json!({"member_count": 40, "guild_member_count": 3}), false),
+            (json!({"guild_member_count": 3}), false),
+            (json!({"member_count": null}), false),
+            (json!({"member_count": 40, "note": "x"}), false),
+            (json!({}), false),
+        ];
+        for (body, valid) in bodies {
+            let documented = check(&schemas, &json!({"$ref": "MemberCountBody"}), &body, "body").is_empty();
+            let handled = serde_json::from_value::<api::MemberCountBody>(body.clone())
+                .is_ok_and(|decoded| api::member_source(decoded).is_ok());
+            assert_eq!((documented, handled), (valid, valid), "{body}");
+        }
     }
 
     #[test]
