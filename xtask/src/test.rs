@@ -32,7 +32,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "serialisation", 3),
     ("mechfund-server", "cli", 5),
     ("mechfund-server", "serve", 12),
-    ("mechfund-server", "admin", 7),
+    ("mechfund-server", "admin", 8),
     ("mechfund-server", "stream", 4),
     ("mechfund-server", "openapi", 3),
     ("mechfund-e2e", "embed", 5),

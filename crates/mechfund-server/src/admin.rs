@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::cli::CliError;
 use crate::lines::for_each_block;
 use crate::serve::import::{ImportError, Importer};
-use crate::serve::store::{DB_FILE, LockError, lock_store, open_writer};
+use crate::serve::store::{DB_FILE, LockError, lock_store, next_seq, open_writer, raise_seq_floor};
 
 /// Arguments of `mechfund import`.
 #[derive(Debug, Args)]
@@ -296,7 +296,10 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 
 /// `mechfund restore BACKUP [--data DIR]`: with the store's lock held (no server running),
 /// replaces `DIR/mechfund.db` by a checked copy of BACKUP. The previous database, if any, is
-/// kept as `mechfund.db.before-restore-<unix seconds>` (with its `-wal`).
+/// kept as `mechfund.db.before-restore-<unix seconds>` (with its `-wal`). Seqs keep rising: the
+/// events written after the backup are gone, but their seqs are not given to new events (a
+/// client may still hold one, say to toggle a deletion), so the next event continues above the
+/// previous database's.
 ///
 /// # Errors
 /// The store in use, BACKUP unreadable or not a mechfund store, or an I/O failure.
@@ -307,6 +310,22 @@ pub fn restore_command(args: &RestoreArgs) -> Result<std::process::ExitCode, Cli
     std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
     let _lock = lock(&args.data)?;
     let db = args.data.join(DB_FILE);
+    // The seqs the database being replaced handed out (read before it is moved aside).
+    let handed_out = if db.exists() {
+        match Connection::open(&db).and_then(|conn| next_seq(&conn)) {
+            Ok(next) => Some(next),
+            Err(e) => {
+                eprintln!(
+                    "mechfund: warning: cannot read the last seq of {} ({e}); new events continue after the \
+                     backup's last seq, so seqs of events written after the backup may be given out again",
+                    db.display()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     let staged = sidecar(&db, ".restoring");
     for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
         remove_if_exists(&path)?;
@@ -317,13 +336,17 @@ pub fn restore_command(args: &RestoreArgs) -> Result<std::process::ExitCode, Cli
         .map_err(|e| e.to_string())
         .and_then(|conn| {
             let events = check_store(&conn)?;
+            if let Some(next) = handed_out {
+                raise_seq_floor(&conn, next).map_err(|e| e.to_string())?;
+            }
+            let next = next_seq(&conn).map_err(|e| e.to_string())?;
             conn.pragma_update(None, "journal_mode", "DELETE").map_err(|e| e.to_string())?;
             conn.close().map_err(|(_, e)| e.to_string())?;
             File::open(&staged).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
-            Ok(events)
+            Ok((events, next))
         });
-    let events = match checked {
-        Ok(events) => events,
+    let (events, next) = match checked {
+        Ok(checked) => checked,
         Err(e) => {
             for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
                 let _ = std::fs::remove_file(path);
@@ -348,7 +371,11 @@ pub fn restore_command(args: &RestoreArgs) -> Result<std::process::ExitCode, Cli
     if let Ok(dir) = File::open(&args.data) {
         let _ = dir.sync_all();
     }
-    println!("restored {events} events from {} into {}", args.backup.display(), db.display());
+    println!(
+        "restored {events} events from {} into {}; the next event gets seq {next}",
+        args.backup.display(),
+        db.display()
+    );
     if let Some(aside) = kept {
         println!("the previous database is kept as {}", aside.display());
     }

@@ -2,8 +2,9 @@
 //!
 //! Tables: `events` (global `seq`, `mech`, `line` exactly as written, exported byte for byte),
 //! `snapshots` (each mech's full state after its last event, with the hash of the rules it was
-//! computed under) and `idempotency` (a key, the hash of the request, the first response). The
-//! writer ([`super::writer`]) writes all three in one transaction per group of requests.
+//! computed under), `idempotency` (a key, the hash of the request, the first response) and
+//! `meta` (the lowest seq the next event may get, left by a restore). The writer
+//! ([`super::writer`]) writes the first three in one transaction per group of requests.
 //!
 //! On start each snapshot is checked against the log (the mech's last seq) and the rules hash;
 //! a row that disagrees or cannot be read is rebuilt by replaying the mech's lines with the core.
@@ -32,6 +33,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     last_seq   INTEGER NOT NULL,
     rules_hash TEXT NOT NULL,
     state      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     key          TEXT PRIMARY KEY,
@@ -175,14 +180,58 @@ pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recover
     let last: Option<(i64, String)> = tx
         .query_row("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
+    let floor = seq_floor(&tx)?;
     tx.commit()?;
     let mut last_ts = states.values().filter_map(|s| s.clock).max().unwrap_or(Timestamp(0));
     if let Some(ts) = last.as_ref().and_then(|(_, line)| line_ts(line)) {
         last_ts = last_ts.max(ts);
     }
-    let next_seq = last.map_or(1, |(seq, _)| u64::try_from(seq).unwrap_or(0) + 1);
+    let next_seq = last.map_or(1, |(seq, _)| u64::try_from(seq).unwrap_or(0) + 1).max(floor);
     states.entry("main".to_owned()).or_insert_with(|| State::initial("main", rules, [None; 10]));
     Ok(Recovered { states, next_seq, last_ts, rebuilt })
+}
+
+/// The `meta` key of the lowest seq the next event may get.
+const NEXT_SEQ_FLOOR: &str = "next_seq_floor";
+
+/// The seq the next event stored in this database gets: above every stored event, and at least
+/// the floor a restore left.
+///
+/// # Errors
+/// On a database error (or a file that is no database).
+pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |row| row.get(0))?;
+    Ok(max.map_or(1, |seq| u64::try_from(seq).unwrap_or(0) + 1).max(seq_floor(conn)?))
+}
+
+/// The floor a restore left (1 if none; a database from before `meta` has none).
+fn seq_floor(conn: &Connection) -> rusqlite::Result<u64> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_meta {
+        return Ok(1);
+    }
+    let floor: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [NEXT_SEQ_FLOOR], |row| row.get(0)).optional()?;
+    Ok(floor.and_then(|f| u64::try_from(f).ok()).unwrap_or(1).max(1))
+}
+
+/// Makes the next event of this database get `floor` or more (a restore: the seqs the replaced
+/// database handed out are never given to other events). Never lowers a floor.
+///
+/// # Errors
+/// On a database error.
+pub fn raise_seq_floor(conn: &Connection, floor: u64) -> rusqlite::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);")?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        params![NEXT_SEQ_FLOOR, i64::try_from(floor).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
 }
 
 fn line_ts(line: &str) -> Option<Timestamp> {
