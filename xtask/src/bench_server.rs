@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 mod subscribers;
 
 use crate::args::Args;
-use crate::bench::thousands;
+use crate::bench::{clock_ticks_per_sec, cpu_ticks, thousands};
 use crate::workspace;
 use subscribers::Subscribers;
 
@@ -178,6 +178,9 @@ fn bench(options: &Options) -> Result<()> {
         }
         None => eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds),
     }
+    // Who used the CPU meanwhile: on a small machine the load generator competes with the server.
+    let server_pid = server.0.id().to_string();
+    let cpu_before = (cpu_ticks(&server_pid), cpu_ticks("self"));
     let load_started = Instant::now();
     let deadline = load_started + duration;
     let workers: Vec<_> = (0..options.clients)
@@ -194,6 +197,11 @@ fn bench(options: &Options) -> Result<()> {
         connect_errors += result.io_errors;
     }
     let load_secs = load_started.elapsed().as_secs_f64();
+    let cores = |before: Option<u64>, after: Option<u64>| {
+        before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / clock_ticks_per_sec() / load_secs)
+    };
+    let server_cores = cores(cpu_before.0, cpu_ticks(&server_pid));
+    let generator_cores = cores(cpu_before.1, cpu_ticks("self"));
     let delivery = match subscribers {
         Some(subscribers) => Some(subscribers.finish(&samples)?),
         None => None,
@@ -261,6 +269,13 @@ fn bench(options: &Options) -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         crate::bench::load_average()
     );
+    if let (Some(server), Some(generator)) = (server_cores, generator_cores) {
+        println!(
+            "CPU during the load: mechfund {server:.2} cores, this load generator {generator:.2} cores \
+             (its clients{})",
+            if delivery.is_some() { " and subscribers" } else { "" }
+        );
+    }
     if let Some(d) = &delivery {
         println!(
             "\n| subscribers | paced rate | donations/s achieved | deliveries (expected) | p50 | p95 | p99 | max | \
