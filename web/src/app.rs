@@ -76,8 +76,12 @@ pub struct Model {
     pub live: bool,
     /// The generation of the load on screen; streamed lines of older loads are dropped.
     pub shown: u64,
-    /// Bumped when streamed lines need a full reload (a deletion rewrote history).
+    /// Bumped when streamed lines need a full reload (a deletion rewrote history, or the
+    /// server's log is not where the replay is: a restore took it back).
     pub reloads: u64,
+    /// Reloads for a replay that disagreed with the server since one last agreed (at most
+    /// [`MAX_MISMATCH_RELOADS`] in a row, so a lasting disagreement cannot reload forever).
+    pub mismatch_reloads: u32,
     /// The latest level-up announcement, numbered so a repeat is announced again.
     pub announcement: Option<(u64, String)>,
 }
@@ -96,6 +100,7 @@ impl Default for Model {
             live: false,
             shown: 0,
             reloads: 0,
+            mismatch_reloads: 0,
             announcement: None,
         }
     }
@@ -130,10 +135,10 @@ pub enum Action {
     Now(Option<Now>),
     /// The mechfund API answered.
     Server,
-    /// Lines from the stream of the load `shown`.
+    /// Lines from the stream of the load `shown`, and the server's mark after them.
     Live {
         shown: u64,
-        lines: Vec<String>,
+        commit: live::Commit,
     },
 }
 
@@ -172,14 +177,17 @@ impl Reducible for Model {
             Action::Rules(rules) => Model { rules, ..clone_model(&self) },
             Action::Now(now) => Model { now, ..clone_model(&self) },
             Action::Server => Model { server: true, ..clone_model(&self) },
-            Action::Live { shown, lines } if shown == self.shown && self.live && shown == self.generation => {
+            Action::Live { shown, commit } if shown == self.shown && self.live && shown == self.generation => {
                 let Some(analysis) = &self.analysis else {
+                    if commit.lines.is_empty() && commit.mark.is_none_or(|mark| mark.last_event_seq == 0) {
+                        return self;
+                    }
                     // The store was empty when loaded: load it now that it has events.
                     return Rc::new(Model { reloads: self.reloads + 1, ..clone_model(&self) });
                 };
-                match analysis.extend(&self.mech, &lines, &self.rules, self.now.as_ref()) {
-                    Extension::Same => return self,
-                    Extension::Rewrite => Model { reloads: self.reloads + 1, ..clone_model(&self) },
+                let next = match analysis.extend(&self.mech, &commit.lines, &self.rules, self.now.as_ref()) {
+                    Extension::Same => None,
+                    Extension::Rewrite => return Rc::new(Model { reloads: self.reloads + 1, ..clone_model(&self) }),
                     Extension::Next(next, level_ups) => {
                         let announcement = level_ups.last().map(|up| {
                             let number = self.announcement.as_ref().map_or(1, |(n, _)| n + 1);
@@ -191,12 +199,31 @@ impl Reducible for Model {
                             let exact = if up.exact_hit { " Exact hit: bonus power!" } else { "" };
                             (number, format!("Level up! The mech reached {levels}.{exact}"))
                         });
-                        Model {
+                        Some(Model {
                             analysis: Some(Rc::from(next)),
                             announcement: announcement.or_else(|| self.announcement.clone()),
                             ..clone_model(&self)
-                        }
+                        })
                     }
+                };
+                let state = &next.as_ref().and_then(|m| m.analysis.as_deref()).unwrap_or(analysis).result.state;
+                match commit.mark {
+                    // The server's log is not where this replay is (a restore took it back, say):
+                    // load it again, but not forever if the two keep disagreeing.
+                    Some(mark) if !mark.matches(state) => {
+                        if self.mismatch_reloads >= MAX_MISMATCH_RELOADS {
+                            return self;
+                        }
+                        let model = next.unwrap_or_else(|| clone_model(&self));
+                        Model { reloads: self.reloads + 1, mismatch_reloads: self.mismatch_reloads + 1, ..model }
+                    }
+                    Some(_) if self.mismatch_reloads > 0 => {
+                        Model { mismatch_reloads: 0, ..next.unwrap_or_else(|| clone_model(&self)) }
+                    }
+                    _ => match next {
+                        Some(model) => model,
+                        None => return self,
+                    },
                 }
             }
             _ => return self, // a stale load
@@ -204,6 +231,9 @@ impl Reducible for Model {
         Rc::new(next)
     }
 }
+
+/// Reloads in a row for a replay that disagrees with the server's `state` messages.
+pub const MAX_MISMATCH_RELOADS: u32 = 3;
 
 fn clone_model(m: &Model) -> Model {
     Model {
@@ -218,6 +248,7 @@ fn clone_model(m: &Model) -> Model {
         live: m.live,
         shown: m.shown,
         reloads: m.reloads,
+        mismatch_reloads: m.mismatch_reloads,
         announcement: m.announcement.clone(),
     }
 }
@@ -444,7 +475,7 @@ pub fn app() -> Html {
                 let tries = *tries;
                 let url =
                     format!("{}/mechs/{}/events/stream?after_seq={after}", crate::api::API, crate::api::encode(mech));
-                let on_lines = Callback::from(move |lines| dispatch.dispatch(Action::Live { shown, lines }));
+                let on_commit = Callback::from(move |commit| dispatch.dispatch(Action::Live { shown, commit }));
                 let on_status = {
                     let status = status.clone();
                     Callback::from(move |next: Status| {
@@ -460,7 +491,7 @@ pub fn app() -> Html {
                     })
                 };
                 status.set(Some(Status::Connecting));
-                stream = live::subscribe(&url, on_lines, on_status).ok();
+                stream = live::subscribe(&url, on_commit, on_status).ok();
             } else {
                 status.set(None);
             }
@@ -468,7 +499,8 @@ pub fn app() -> Html {
         });
     }
 
-    // Streamed lines that rewrite history (or a first event in an empty store): load again.
+    // Streamed lines that rewrite history, a replay the server's log disagrees with, or a first
+    // event in an empty store: load again.
     {
         let loads = loads.clone();
         let mech = model.mech.clone();

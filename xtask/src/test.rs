@@ -37,7 +37,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "openapi", 3),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "dashboard", 12),
-    ("mechfund-e2e", "live", 7),
+    ("mechfund-e2e", "live", 8),
 ];
 
 /// The generated logs (events, seed) the dashboard's browser tests load; made here with a

@@ -44,8 +44,11 @@ pub const BUILD_DASHBOARD: &str = "cargo xtask dashboard   (or by hand: PATH=$PW
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().and_then(Path::parent).map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+    // The manifest dir cargo sets when it runs the tests: the compile-time one names the checkout
+    // this library was first built in, which a shared target dir reuses for another checkout.
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest.parent().and_then(Path::parent).map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 /// `examples/embed/`, the directory the static server serves.

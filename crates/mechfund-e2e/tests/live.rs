@@ -2,8 +2,9 @@
 //! serving `dist/` and the JS package) in headless Chromium: a donation made in one page shows
 //! in a second page's dashboard and `<mechfund-progress api=…>` within a second (latencies
 //! printed), level-ups are announced, delete/restore round-trips, a double submit records once,
-//! a wrong token is refused, the stream resumes after a restart without gaps or repeats, and
-//! axe-core finds nothing serious in the forms.
+//! a wrong token is refused, the stream resumes after a restart without gaps or repeats, an open
+//! dashboard follows a restore of the server's store, and axe-core finds nothing serious in the
+//! forms.
 //!
 //! Every expected number is worked by hand from DESIGN §2 (default rules: level 1 costs $10.00
 //! and level 2 $15.00 for 0 members).
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
-use mechfund_e2e::{MechfundServer, Page, embed_dir, require_package, workspace_root};
+use mechfund_e2e::{MechfundServer, Page, embed_dir, mechfund_bin, require_package, workspace_root};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -43,7 +44,8 @@ const WATCH_PAGE: &str = r#"<!doctype html>
 
 struct Setup {
     server: MechfundServer,
-    _dir: tempfile::TempDir,
+    /// Holds `data/` (the store) and `embed/`.
+    dir: tempfile::TempDir,
 }
 
 fn millis() -> u64 {
@@ -60,7 +62,7 @@ fn start() -> Result<Setup> {
     ensure!(copied.success(), "copying the JS package failed");
     let server = MechfundServer::start(&dir.path().join("data"), &embed, TOKEN)?;
     std::fs::write(embed.join("watch.html"), WATCH_PAGE.replace("ORIGIN", &server.origin))?;
-    Ok(Setup { server, _dir: dir })
+    Ok(Setup { server, dir })
 }
 
 async fn post(server: &MechfundServer, path: &str, body: &Value) -> Result<Value> {
@@ -464,6 +466,52 @@ async fn the_stream_resumes_after_a_restart_without_gaps_or_repeats() -> Result<
     ensure!(seqs == [1, 2, 3, 4], "stored seqs: {seqs:?}");
     let ids = watch.js("return window.__ids;", vec![]).await?;
     ensure!(ids == json!(seqs), "the raw EventSource got {ids}, the store holds {seqs:?}");
+    let rows = watch
+        .js("return [...document.getElementById('dash').contentDocument.querySelectorAll('tr[data-seq]')].map(r => Number(r.dataset.seq));", vec![])
+        .await?;
+    ensure!(rows == json!(seqs), "the dashboard's rows {rows} are not the store's {seqs:?}");
+    watch.close().await;
+    Ok(())
+}
+
+/// A restore takes the server's log back: an open dashboard notices at the first `state`
+/// message after reconnecting (the log now ends before its own) and loads the log again rather
+/// than go on showing a donation that is gone; the next event's seq is above the lost one.
+#[tokio::test]
+async fn an_open_dashboard_follows_a_restore_of_the_store() -> Result<()> {
+    let _machine = MACHINE.lock().await;
+    let mut setup = start()?;
+    let data = setup.dir.path().join("data");
+    let backup = setup.dir.path().join("backup.db");
+    let mechfund = |args: &[&str]| -> Result<()> {
+        let output = std::process::Command::new(mechfund_bin()?).args(args).arg("--data").arg(&data).output()?;
+        ensure!(output.status.success(), "mechfund {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(())
+    };
+    let backup_arg = backup.to_str().context("a UTF-8 temp path")?;
+    post(&setup.server, "/mechs/main/donations", &json!({"amount": "1.00", "donor": "kept"})).await?;
+    mechfund(&["backup", backup_arg])?;
+    post(&setup.server, "/mechs/main/donations", &json!({"amount": "2.00", "donor": "lost"})).await?;
+    let watch = watch_page(&setup.server).await?;
+    wait_text(&watch, "total-donated", true, "$3.00", 10).await?;
+
+    setup.server.kill();
+    mechfund(&["restore", backup_arg])?;
+    setup.server.restart()?;
+    // The backup holds the $1.00 (seq 1) only.
+    wait_text(&watch, "total-donated", true, "$1.00", 15).await?;
+    post(&setup.server, "/mechs/main/donations", &json!({"amount": "0.25", "donor": "after"})).await?;
+    wait_text(&watch, "total-donated", true, "$1.25", 10).await?;
+    watch
+        .wait_for(
+            "the element's total",
+            10,
+            "return document.getElementById('progress').shadowRoot.querySelector('[part=total]').dataset.value === '125';",
+            vec![],
+        )
+        .await?;
+    let seqs: Vec<u64> = stored(&setup.server).await?.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    ensure!(seqs == [1, 3], "stored seqs: {seqs:?} (seq 2 was handed out before the restore)");
     let rows = watch
         .js("return [...document.getElementById('dash').contentDocument.querySelectorAll('tr[data-seq]')].map(r => Number(r.dataset.seq));", vec![])
         .await?;

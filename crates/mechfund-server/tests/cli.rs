@@ -6,8 +6,12 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// `tests/samples` of this checkout: the manifest dir cargo sets when it runs the test (the
+/// compile-time one may name another checkout that shares the target dir).
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples")
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest.join("../../tests/samples")
 }
 
 fn mechfund(args: &[&str]) -> Output {

@@ -181,6 +181,83 @@ async fn the_backlog_then_every_commit_once_in_order_with_the_state() {
     assert_eq!(lines[0], *all.last().unwrap());
 }
 
+/// Streams opened while 8 clients donate: their backlogs race the batches of the same commits.
+/// Whatever the race, each `state` message is the state after the last line the stream sent
+/// (what lets a client check itself against the server), and every line comes once, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_state_message_is_the_state_after_the_last_line_sent() {
+    let dir = temp();
+    let server = std::sync::Arc::new(Server::start(dir.path()));
+    let c = client();
+    // Resuming beyond the end (what `<mechfund-progress>` does): `state` messages only.
+    let mut states_only = Stream::open(&server, "main", "?after_seq=9007199254740991", None).await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (c, server) = (c.clone(), server.clone());
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    donate(&c, &server, &format!("w{w}-{i}"), "0.25").await;
+                }
+            })
+        })
+        .collect();
+    let mut followers = Vec::new();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let server = server.clone();
+        followers.push(tokio::spawn(async move {
+            let mut stream = Stream::open(&server, "main", "", None).await;
+            let (mut seqs, mut states) = (Vec::new(), 0);
+            // Until the state holds all 320 donations of $0.25 (with their level-ups).
+            loop {
+                let message = stream.next(WAIT).await.expect("the stream is open");
+                match (message.event.as_deref(), message.id) {
+                    (Some("state"), _) => {
+                        let state: Value = serde_json::from_str(&message.data).unwrap();
+                        let last = state["state"]["last_event_seq"].as_u64().unwrap();
+                        assert_eq!(
+                            Some(&last),
+                            seqs.last().or(Some(&0)),
+                            "a state message after line {:?}",
+                            seqs.last()
+                        );
+                        states += 1;
+                        if state["state"]["cumulative_donations_cents"] == 320 * 25 {
+                            return (seqs, states);
+                        }
+                    }
+                    (None, Some(id)) => seqs.push(id.parse::<u64>().unwrap()),
+                    _ => {}
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut seen = Vec::new();
+    loop {
+        let message = states_only.next(WAIT).await.expect("the stream is open");
+        if message.retry.is_some() {
+            continue;
+        }
+        assert_eq!(message.event.as_deref(), Some("state"), "{message:?}");
+        let state: Value = serde_json::from_str(&message.data).unwrap();
+        seen.push(state["state"]["last_event_seq"].as_u64().unwrap());
+        if state["state"]["cumulative_donations_cents"] == 320 * 25 {
+            break;
+        }
+    }
+    assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]), "state-only stream: {seen:?}");
+    let all: Vec<u64> = stored(&c, &server).await.iter().map(|(seq, _)| *seq).collect();
+    for follower in followers {
+        let (seqs, states) = tokio::time::timeout(WAIT, follower).await.expect("the follower finished").unwrap();
+        assert_eq!(seqs, all, "every line once, in order");
+        assert!(states >= 2, "{states} state messages");
+    }
+    std::sync::Arc::into_inner(server).unwrap().stop();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn last_event_id_resumes_after_kill_9_and_a_restart_without_gaps_or_repeats() {
     let dir = temp();

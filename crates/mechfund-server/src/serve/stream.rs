@@ -2,7 +2,9 @@
 //!
 //! A subscriber gets the stored lines after `Last-Event-ID` (or `?after_seq=`), then every line
 //! as it commits, each once and in seq order (`id:` the seq, `data:` the exact line), and after
-//! the backlog and each batch a `state` message with `{"state","display"}`.
+//! the backlog and each batch a `state` message with `{"state","display"}`: the state after the
+//! last line of the mech committed so far, so a client that applied the lines can check itself
+//! against it (its `last_event_seq` below the client's means the store went back: a restore).
 //!
 //! The writer hands every commit to one fan-out task ([`fan_out`]), which encodes the SSE text
 //! once and broadcasts it as [`Batch`]es: a commit after a quiet spell goes out at once, commits
@@ -206,7 +208,7 @@ pub async fn get_event_stream(
         },
     };
     // Subscribed before the backlog is read: a commit in between is in a batch.
-    let follower = Follower { feed: app.shared.subscribe(), app, mech, last: after, phase: Phase::Retry };
+    let follower = Follower { feed: app.shared.subscribe(), app, mech, last: after, stated: 0, phase: Phase::Retry };
     // The body pulls the next piece when hyper has written the last one: one task per
     // subscriber (the connection's), woken once per batch.
     let body = futures_util::stream::unfold(follower, |mut follower| async move {
@@ -236,8 +238,11 @@ enum Phase {
 struct Follower {
     app: AppState,
     mech: String,
-    /// The highest seq sent.
+    /// Lines at or below this seq are not sent: where the client resumes (`?after_seq=` beyond
+    /// the end asks for `state` messages only), then the last line sent.
     last: u64,
+    /// The `last_event_seq` of the last `state` message sent (0 before the first).
+    stated: u64,
     feed: broadcast::Receiver<Arc<Feed>>,
     phase: Phase,
 }
@@ -258,18 +263,24 @@ impl Follower {
                         Err(_) => return None,
                     };
                     let mut text = String::new();
-                    if (page.len() as u64) < PAGE {
-                        // The last page: the state after it goes in the same write.
-                        self.phase = Phase::Live;
-                    }
                     for (seq, line) in &page {
                         push_line(&mut text, *seq, line);
                         self.last = *seq;
                     }
-                    if matches!(self.phase, Phase::Live)
-                        && let Some(state) = self.app.shared.state(&self.mech)
-                    {
-                        push_state(&mut text, &state_json(&state, &self.app.shared.rules, None));
+                    if (page.len() as u64) < PAGE {
+                        // The last page: the state after it goes in the same write, and must be
+                        // the state after the last line sent. A state published since the page
+                        // was read is of lines already in the store (commit, then publish): read
+                        // on first.
+                        match self.app.shared.state(&self.mech) {
+                            Some(state) if state.last_event_seq > self.last && !page.is_empty() => {}
+                            Some(state) => {
+                                push_state(&mut text, &state_json(&state, &self.app.shared.rules, None));
+                                self.stated = state.last_event_seq;
+                                self.phase = Phase::Live;
+                            }
+                            None => self.phase = Phase::Live,
+                        }
                     }
                     if !text.is_empty() {
                         return Some(Bytes::from(text));
@@ -286,14 +297,18 @@ impl Follower {
                                 self.phase = Phase::Backlog;
                                 continue;
                             }
+                            // A batch the backlog already covered: its state is older than the
+                            // one sent.
+                            let Some(&(last, _)) = batch.starts.last().filter(|(seq, _)| *seq > self.stated) else {
+                                continue;
+                            };
                             let from = batch
                                 .starts
                                 .iter()
                                 .find(|(seq, _)| *seq > self.last)
                                 .map_or(batch.state_at, |(_, at)| *at);
-                            if let Some((seq, _)) = batch.starts.last() {
-                                self.last = self.last.max(*seq);
-                            }
+                            self.last = self.last.max(last);
+                            self.stated = last;
                             return Some(batch.text.slice(from..));
                         }
                         Ok(Feed::Batch(_)) => {}

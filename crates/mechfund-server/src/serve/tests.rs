@@ -2,7 +2,7 @@
 //! temporary directory): the import endpoint and the streamed export. The real binary on
 //! loopback is tested in `tests/serve.rs`.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
@@ -69,7 +69,11 @@ impl Server {
 }
 
 fn sample() -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples/ddc-small.jsonl");
+    // The manifest dir cargo sets when it runs the test: the compile-time one may name another
+    // checkout that shares the target dir.
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    let path = manifest.join("../../tests/samples/ddc-small.jsonl");
     std::fs::read(path).expect("the bundled sample")
 }
 
