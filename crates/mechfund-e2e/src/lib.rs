@@ -44,11 +44,19 @@ pub const BUILD_DASHBOARD: &str = "cargo xtask dashboard   (or by hand: PATH=$PW
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {
-    // The manifest dir cargo sets when it runs the tests: the compile-time one names the checkout
-    // this library was first built in, which a shared target dir reuses for another checkout.
-    let manifest =
-        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
-    manifest.parent().and_then(Path::parent).map_or_else(|| manifest.clone(), Path::to_path_buf)
+    // The first directory holding this crate above the manifest dir cargo sets when it runs the
+    // tests (`cargo xtask test` runs them with its own), else above the current dir. Not the
+    // compile-time manifest dir first: it names the checkout this library was built in, which a
+    // shared target dir reuses for other checkouts.
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let starts =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).into_iter().chain(std::env::current_dir().ok());
+    starts
+        .chain([compiled.clone()])
+        .find_map(|start| {
+            start.ancestors().find(|dir| dir.join("crates/mechfund-e2e/Cargo.toml").is_file()).map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| compiled.join("../.."))
 }
 
 /// `examples/embed/`, the directory the static server serves.
