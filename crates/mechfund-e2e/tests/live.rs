@@ -85,6 +85,29 @@ async fn stored(server: &MechfundServer) -> Result<Vec<Value>> {
     text.lines().map(|l| serde_json::from_str(l).context("a stored line")).collect()
 }
 
+/// The seqs of the mech's stored lines.
+async fn stored_seqs(server: &MechfundServer) -> Result<Vec<u64>> {
+    Ok(stored(server).await?.iter().filter_map(|l| l["seq"].as_u64()).collect())
+}
+
+/// Waits until the watch page's `<mechfund-progress>` shows `cents` as its total.
+async fn element_total_is(watch: &Page, cents: i64) -> Result<()> {
+    let script = format!(
+        "return document.getElementById('progress').shadowRoot.querySelector('[part=total]').dataset.value === '{cents}';"
+    );
+    watch.wait_for("the element's total", 10, &script, vec![]).await?;
+    Ok(())
+}
+
+/// The watch page's dashboard shows exactly the rows of `seqs`.
+async fn dashboard_rows_are(watch: &Page, seqs: &[u64]) -> Result<()> {
+    let rows = watch
+        .js("return [...document.getElementById('dash').contentDocument.querySelectorAll('tr[data-seq]')].map(r => Number(r.dataset.seq));", vec![])
+        .await?;
+    ensure!(rows == json!(seqs), "the dashboard's rows {rows} are not the store's {seqs:?}");
+    Ok(())
+}
+
 fn count_type(lines: &[Value], kind: &str) -> usize {
     lines.iter().filter(|l| l["type"] == kind).count()
 }
@@ -454,22 +477,12 @@ async fn the_stream_resumes_after_a_restart_without_gaps_or_repeats() -> Result<
     post(&setup.server, "/mechs/main/donations", &json!({"amount": "1.25", "donor": "c"})).await?;
     // 100 + 200 + 50 + 125.
     wait_text(&watch, "total-donated", true, "$4.75", 10).await?;
-    watch
-        .wait_for(
-            "the element's total",
-            10,
-            "return document.getElementById('progress').shadowRoot.querySelector('[part=total]').dataset.value === '475';",
-            vec![],
-        )
-        .await?;
-    let seqs: Vec<u64> = stored(&setup.server).await?.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    element_total_is(&watch, 475).await?;
+    let seqs = stored_seqs(&setup.server).await?;
     ensure!(seqs == [1, 2, 3, 4], "stored seqs: {seqs:?}");
     let ids = watch.js("return window.__ids;", vec![]).await?;
     ensure!(ids == json!(seqs), "the raw EventSource got {ids}, the store holds {seqs:?}");
-    let rows = watch
-        .js("return [...document.getElementById('dash').contentDocument.querySelectorAll('tr[data-seq]')].map(r => Number(r.dataset.seq));", vec![])
-        .await?;
-    ensure!(rows == json!(seqs), "the dashboard's rows {rows} are not the store's {seqs:?}");
+    dashboard_rows_are(&watch, &seqs).await?;
     watch.close().await;
     Ok(())
 }
@@ -502,20 +515,10 @@ async fn an_open_dashboard_follows_a_restore_of_the_store() -> Result<()> {
     wait_text(&watch, "total-donated", true, "$1.00", 15).await?;
     post(&setup.server, "/mechs/main/donations", &json!({"amount": "0.25", "donor": "after"})).await?;
     wait_text(&watch, "total-donated", true, "$1.25", 10).await?;
-    watch
-        .wait_for(
-            "the element's total",
-            10,
-            "return document.getElementById('progress').shadowRoot.querySelector('[part=total]').dataset.value === '125';",
-            vec![],
-        )
-        .await?;
-    let seqs: Vec<u64> = stored(&setup.server).await?.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    element_total_is(&watch, 125).await?;
+    let seqs = stored_seqs(&setup.server).await?;
     ensure!(seqs == [1, 3], "stored seqs: {seqs:?} (seq 2 was handed out before the restore)");
-    let rows = watch
-        .js("return [...document.getElementById('dash').contentDocument.querySelectorAll('tr[data-seq]')].map(r => Number(r.dataset.seq));", vec![])
-        .await?;
-    ensure!(rows == json!(seqs), "the dashboard's rows {rows} are not the store's {seqs:?}");
+    dashboard_rows_are(&watch, &seqs).await?;
     watch.close().await;
     Ok(())
 }

@@ -51,9 +51,7 @@ async fn state(server: &Server, mech: &str) -> Value {
 }
 
 async fn donate(server: &Server, cents: u64) {
-    let body = json!({"amount": format!("{}.{:02}", cents / 100, cents % 100), "donor": "tester"});
-    let (status, answer) = post(&client(), &server.url("/mechs/main/donations"), &body).await;
-    assert_eq!(status, 201, "{answer}");
+    donate_seqs(server, cents).await;
 }
 
 /// `mechfund replay FILE`'s result.

@@ -203,7 +203,7 @@ async fn every_state_message_is_the_state_after_the_last_line_sent() {
         .collect();
     let mut followers = Vec::new();
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(15)).await;
         let server = server.clone();
         followers.push(tokio::spawn(async move {
             let mut stream = Stream::open(&server, "main", "", None).await;
@@ -250,11 +250,15 @@ async fn every_state_message_is_the_state_after_the_last_line_sent() {
     }
     assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]), "state-only stream: {seen:?}");
     let all: Vec<u64> = stored(&c, &server).await.iter().map(|(seq, _)| *seq).collect();
+    let mut live = 0;
     for follower in followers {
         let (seqs, states) = tokio::time::timeout(WAIT, follower).await.expect("the follower finished").unwrap();
         assert_eq!(seqs, all, "every line once, in order");
-        assert!(states >= 2, "{states} state messages");
+        // More than the backlog's state: it followed commits too (one opened after the last
+        // commit has the backlog's only).
+        live += usize::from(states >= 2);
     }
+    assert!(live >= 1, "no stream was open while the writes went on: the race was not exercised");
     std::sync::Arc::into_inner(server).unwrap().stop();
 }
 

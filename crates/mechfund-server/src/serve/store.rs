@@ -180,13 +180,12 @@ pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recover
     let last: Option<(i64, String)> = tx
         .query_row("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let floor = seq_floor(&tx)?;
+    let next_seq = next_seq(&tx)?;
     tx.commit()?;
     let mut last_ts = states.values().filter_map(|s| s.clock).max().unwrap_or(Timestamp(0));
     if let Some(ts) = last.as_ref().and_then(|(_, line)| line_ts(line)) {
         last_ts = last_ts.max(ts);
     }
-    let next_seq = last.map_or(1, |(seq, _)| u64::try_from(seq).unwrap_or(0) + 1).max(floor);
     states.entry("main".to_owned()).or_insert_with(|| State::initial("main", rules, [None; 10]));
     Ok(Recovered { states, next_seq, last_ts, rebuilt })
 }
