@@ -327,7 +327,8 @@ impl Loads {
         let dispatch = self.dispatch.clone();
         let mut host =
             PageHost { report: move |progress| dispatch.dispatch(Action::Progress { generation, progress }) };
-        let options = ReplayOptions { mech: mech.clone(), strict: false, timeline: true, now: self.now.clone() };
+        let options =
+            ReplayOptions { mech: mech.clone(), timeline: true, now: self.now.clone(), ..ReplayOptions::default() };
         match replay_job::replay(&log.bytes, &self.rules, options, &mut host).await {
             Ok(analysis) if analysis.rows.is_empty() && quiet => {
                 self.dispatch.dispatch(Action::Idle { generation });

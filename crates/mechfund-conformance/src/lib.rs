@@ -16,7 +16,7 @@ mod embedded {
 /// What an implementation must offer to be checked.
 pub trait Backend {
     /// Replays `log` with `rules` (the §2.1 JSON, `None` for defaults) and `options`
-    /// (`{mech?, now?, strict?, timeline?}`), returning the replay result as JSON.
+    /// (`{mech?, now?, strict?, timeline?, ddc_snapshot?}`), returning the replay result as JSON.
     ///
     /// # Errors
     /// The failure, with the line number when strict replay stopped at a bad line.
@@ -126,7 +126,10 @@ pub fn check(case: &Value, backend: &impl Backend) -> Vec<String> {
 
 /// The contract's severity of a diagnostic kind.
 fn severity(kind: &str) -> &'static str {
-    if kind == "superseded" || kind == "no_events" { "info" } else { "warning" }
+    match kind {
+        "superseded" | "no_events" | "bonus_deletion" | "ddc_snapshot_differs" => "info",
+        _ => "warning",
+    }
 }
 
 fn check_goals(goals: &[Value], rules: Option<&Value>, backend: &impl Backend, problems: &mut Vec<String>) {

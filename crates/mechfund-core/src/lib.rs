@@ -8,6 +8,7 @@
 //! It is **not** a place for I/O: no files, no network, no clock, no randomness. Time, ids and
 //! keys arrive as arguments. Its dependencies are serde, serde_json, thiserror and sha2.
 
+pub mod ddc;
 pub mod decide;
 pub mod display;
 pub mod event;

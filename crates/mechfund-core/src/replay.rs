@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::ddc::Snapshot;
 use crate::display::{Display, Now, display};
 use crate::parse::{Kind, Line, Record, TsText, Val, parse_line};
 use crate::rules::Rules;
@@ -34,14 +35,20 @@ pub enum DiagnosticKind {
     LevelupMismatch,
     Superseded,
     NoEvents,
+    BonusDeletion,
+    DdcSnapshotDiffers,
 }
 
 impl DiagnosticKind {
-    /// `info` for `superseded` and `no_events`, `warning` otherwise.
+    /// `info` for `superseded`, `no_events`, `bonus_deletion` and `ddc_snapshot_differs`,
+    /// `warning` otherwise.
     #[must_use]
     pub fn severity(self) -> Severity {
         match self {
-            DiagnosticKind::Superseded | DiagnosticKind::NoEvents => Severity::Info,
+            DiagnosticKind::Superseded
+            | DiagnosticKind::NoEvents
+            | DiagnosticKind::BonusDeletion
+            | DiagnosticKind::DdcSnapshotDiffers => Severity::Info,
             _ => Severity::Warning,
         }
     }
@@ -122,11 +129,14 @@ pub struct ReplayOptions {
     pub timeline: bool,
     /// When to compute the display (defaults to the last event's time).
     pub now: Option<Now>,
+    /// DDC's own snapshot of the mech (spec §2.8): its goal prices the level it is at, and
+    /// every other difference from the replay is a `ddc_snapshot_differs` diagnostic.
+    pub ddc_snapshot: Option<Snapshot>,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { mech: "main".to_owned(), strict: false, timeline: false, now: None }
+        ReplayOptions { mech: "main".to_owned(), strict: false, timeline: false, now: None, ddc_snapshot: None }
     }
 }
 
@@ -272,9 +282,10 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(mech: &str, rules: &Rules, plan: Plan, diagnostics: Vec<Diagnostic>, timeline: bool) -> Engine {
+    fn new(options: &ReplayOptions, rules: &Rules, plan: Plan, diagnostics: Vec<Diagnostic>) -> Engine {
+        let known_goal = options.ddc_snapshot.as_ref().and_then(Snapshot::known_goal);
         Engine {
-            state: State::initial(mech, rules, plan.recorded_goals),
+            state: State::initial_known(&options.mech, rules, plan.recorded_goals, known_goal),
             plan,
             targets: HashMap::new(),
             queue: VecDeque::new(),
@@ -282,7 +293,7 @@ impl Engine {
             mismatches: Vec::new(),
             diagnostics,
             level_ups: Vec::new(),
-            timeline: timeline.then(Vec::new),
+            timeline: options.timeline.then(Vec::new),
             effects: Effects::default(),
             events: 0,
         }
@@ -360,10 +371,17 @@ impl Engine {
                 Note::UnknownType(name) => {
                     (DiagnosticKind::UnknownType, format!("unknown event type \"{name}\" ignored"))
                 }
-                Note::RecordedGoalDiffers { level, recorded, formula } => (
+                Note::RecordedGoalDiffers { level, recorded, formula, from_snapshot: false } => (
                     DiagnosticKind::RecordedGoalDiffers,
                     format!(
                         "level {level}: the log's recorded goal {recorded} is used; the rules would give {formula}"
+                    ),
+                ),
+                Note::RecordedGoalDiffers { level, recorded, formula, from_snapshot: true } => (
+                    DiagnosticKind::RecordedGoalDiffers,
+                    format!(
+                        "level {level}: DDC's snapshot goal {recorded} is used; the rules would give {formula} \
+                         (DDC prices a new level with progress/member_count.json, 50 members without it)"
                     ),
                 ),
             };
@@ -394,13 +412,26 @@ impl Engine {
         }
     }
 
-    fn finish(mut self, rules: &Rules, now: Option<&Now>) -> ReplayResult {
+    fn finish(mut self, rules: &Rules, options: &ReplayOptions) -> ReplayResult {
         self.flush_missing();
         let mut valid: Vec<(u64, u64)> = Vec::new();
         for d in &self.plan.deletions {
             let problem = match self.targets.get(&d.target) {
                 Some(Target::Deletable) => {
                     valid.push((d.seq, d.target));
+                    continue;
+                }
+                Some(Target::Other(name)) if name == Kind::ExactHitBonusGranted.name() => {
+                    self.diagnostics.push(Diagnostic::new(
+                        DiagnosticKind::BonusDeletion,
+                        Some(d.line),
+                        Some(d.seq),
+                        format!(
+                            "seq {} is an ExactHitBonusGranted: the bonus belongs to its level-up, so the deletion \
+                             changes nothing (as in DDC)",
+                            d.target
+                        ),
+                    ));
                     continue;
                 }
                 Some(Target::Other(name)) => format!(
@@ -448,13 +479,40 @@ impl Engine {
                 format!("the log has no events for mech \"{}\"", self.state.mech_id),
             ));
         }
-        ReplayResult {
-            display: display(&self.state, rules, now),
+        let mut result = ReplayResult {
+            display: display(&self.state, rules, options.now.as_ref()),
             state: self.state,
             diagnostics: self.diagnostics,
             level_ups: self.level_ups,
             timeline: self.timeline,
+        };
+        if let Some(snapshot) = &options.ddc_snapshot {
+            compare_snapshot(snapshot, &mut result);
         }
+        result
+    }
+}
+
+/// Reports where the replay differs from DDC's own snapshot of the mech (spec §2.8).
+fn compare_snapshot(snapshot: &Snapshot, result: &mut ReplayResult) {
+    let entered = result.level_ups.last().map_or(0, |up| up.seq);
+    for (field, ddc, ours) in snapshot.differences(result) {
+        let why = match field {
+            "goal_requirement" if snapshot.level == result.state.level && entered > snapshot.last_event_seq => format!(
+                "; the snapshot (at seq {}) is older than the level-up at seq {entered}, so its goal is not used",
+                snapshot.last_event_seq
+            ),
+            "goal_requirement" if snapshot.level != result.state.level => {
+                "; the snapshot is at another level, so its goal is not used".to_owned()
+            }
+            _ => String::new(),
+        };
+        result.diagnostics.push(Diagnostic::new(
+            DiagnosticKind::DdcSnapshotDiffers,
+            None,
+            None,
+            format!("DDC's snapshot has {field} {ddc}, replay gives {ours}{why}; the replay is shown"),
+        ));
     }
 }
 
@@ -633,7 +691,7 @@ impl<'r> Replayer<'r> {
         };
         if order.sorted {
             let diagnostics = std::mem::take(&mut self.diagnostics);
-            let engine = Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline);
+            let engine = Engine::new(&self.options, self.rules, plan, diagnostics);
             self.phase = Phase::Fold { order: Order::default(), engine, mode, check: Check::default() };
             SecondPass::Stream
         } else {
@@ -720,7 +778,7 @@ impl<'r> Replayer<'r> {
                     plan.add(*line, rec, &mut self.diagnostics);
                 }
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                let mut engine = Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline);
+                let mut engine = Engine::new(&self.options, self.rules, plan, diagnostics);
                 for (line, rec) in &records {
                     engine.feed(*line, rec, self.rules);
                 }
@@ -728,10 +786,10 @@ impl<'r> Replayer<'r> {
             }
             Phase::Scan { plan, .. } => {
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                Engine::new(&self.options.mech, self.rules, plan, diagnostics, self.options.timeline)
+                Engine::new(&self.options, self.rules, plan, diagnostics)
             }
         };
-        engine.finish(self.rules, self.options.now.as_ref())
+        engine.finish(self.rules, &self.options)
     }
 }
 

@@ -11,8 +11,11 @@ use thiserror::Error;
 pub const MAX_LEVEL: u8 = 11;
 /// Largest integer any rules value may take (exact in JavaScript numbers).
 pub const MAX_RULE_VALUE: i64 = (1 << 53) - 1;
-/// A normal donation is 1..=this many cents.
+/// A normal donation is 1..=this many cents when it is recorded (`decide`; the seed's $10,000).
 pub const MAX_DONATION: i64 = 1_000_000;
+/// A recorded `DonationAdded` is valid in replay up to this many cents: DDC's donation validation
+/// allows $1,000,000, and no donation of a real DDC log may be dropped (DESIGN §2.1).
+pub const MAX_REPLAYED_DONATION: i64 = 100_000_000;
 /// A system donation or power gift is 1..=this many cents.
 pub const MAX_SYSTEM_DONATION: i64 = 100_000;
 /// Power never exceeds this many cents.
@@ -96,11 +99,11 @@ pub struct RulesError {
     pub message: String,
 }
 
-fn err(path: &str, message: impl Into<String>) -> RulesError {
+pub(crate) fn err(path: &str, message: impl Into<String>) -> RulesError {
     RulesError { path: path.to_owned(), message: message.into() }
 }
 
-fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesError> {
+pub(crate) fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesError> {
     let n = value
         .as_i64()
         .filter(|_| !value.is_f64())
@@ -111,7 +114,7 @@ fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesError> {
     Ok(n)
 }
 
-fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, RulesError> {
+pub(crate) fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, RulesError> {
     value.as_object().ok_or_else(|| err(path, format!("expected an object, found {value}")))
 }
 
@@ -287,7 +290,7 @@ fn difficulty_from(v: &Value, path: &str) -> Result<Difficulty, RulesError> {
     }
 }
 
-fn decay_from(v: &Value, path: &str) -> Result<DecayPerDay, RulesError> {
+pub(crate) fn decay_from(v: &Value, path: &str) -> Result<DecayPerDay, RulesError> {
     if !v.is_object() {
         return Ok(DecayPerDay { default: integer(v, path, 0)?, levels: BTreeMap::new() });
     }

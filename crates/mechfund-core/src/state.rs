@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::parse::{Kind, Record, TsText, Val};
-use crate::rules::{MAX_DONATION, MAX_LEVEL, MAX_SYSTEM_DONATION, POWER_CAP, Rules};
+use crate::rules::{MAX_LEVEL, MAX_REPLAYED_DONATION, MAX_SYSTEM_DONATION, POWER_CAP, Rules};
 use crate::time::{MICROS_PER_DAY, Timestamp};
 
 /// A goal recorded by a `LevelUpCommitted`: the goal and the seq that recorded it.
@@ -19,6 +19,19 @@ pub struct RecordedGoal {
     pub seq: u64,
     /// The goal in cents.
     pub goal: i64,
+}
+
+/// A goal known from outside the log: DDC's snapshot of the mech (DESIGN §2.8). It prices
+/// `level` when that level is entered by an event at or before `seq` (the snapshot is not older
+/// than the level-up), unless the log records a goal for the level at a higher seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownGoal {
+    /// The level it is the goal of (1..=10).
+    pub level: u8,
+    /// The goal in cents.
+    pub goal: i64,
+    /// The last seq the snapshot had seen.
+    pub seq: u64,
 }
 
 /// The keys of the contract's `state` object (DESIGN §3), in order.
@@ -70,6 +83,9 @@ pub struct State {
     /// Goals recorded by `LevelUpCommitted` events, for levels 1..=10 (index 0 is level 1).
     #[serde(skip)]
     pub recorded_goals: [Option<RecordedGoal>; 10],
+    /// The goal DDC's snapshot gives for its level, if replay was given one.
+    #[serde(skip)]
+    pub known_goal: Option<KnownGoal>,
     /// Gift campaigns already granted (or granted and deleted) for this mech.
     #[serde(skip)]
     pub used_campaigns: BTreeSet<String>,
@@ -119,6 +135,8 @@ pub enum Note {
         recorded: i64,
         /// The goal the rules give.
         formula: i64,
+        /// The goal came from DDC's snapshot rather than a `LevelUpCommitted`.
+        from_snapshot: bool,
     },
 }
 
@@ -164,6 +182,13 @@ pub fn record_goal(goals: &mut [Option<RecordedGoal>; 10], level: Val, goal: Val
     }
 }
 
+/// A goal as priced, with the formula's goal and the source when something overrode it.
+struct Price {
+    goal: i64,
+    /// `(formula, from_snapshot)` when a recorded or known goal was used.
+    overridden: Option<(i64, bool)>,
+}
+
 fn ranged(field: &str, value: Val, max: i64) -> Result<i64, String> {
     match value {
         Val::Int(n) if (1..=max).contains(&n) => Ok(n),
@@ -180,6 +205,17 @@ impl State {
     /// The state before any event: level 1, goal for 0 members (or the recorded level-1 goal).
     #[must_use]
     pub fn initial(mech_id: &str, rules: &Rules, recorded_goals: [Option<RecordedGoal>; 10]) -> State {
+        State::initial_known(mech_id, rules, recorded_goals, None)
+    }
+
+    /// Like [`State::initial`], with a goal known from DDC's snapshot (DESIGN §2.8).
+    #[must_use]
+    pub fn initial_known(
+        mech_id: &str,
+        rules: &Rules,
+        recorded_goals: [Option<RecordedGoal>; 10],
+        known_goal: Option<KnownGoal>,
+    ) -> State {
         let mut state = State {
             mech_id: mech_id.to_owned(),
             level: 1,
@@ -195,22 +231,27 @@ impl State {
             decay_remainder: 0,
             donation_applied: false,
             recorded_goals,
+            known_goal,
             used_campaigns: BTreeSet::new(),
         };
-        state.goal_requirement = state.price(1, 0, rules).0;
+        state.goal_requirement = state.price(1, 0, rules, 0).goal;
         state
     }
 
-    /// The goal for entering `level` with `members`: the recorded goal if any, else the formula.
-    /// Also returns the formula's goal when a recorded one overrides it.
-    fn price(&self, level: u8, members: i64, rules: &Rules) -> (i64, Option<i64>) {
+    /// The goal for entering `level` with `members` at event `seq`: DDC's snapshot goal or the
+    /// recorded goal, whichever is newer and applies, else the formula.
+    fn price(&self, level: u8, members: i64, rules: &Rules, seq: u64) -> Price {
         if level >= MAX_LEVEL {
-            return (0, None);
+            return Price { goal: 0, overridden: None };
         }
         let formula = rules.goal(level, members);
-        match self.recorded_goal(level) {
-            Some(recorded) => (recorded, Some(formula)),
-            None => (formula, None),
+        let recorded = level.checked_sub(1).and_then(|i| self.recorded_goals.get(usize::from(i)).copied().flatten());
+        let known =
+            self.known_goal.filter(|k| k.level == level && seq <= k.seq && recorded.is_none_or(|r| r.seq <= k.seq));
+        match (known, recorded) {
+            (Some(known), _) => Price { goal: known.goal, overridden: Some((formula, true)) },
+            (None, Some(recorded)) => Price { goal: recorded.goal, overridden: Some((formula, false)) },
+            (None, None) => Price { goal: formula, overridden: None },
         }
     }
 
@@ -256,7 +297,7 @@ impl State {
         self.advance_clock(rec, rules, effects);
         let result = match &rec.kind {
             Kind::DonationAdded => {
-                ranged("units", p.units, MAX_DONATION).map(|units| self.donate(rec, units, rules, effects))
+                ranged("units", p.units, MAX_REPLAYED_DONATION).map(|units| self.donate(rec, units, rules, effects))
             }
             Kind::SystemDonationAdded => ranged("power_units", p.power_units, MAX_SYSTEM_DONATION).map(|units| {
                 self.power_acc = add_power(self.power_acc, units);
@@ -270,7 +311,7 @@ impl State {
             }),
             Kind::MemberCountUpdated => match p.member_count {
                 Val::Int(count) => {
-                    self.sample_members(count, rules);
+                    self.sample_members(rec.seq, count, rules);
                     Ok(())
                 }
                 other => Err(format!("\"member_count\" must be an integer, found {}", other.describe())),
@@ -286,10 +327,10 @@ impl State {
         }
     }
 
-    fn sample_members(&mut self, count: i64, rules: &Rules) {
+    fn sample_members(&mut self, seq: u64, count: i64, rules: &Rules) {
         self.last_user_count_sample = rules.clamp_members(count);
         if self.level == 1 && !self.donation_applied {
-            self.goal_requirement = self.price(1, self.last_user_count_sample, rules).0;
+            self.goal_requirement = self.price(1, self.last_user_count_sample, rules, seq).goal;
             self.goal_member_count = self.last_user_count_sample;
         }
     }
@@ -311,9 +352,14 @@ impl State {
             self.level += 1;
             self.evo_acc = carry;
             self.power_acc = add_power(carry, bonus);
-            let (goal, formula) = self.price(self.level, self.last_user_count_sample, rules);
-            if let Some(formula) = formula.filter(|f| *f != goal) {
-                effects.notes.push(Note::RecordedGoalDiffers { level: self.level, recorded: goal, formula });
+            let Price { goal, overridden } = self.price(self.level, self.last_user_count_sample, rules, rec.seq);
+            if let Some((formula, from_snapshot)) = overridden.filter(|(f, _)| *f != goal) {
+                effects.notes.push(Note::RecordedGoalDiffers {
+                    level: self.level,
+                    recorded: goal,
+                    formula,
+                    from_snapshot,
+                });
             }
             self.goal_requirement = goal;
             self.goal_member_count = self.last_user_count_sample;

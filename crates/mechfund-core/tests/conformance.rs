@@ -3,6 +3,7 @@
 //! cases run in a real browser against the wasm build (crates/mechfund-wasm/tests).
 
 use mechfund_conformance::{Backend, Failure};
+use mechfund_core::ddc::Snapshot;
 use mechfund_core::whatif::goal_table;
 use mechfund_core::{Now, ReplayOptions, Rules, replay_bytes};
 use serde_json::Value;
@@ -25,6 +26,13 @@ impl Backend for Native {
             strict: options["strict"].as_bool().unwrap_or(false),
             timeline: options["timeline"].as_bool().unwrap_or(false),
             now,
+            ddc_snapshot: match options.get("ddc_snapshot") {
+                Some(snapshot) => Some(
+                    Snapshot::from_json("ddc_snapshot", &snapshot.to_string())
+                        .map_err(|e| Failure::Other(e.to_string()))?,
+                ),
+                None => None,
+            },
         };
         let result = replay_bytes(log.as_bytes(), &rules, options).map_err(|e| Failure::Strict { line: e.line })?;
         serde_json::to_value(result).map_err(|e| Failure::Other(e.to_string()))

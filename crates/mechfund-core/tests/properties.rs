@@ -695,6 +695,7 @@ fn replay_every_way(bytes: &[u8]) -> Result<(), TestCaseError> {
             strict: false,
             timeline: true,
             now: Now::parse("2025-03-01T00:00:00Z").ok(),
+            ddc_snapshot: None,
         };
         match replay_bytes(bytes, &rules, lenient) {
             Ok(result) => sane(&result.state).map_err(fail)?,

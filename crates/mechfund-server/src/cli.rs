@@ -168,7 +168,13 @@ fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(|text| Now::parse(text).map_err(|e| CliError::Usage(format!("--now: {e}"))))
         .transpose()?;
-    let options = ReplayOptions { mech: args.log.mech.clone(), strict: args.strict, timeline: args.timeline, now };
+    let options = ReplayOptions {
+        mech: args.log.mech.clone(),
+        strict: args.strict,
+        timeline: args.timeline,
+        now,
+        ddc_snapshot: None,
+    };
     let rules = load_rules(args.log.rules.as_deref())?;
     let result = replay_path(&args.log.file, &rules, options)?;
     print_json(&result)?;

@@ -527,7 +527,7 @@ async fn load_log(url: &str, config: &Config) -> Result<(Loaded, JsValue), Strin
     let (text, absolute) = fetch_text(url, "the event log", hint).await?;
     let rules = Rules::default();
     let now = config.now.clone().unwrap_or_else(browser_now);
-    let options = ReplayOptions { mech: config.mech.clone(), strict: false, timeline: false, now: Some(now) };
+    let options = ReplayOptions { mech: config.mech.clone(), now: Some(now), ..ReplayOptions::default() };
     // Lenient replay never stops; bad lines become diagnostics.
     let result = replay_bytes(text.as_bytes(), &rules, options).map_err(|e| e.to_string())?;
     if result.diagnostics.iter().any(|d| d.kind == DiagnosticKind::NoEvents) {

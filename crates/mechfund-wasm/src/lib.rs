@@ -8,6 +8,7 @@
 //! Every JS value crossing in is checked and refused with a JS `Error` that names the field (or
 //! the log line, with a `line` property) — never a panic, never a silent default.
 
+use mechfund_core::ddc::Snapshot;
 use mechfund_core::decide::Stamp;
 use mechfund_core::state::STATE_FIELDS;
 use mechfund_core::whatif::{goal_table, preview_donation};
@@ -34,7 +35,8 @@ export interface Rules {
 }
 /** `now`: an RFC 3339 string or epoch milliseconds. */
 export type Instant = string | number;
-export interface ReplayOptions { mech?: string; rules?: Rules; now?: Instant; strict?: boolean; timeline?: boolean }
+export interface DdcSnapshot { level: number; evo_acc: number; power_acc: number; goal_requirement: number; last_event_seq: number; last_user_count_sample?: number; cumulative_donations_cents?: number; difficulty_bin?: number; [key: string]: unknown }
+export interface ReplayOptions { mech?: string; rules?: Rules; now?: Instant; strict?: boolean; timeline?: boolean; ddc_snapshot?: DdcSnapshot }
 export interface MechState {
   mech_id: string; level: number; evo_acc: number; power_acc: number; goal_requirement: number;
   goal_member_count: number; last_user_count_sample: number; cumulative_donations_cents: number;
@@ -161,6 +163,16 @@ fn bool_option(map: &serde_json::Map<String, Value>, key: &str) -> Result<bool, 
     }
 }
 
+/// `options.ddc_snapshot`: DDC's snapshot object, or nothing.
+fn snapshot_from(value: Option<&Value>) -> Result<Option<Snapshot>, JsValue> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Snapshot::from_json("options.ddc_snapshot", &value.to_string())
+            .map(Some)
+            .map_err(|e| js_error(format!("{}.{}", e.file, e.message))),
+    }
+}
+
 /// A JS number that must be a whole number.
 fn integer_arg(value: &JsValue, what: &str) -> Result<i64, JsValue> {
     let n = value.as_f64().ok_or_else(|| js_error(format!("{what}: expected a number, found {}", show(value))))?;
@@ -174,14 +186,15 @@ fn integer_arg(value: &JsValue, what: &str) -> Result<i64, JsValue> {
 
 /// Replays an events.jsonl text and returns the replay result of DESIGN §3.
 ///
-/// `options = {mech?, rules?, now?, strict?, timeline?}`. Throws an `Error` naming the bad
+/// `options = {mech?, rules?, now?, strict?, timeline?, ddc_snapshot?}` (`ddc_snapshot`: the
+/// object of DDC's `progress/snapshots/{mech}.json`, spec §2.8). Throws an `Error` naming the bad
 /// option, or (strict mode) the bad line, with its number in `error.line`.
 #[wasm_bindgen(js_name = replayLog, unchecked_return_type = "ReplayResult")]
 pub fn replay_log(
     text: &str,
     #[wasm_bindgen(unchecked_param_type = "ReplayOptions")] options: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let map = options_object(&options, "options", &["mech", "rules", "now", "strict", "timeline"])?;
+    let map = options_object(&options, "options", &["mech", "rules", "now", "strict", "timeline", "ddc_snapshot"])?;
     let mech = match map.get("mech") {
         None | Some(Value::Null) => "main".to_owned(),
         Some(Value::String(mech)) if !mech.is_empty() => mech.clone(),
@@ -193,6 +206,7 @@ pub fn replay_log(
         strict: bool_option(&map, "strict")?,
         timeline: bool_option(&map, "timeline")?,
         now: now_from(map.get("now"), "options.now")?,
+        ddc_snapshot: snapshot_from(map.get("ddc_snapshot"))?,
     };
     match replay_bytes(text.as_bytes(), &rules, replay_options) {
         Ok(result) => to_js(&result),

@@ -32,6 +32,8 @@ fn title(kind: DiagnosticKind) -> &'static str {
         DiagnosticKind::LevelupMismatch => "Recorded level-up differs",
         DiagnosticKind::Superseded => "Level-up superseded by a later deletion",
         DiagnosticKind::NoEvents => "No events",
+        DiagnosticKind::BonusDeletion => "Deletion of an exact-hit bonus (changes nothing)",
+        DiagnosticKind::DdcSnapshotDiffers => "DDC's own snapshot differs",
     }
 }
 

@@ -104,6 +104,8 @@ impl Snapshot {
             decay_remainder: self.decay_remainder,
             donation_applied: self.donation_applied,
             recorded_goals,
+            // The server's own store has no DDC snapshot (a followed DDC installation is not stored).
+            known_goal: None,
             used_campaigns: self.used_campaigns.into_iter().collect::<BTreeSet<_>>(),
         })
     }
