@@ -23,6 +23,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/mechs"),
     ("get", "/api/v1/rules"),
     ("get", "/api/v1/mechs/{mech}/state"),
+    ("get", "/api/v1/mechs/{mech}/card.svg"),
     ("get", "/api/v1/mechs/{mech}/events"),
     ("get", "/api/v1/mechs/{mech}/events.jsonl"),
     ("get", "/api/v1/mechs/{mech}/events/stream"),
@@ -148,6 +149,9 @@ async fn the_document_is_openapi_3_and_lists_the_contract() {
     }
     let events_jsonl = &doc["paths"]["/api/v1/mechs/{mech}/events.jsonl"]["get"]["responses"]["200"]["content"];
     assert!(events_jsonl["application/x-ndjson"].is_object(), "{events_jsonl}");
+    let card = &doc["paths"]["/api/v1/mechs/{mech}/card.svg"]["get"]["responses"];
+    assert!(card["200"]["content"]["image/svg+xml"].is_object(), "{card}");
+    assert!(card["304"].is_object() && card["404"].is_object() && card["422"].is_object(), "{card}");
     let amount = &doc["components"]["schemas"]["DonationBody"]["properties"]["amount"]["oneOf"];
     let amount_types: Vec<&str> = amount.as_array().unwrap().iter().filter_map(|s| s["type"].as_str()).collect();
     assert_eq!(amount_types, ["string", "number"]);

@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use mechfund_core::decide::{Channel, Member, check_text};
 use mechfund_core::whatif::{goal_table, remaining_costs};
-use mechfund_core::{Cents, DomainError, MemberSource, Now};
+use mechfund_core::{Cents, DomainError, MemberSource, Now, display};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -33,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::require_token;
+use super::card::{self, Theme};
 use super::error::{ApiError, json_body};
 use super::openapi::{
     ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
@@ -96,6 +97,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let reads = OpenApiRouter::new()
         .routes(routes!(get_mechs))
         .routes(routes!(get_state))
+        .routes(routes!(get_card))
         .routes(routes!(get_events))
         .routes(routes!(get_events_jsonl))
         .routes(routes!(super::stream::get_event_stream))
@@ -314,12 +316,95 @@ async fn get_state(
 ) -> Result<Response, ApiError> {
     let Path(mech) = mech.map_err(|e| path_error(&e))?;
     let Query(query) = query.map_err(|e| query_error(&e))?;
-    let state = existing(&app, &mech)?;
+    let (state, now) = state_at(&app, &mech, &query)?;
+    Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules, now.as_ref())))
+}
+
+/// The mech of the path (404) and the `now` of the query (422): `GET …/state` answers the
+/// core's `display` at that `now` and `GET …/card.svg` draws it.
+fn state_at(
+    app: &AppState,
+    mech: &str,
+    query: &HashMap<String, String>,
+) -> Result<(Arc<mechfund_core::State>, Option<Now>), ApiError> {
+    let state = existing(app, mech)?;
     let now = query
         .get("now")
         .map(|text| Now::parse(text).map_err(|e| ApiError::invalid(format!("now: {e}"))))
         .transpose()?;
-    Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules, now.as_ref())))
+    Ok((state, now))
+}
+
+/// The mech's progress as an SVG image: the numbers of `GET …/state` at the same `now`.
+///
+/// Level and tier, the evolution and power bars and the total donated, for pages where no
+/// script may run (an `<img>` under a strict CSP, a README, a stream overlay).
+#[utoipa::path(get, path = "/mechs/{mech}/card.svg", tag = "reads", operation_id = "get_card",
+    security((), ("bearer" = [])),
+    params(
+        ("mech" = String, Path, description = "The mech id", example = "main"),
+        ("now" = Option<String>, Query, nullable = false, format = DateTime, description = "Display at this RFC 3339 time (default: the last event's)"),
+        ("theme" = inline(Option<Theme>), Query, nullable = false, description = "`light` (default) or `dark`"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "The ETag of a card already held: 304 while it is still the card"),
+    ),
+    responses(
+        (status = 200, description = "The card (SVG, fixed size, nothing external, nothing that runs)",
+            body = String, content_type = "image/svg+xml",
+            headers(
+                ("ETag" = String, description = "Strong; changes whenever the card's bytes do"),
+                ("Cache-Control" = String, description = "`no-cache`: revalidate with the ETag before each use"),
+                ("Content-Security-Policy" = String, description = "`default-src 'none'; style-src 'unsafe-inline'`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+            )),
+        (status = 304, description = "The card named by If-None-Match is still the card",
+            headers(("ETag" = String, description = "The card's ETag"))),
+        Unauthorized, NotFound, Invalid,
+    ),
+)]
+async fn get_card(
+    State(app): State<AppState>,
+    mech: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(mech) = mech.map_err(|e| path_error(&e))?;
+    let Query(query) = query.map_err(|e| query_error(&e))?;
+    let (state, now) = state_at(&app, &mech, &query)?;
+    let theme = match query.get("theme") {
+        None => Theme::default(),
+        Some(text) => Theme::parse(text)
+            .ok_or_else(|| ApiError::invalid(format!("theme: \"{text}\" is neither \"light\" nor \"dark\"")))?,
+    };
+    let svg = card::render(&state, &display(&state, &app.shared.rules, now.as_ref()), theme);
+    Ok(svg_response(svg, headers.get(header::IF_NONE_MATCH)))
+}
+
+/// An SVG image with a strong ETag (a hash of its bytes), or 304 when `if_none_match` names it.
+fn svg_response(svg: String, if_none_match: Option<&HeaderValue>) -> Response {
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(svg.as_bytes()))[..32]);
+    let fresh = if_none_match.and_then(|v| v.to_str().ok()).is_some_and(|tags| {
+        // If-None-Match compares weakly (RFC 9110 §13.1.2): a W/ prefix does not matter.
+        tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+    });
+    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { svg.into_response() };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    // Not a max-age: an image proxy (GitHub's camo) or a browser would show a stale level for
+    // that long after a donation. `no-cache` lets them keep the card but ask first, and the
+    // question costs a 304 without a body while the ETag matches.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // An SVG opened on its own is a document: nothing in it may run or load.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    if !fresh {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"));
+    }
+    response
 }
 
 /// The goal table and the remaining costs of each later level for a member count.

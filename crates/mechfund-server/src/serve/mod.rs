@@ -1,6 +1,7 @@
 //! `mechfund serve`: the durable, concurrent, idempotent donation server.
 //!
 //! - [`api`]: the HTTP routes (`app(state) -> Router`), decoding and the answers;
+//! - [`card`]: the SVG progress card of `GET …/card.svg`, drawn from a state and its display;
 //! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
 //! - [`openapi`]: the OpenAPI document's fixed parts, error responses and core-shape schemas;
 //! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod card;
 pub mod error;
 pub mod import;
 pub mod openapi;
