@@ -1,6 +1,7 @@
 //! The progress viewer: level and tier, the evolution and power bars (power decays live with the
 //! browser clock unless `&now=` froze it), total donated, member counts, and the "can level up"
-//! and "offline" states — the numbers `mechfund replay --now` prints.
+//! and "offline" states — the numbers `mechfund replay --now` prints. At level 11 the evolution
+//! reads "Max level" (`evo-goal`; no `evo-current`) instead of a goal of $0.00.
 
 use std::rc::Rc;
 
@@ -100,10 +101,15 @@ pub fn summary(props: &Props) -> Html {
                 <div class="meter-head">
                     <span class="meter-name" id="evo-label">{ "Evolution" }</span>
                     <span class="meter-value">
-                        <span data-testid="evo-current">{ money(state.evo_acc) }</span>
-                        { " / " }
-                        <span data-testid="evo-goal">{ money(state.goal_requirement) }</span>
-                        <span class="percent">{ format!(" · {}%", shown.evo_percent) }</span>
+                        // Level 11 has no goal (0): "$10.09 / $0.00 · 100%" would read as a bug.
+                        if max_level {
+                            <span data-testid="evo-goal">{ "Max level" }</span>
+                        } else {
+                            <span data-testid="evo-current">{ money(state.evo_acc) }</span>
+                            { " / " }
+                            <span data-testid="evo-goal">{ money(state.goal_requirement) }</span>
+                            <span class="percent">{ format!(" · {}%", shown.evo_percent) }</span>
+                        }
                     </span>
                 </div>
                 { bar("Evolution", "evo-bar-label", state.evo_acc, state.goal_requirement.max(1), shown.evo_percent, &evo_text) }
