@@ -80,7 +80,10 @@ pub fn rules(files: RulesFiles<'_>) -> Result<(Rules, Vec<String>), DdcError> {
     match files.decay {
         Some(text) => {
             let value = parse(DECAY_FILE, text)?;
-            rules.decay_per_day = decay_from(&value, "").map_err(|e| error(DECAY_FILE, e.to_string()))?;
+            rules.decay_per_day = decay_from(&value, "").map_err(|e| {
+                let at = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path) };
+                error(DECAY_FILE, format!("{at}{}", e.message))
+            })?;
         }
         None => notes.push(format!("{DECAY_FILE} is missing: DDC's default decay of 100 cents a day is used")),
     }

@@ -14,6 +14,7 @@ use mechfund_core::{
 };
 use serde::Serialize;
 
+use crate::ddc::Installation;
 use crate::lines::{for_each_block, for_each_line};
 
 /// mechfund: the mech donation rules — replay logs, preview goals, verify logs.
@@ -33,6 +34,8 @@ enum Command {
     /// Replay a log and print its diagnostics; exit 1 if any is a warning other than
     /// recorded_goal_differs.
     Verify(VerifyArgs),
+    /// Print the rules JSON (DESIGN §2.1) equivalent to a DDC installation's files.
+    Rules(RulesArgs),
     /// Run the HTTP server (SQLite event store, admin token, dashboard at `/`).
     Serve(crate::serve::ServeArgs),
     /// Import a DDC events.jsonl into mechs of the store that have no events yet (seqs kept,
@@ -50,10 +53,15 @@ enum Command {
 #[derive(Debug, Args)]
 struct LogArgs {
     /// The events.jsonl to read; `-` for stdin; `.gz` files are decompressed.
-    file: PathBuf,
+    #[arg(required_unless_present = "ddc")]
+    file: Option<PathBuf>,
     /// Rules JSON (DESIGN §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
     rules: Option<PathBuf>,
+    /// Read a DockerDiscordControl installation instead of FILE and --rules: DDC's config dir
+    /// (its log, rules files and its own snapshot of the mech, whose goal is used).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "rules"])]
+    ddc: Option<PathBuf>,
     /// Which mech to replay.
     #[arg(long, default_value = "main")]
     mech: String,
@@ -88,6 +96,13 @@ struct WhatifArgs {
 struct VerifyArgs {
     #[command(flatten)]
     log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+struct RulesArgs {
+    /// DockerDiscordControl's config dir, whose rules files to read.
+    #[arg(long, value_name = "DIR")]
+    ddc: PathBuf,
 }
 
 /// A failure the CLI reports before exiting.
@@ -129,6 +144,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay_command(&args),
         Command::Whatif(args) => whatif_command(&args),
         Command::Verify(args) => verify_command(&args),
+        Command::Rules(args) => rules_command(&args),
         Command::Serve(args) => return crate::serve::run(args),
         Command::Import(args) => crate::admin::import_command(&args),
         Command::Export(args) => crate::admin::export_command(&args),
@@ -168,16 +184,56 @@ fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(|text| Now::parse(text).map_err(|e| CliError::Usage(format!("--now: {e}"))))
         .transpose()?;
-    let options = ReplayOptions {
-        mech: args.log.mech.clone(),
-        strict: args.strict,
-        timeline: args.timeline,
-        now,
-        ddc_snapshot: None,
-    };
-    let rules = load_rules(args.log.rules.as_deref())?;
-    let result = replay_path(&args.log.file, &rules, options)?;
+    let options = ReplayOptions { strict: args.strict, timeline: args.timeline, now, ..ReplayOptions::default() };
+    let result = args.log.replay(options)?;
     print_json(&result)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl LogArgs {
+    /// Replays the log these arguments name: FILE under --rules, or a DDC installation.
+    fn replay(&self, options: ReplayOptions) -> Result<ReplayResult, CliError> {
+        let options = ReplayOptions { mech: self.mech.clone(), ..options };
+        if let Some(dir) = &self.ddc {
+            let ddc = Installation::open(dir).map_err(CliError::Usage)?;
+            let reading = ddc.read_for(&self.mech).map_err(|e| ddc_error(&ddc, &e))?;
+            for note in &reading.notes {
+                eprintln!("mechfund: note: {note}");
+            }
+            let options = ReplayOptions { ddc_snapshot: reading.snapshot, ..options };
+            let events = ddc.events();
+            if !events.exists() {
+                return replay_buffer(b"", &reading.rules, options, &events.display().to_string());
+            }
+            return replay_path(&events, &reading.rules, options);
+        }
+        let rules = load_rules(self.rules.as_deref())?;
+        // clap requires FILE unless --ddc is given.
+        let file = self.file.as_deref().ok_or_else(|| CliError::Usage("give a log FILE or --ddc DIR".to_owned()))?;
+        replay_path(file, &rules, options)
+    }
+
+    /// What to call the log in messages.
+    fn label(&self) -> String {
+        match (&self.ddc, &self.file) {
+            (Some(dir), _) => format!("DDC installation {}", dir.display()),
+            (None, Some(file)) => file.display().to_string(),
+            (None, None) => "the log".to_owned(),
+        }
+    }
+}
+
+fn ddc_error(ddc: &Installation, e: &mechfund_core::ddc::DdcError) -> CliError {
+    CliError::Usage(format!("{}: {e}", ddc.dir().display()))
+}
+
+fn rules_command(args: &RulesArgs) -> Result<ExitCode, CliError> {
+    let ddc = Installation::open(&args.ddc).map_err(CliError::Usage)?;
+    let (rules, notes) = ddc.rules().map_err(|e| ddc_error(&ddc, &e))?;
+    for note in &notes {
+        eprintln!("mechfund: note: {note}");
+    }
+    print_json(&rules.to_value())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,9 +249,7 @@ fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
 }
 
 fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
-    let rules = load_rules(args.log.rules.as_deref())?;
-    let options = ReplayOptions { mech: args.log.mech.clone(), ..ReplayOptions::default() };
-    let result = replay_path(&args.log.file, &rules, options)?;
+    let result = args.log.replay(ReplayOptions::default())?;
     print_json(&result.diagnostics)?;
     let failing = result
         .diagnostics
@@ -203,7 +257,7 @@ fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
         .filter(|d| d.severity == Severity::Warning && d.kind != DiagnosticKind::RecordedGoalDiffers)
         .count();
     if failing > 0 {
-        eprintln!("mechfund: {failing} warning(s) in {}", args.log.file.display());
+        eprintln!("mechfund: {failing} warning(s) in {}", args.log.label());
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -2,12 +2,14 @@
 //! and serves the HTTP API over a SQLite event store.
 //!
 //! - `admin`: `import`, `export`, `backup` and `restore` of the SQLite store;
-//! - `cli`: the subcommands and their arguments (`replay`, `whatif`, `verify`, `serve`);
+//! - `cli`: the subcommands and their arguments (`replay`, `whatif`, `verify`, `rules`, `serve`);
+//! - `ddc`: a DockerDiscordControl installation on disk (`--ddc DIR`);
 //! - `lines`: block and line reading of large logs for the CLI;
 //! - `serve`: the server (routes, writer, store, snapshots, auth; see its module docs).
 
 mod admin;
 mod cli;
+mod ddc;
 mod lines;
 mod serve;
 
