@@ -90,7 +90,12 @@ const BAR: u32 = WIDTH - 2 * PAD;
 /// The bars' thickness.
 const BAR_HEIGHT: u32 = 10;
 /// Characters of the mech id drawn (ids run to 100); the title and description hold all of it.
-const SHOWN_ID_CHARS: usize = 28;
+const SHOWN_ID_CHARS: usize = 24;
+/// The width left to "mech {id}" beside "Level N": wide letters are clipped there, not drawn
+/// over the level.
+const ID_WIDTH: u32 = 310;
+/// The id of the clip path of "mech {id}" (a fragment of the card itself: nothing is fetched).
+const ID_CLIP: &str = "mechfund-card-id";
 /// The system font stack: no web font is fetched.
 const FONTS: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 /// The ids `aria-labelledby` names (each SVG loaded as an image is a document of its own).
@@ -137,7 +142,8 @@ pub fn render(state: &State, display: &Display, theme: Theme) -> String {
     let right = WIDTH - PAD;
     let _ = write!(
         svg,
-        r#"<text x="{PAD}" y="32" font-size="16" font-weight="600">mech {}</text><text x="{right}" y="32" font-size="16" font-weight="600" text-anchor="end">Level {}</text><text x="{PAD}" y="52" font-size="12" fill="{}">{}</text>"#,
+        r#"<clipPath id="{ID_CLIP}"><rect x="0" y="0" width="{}" height="{HEIGHT}"/></clipPath><text x="{PAD}" y="32" font-size="16" font-weight="600" clip-path="url(#{ID_CLIP})">mech {}</text><text x="{right}" y="32" font-size="16" font-weight="600" text-anchor="end">Level {}</text><text x="{PAD}" y="52" font-size="12" fill="{}">{}</text>"#,
+        PAD + ID_WIDTH,
         escape(&shown_id(&state.mech_id)),
         state.level,
         palette.muted,
@@ -250,7 +256,8 @@ mod tests {
         }
     }
 
-    /// The `width` of the `n`th `<rect>` (0: the card, then each bar's track and fill).
+    /// The `width` of the `n`th `<rect>` (0: the card, 1: the id's clip, then each bar's track
+    /// and fill).
     fn rect_width(svg: &str, n: usize) -> &str {
         let rect = svg.split("<rect ").nth(n + 1).expect("that many rects");
         let start = rect.find(" width=\"").expect("a width") + 8;
@@ -275,9 +282,9 @@ mod tests {
             "Level 3 of 11, Tiny Community. Evolution: $1,234.56 of $2,000.00, 61 percent. \
              Power: $50.00 of $2,001.00, 2 percent. Total donated: $12,345.67.</desc>"
         ));
-        assert_eq!(rect_width(&svg, 1), "400", "the evolution track");
-        assert_eq!(rect_width(&svg, 2), "244", "61 % of 400");
-        assert_eq!(rect_width(&svg, 4), "8", "2 % of 400");
+        assert_eq!(rect_width(&svg, 2), "400", "the evolution track");
+        assert_eq!(rect_width(&svg, 3), "244", "61 % of 400");
+        assert_eq!(rect_width(&svg, 5), "8", "2 % of 400");
     }
 
     #[test]
@@ -285,9 +292,11 @@ mod tests {
         let state = state(3, 1, 2, 3, 4);
         for theme in [Theme::Light, Theme::Dark] {
             let svg = render(&state, &display(&state, &Rules::default(), None), theme);
-            for forbidden in ["<script", "href", "url(", "@import", "<image", "<foreignObject", "<style"] {
+            for forbidden in ["<script", "href", "@import", "<image", "<foreignObject", "<style"] {
                 assert!(!svg.contains(forbidden), "{theme:?} card contains {forbidden:?}: {svg}");
             }
+            let references: Vec<&str> = svg.match_indices("url(").map(|(i, _)| &svg[i..i + 5]).collect();
+            assert_eq!(references, ["url(#"], "only the id's clip path, inside the card: {svg}");
             assert!(!svg.split_whitespace().any(|a| a.starts_with("on") && a.contains('=')), "an event handler: {svg}");
             assert_eq!(svg.matches("http").count(), 1, "only the SVG namespace: {svg}");
         }
@@ -305,8 +314,8 @@ mod tests {
         assert!(svg.contains("Evolution: max level reached."), "{svg}");
         // power_max is 100 at level 11 and the percentage may reach 100.
         assert!(svg.contains(">$10.09 / $1.00 · 100%</text>"), "{svg}");
-        assert_eq!(rect_width(&svg, 2), "400");
-        assert_eq!(rect_width(&svg, 4), "400");
+        assert_eq!(rect_width(&svg, 3), "400");
+        assert_eq!(rect_width(&svg, 5), "400");
     }
 
     #[test]
@@ -316,8 +325,8 @@ mod tests {
         for (percent, width) in [(0, "0"), (1, "4"), (50, "200"), (99, "396"), (100, "400"), (150, "400"), (-5, "0")] {
             let shown = Display { evo_percent: percent, power_percent: percent, ..base.clone() };
             let svg = render(&state, &shown, Theme::Light);
-            assert_eq!(rect_width(&svg, 2), width, "evolution at {percent} %");
-            assert_eq!(rect_width(&svg, 4), width, "power at {percent} %");
+            assert_eq!(rect_width(&svg, 3), width, "evolution at {percent} %");
+            assert_eq!(rect_width(&svg, 5), width, "power at {percent} %");
         }
     }
 
@@ -372,11 +381,11 @@ mod tests {
 
         state.mech_id = "x".repeat(40);
         let svg = render(&state, &display(&state, &Rules::default(), None), Theme::Light);
-        assert!(svg.contains(&format!(">mech {}…</text>", "x".repeat(27))), "{svg}");
+        assert!(svg.contains(&format!(">mech {}…</text>", "x".repeat(23))), "{svg}");
         assert!(svg.contains(&format!(">mech {}: level 1</title>", "x".repeat(40))), "the title keeps it all");
-        state.mech_id = "é".repeat(28);
+        state.mech_id = "é".repeat(24);
         let svg = render(&state, &display(&state, &Rules::default(), None), Theme::Light);
-        assert!(svg.contains(&format!(">mech {}</text>", "é".repeat(28))), "28 characters fit, whatever their bytes");
+        assert!(svg.contains(&format!(">mech {}</text>", "é".repeat(24))), "24 characters fit, whatever their bytes");
     }
 
     #[test]
