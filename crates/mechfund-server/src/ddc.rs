@@ -65,6 +65,14 @@ impl Installation {
         self.dir.join(relative)
     }
 
+    /// Where DDC keeps its snapshot of `mech`; `None` when the id (from a log) is not a plain
+    /// file name and so names no snapshot.
+    #[must_use]
+    pub fn snapshot_path(&self, mech: &str) -> Option<PathBuf> {
+        let plain = !(mech.is_empty() || mech == "." || mech == ".." || mech.contains(['/', '\\', '\0']));
+        plain.then(|| self.path(&ddc::snapshot_file(mech)))
+    }
+
     /// The event log DDC appends to.
     #[must_use]
     pub fn events(&self) -> PathBuf {
@@ -104,8 +112,7 @@ impl Installation {
     /// to rebuilding from its log.
     #[must_use]
     pub fn snapshot(&self, mech: &str) -> (Option<Snapshot>, Option<String>) {
-        // A mech id from a log names a file only when it is a plain file name.
-        if mech.is_empty() || mech == "." || mech == ".." || mech.contains(['/', '\\', '\0']) {
+        if self.snapshot_path(mech).is_none() {
             return (
                 None,
                 Some(format!("mech {mech:?} cannot name a snapshot file; the goal is priced from the rules")),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
 
+// Each test crate compiles the shared module again; this one uses only part of it.
+#[allow(dead_code)]
 mod common;
 
 use std::collections::HashSet;

@@ -73,6 +73,8 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Largest body of `POST …/import`, in bytes.
     pub import_limit: usize,
+    /// Why writes are refused (403 `read_only`): the server follows a DDC installation.
+    pub read_only: Option<Arc<str>>,
 }
 
 /// The one route table of `/api/v1`: each `routes!` entry registers the handler in the router
@@ -91,9 +93,11 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             let (schemas, paths, route) = routes!(post_import);
             (schemas, paths, route.layer(DefaultBodyLimit::max(state.import_limit)))
         })
-        // The last layer runs first: the token is checked before it is counted.
+        // The last layer runs first: a read-only server refuses before the token is checked,
+        // and the token is checked before it is counted.
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
-        .route_layer(auth.clone());
+        .route_layer(auth.clone())
+        .route_layer(middleware::from_fn_with_state(state.read_only.clone(), refuse_read_only));
     let reads = OpenApiRouter::new()
         .routes(routes!(get_mechs))
         .routes(routes!(get_state))
@@ -153,6 +157,18 @@ pub fn app(state: AppState) -> Router {
         )
     };
     router.layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
+}
+
+/// Middleware for the write routes of a server that follows a DDC installation: 403 `read_only`.
+async fn refuse_read_only(
+    State(read_only): State<Option<Arc<str>>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match read_only {
+        Some(why) => ApiError::new(StatusCode::FORBIDDEN, "read_only", why.to_string()).into_response(),
+        None => next.run(request).await,
+    }
 }
 
 /// Middleware for the write routes (after the token check): 429 once the token's bucket is empty.
@@ -287,7 +303,7 @@ async fn get_mechs(State(app): State<AppState>) -> Result<Response, ApiError> {
     responses((status = 200, description = "The rules", body = RulesSchema), Unauthorized),
 )]
 async fn get_rules(State(app): State<AppState>) -> Result<Response, ApiError> {
-    ok_json(&app.shared.rules.to_value())
+    ok_json(&app.shared.rules().to_value())
 }
 
 pub(super) fn query_int(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
@@ -317,7 +333,7 @@ async fn get_state(
     let Path(mech) = mech.map_err(|e| path_error(&e))?;
     let Query(query) = query.map_err(|e| query_error(&e))?;
     let (state, now) = state_at(&app, &mech, &query)?;
-    Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules, now.as_ref())))
+    Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules(), now.as_ref())))
 }
 
 /// The mech of the path (404) and the `now` of the query (422): `GET …/state` answers the
@@ -375,7 +391,7 @@ async fn get_card(
         Some(text) => Theme::parse(text)
             .ok_or_else(|| ApiError::invalid(format!("theme: \"{text}\" is neither \"light\" nor \"dark\"")))?,
     };
-    let svg = card::render(&state, &display(&state, &app.shared.rules, now.as_ref()), theme);
+    let svg = card::render(&state, &display(&state, &app.shared.rules(), now.as_ref()), theme);
     Ok(svg_response(svg, headers.get(header::IF_NONE_MATCH)))
 }
 
@@ -428,7 +444,7 @@ async fn get_whatif(
     let Query(query) = query.map_err(|e| query_error(&e))?;
     let state = existing(&app, &mech)?;
     let members = query_int(&query, "members")?.ok_or_else(|| ApiError::invalid("members: required"))?;
-    let rules = &app.shared.rules;
+    let rules = &app.shared.rules();
     ok_json(&WhatIfResponse {
         members,
         table: goal_table(members, rules),

@@ -42,9 +42,7 @@ pub fn load_token(data: &Path) -> io::Result<(String, TokenSource)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let token = hex(&bytes);
+    let token = random_token()?;
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -53,6 +51,16 @@ pub fn load_token(data: &Path) -> io::Result<(String, TokenSource)> {
     writeln!(file, "{token}")?;
     file.sync_all()?;
     Ok((token, TokenSource::Created))
+}
+
+/// 32 random bytes as hex: a token nobody can guess.
+///
+/// # Errors
+/// If the system's randomness cannot be read.
+pub fn random_token() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex(&bytes))
 }
 
 /// Equality that takes the same time wherever the first difference is.

@@ -55,6 +55,21 @@ struct Ident<'a> {
     mech_id: Cow<'a, str>,
 }
 
+/// A non-blank line's text and mech id, or why it is no event (the core's reason when it has one).
+///
+/// # Errors
+/// Why the line is no event: not UTF-8, not JSON, no string `mech_id`.
+pub fn line_mech(bytes: &[u8]) -> Result<(&str, String), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8: {e}"))?;
+    match serde_json::from_str::<Ident<'_>>(text) {
+        Ok(ident) => Ok((text, ident.mech_id.into_owned())),
+        Err(e) => Err(match parse_line(bytes, "") {
+            Line::Bad(why) => why,
+            _ => e.to_string(),
+        }),
+    }
+}
+
 /// Stores the lines of an import inside the caller's transaction, one block of whole lines at a
 /// time, then [`Importer::finish`] writes the snapshots.
 pub struct Importer<'t> {
@@ -91,16 +106,7 @@ impl<'t> Importer<'t> {
             // Blank lines are no events (DESIGN §2.4); there is nothing to store.
             return Ok(());
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not valid UTF-8: {e}")))?;
-        let mech = match serde_json::from_str::<Ident<'_>>(text) {
-            Ok(ident) => ident.mech_id.into_owned(),
-            Err(e) => {
-                return Err(bad(match parse_line(bytes, "") {
-                    Line::Bad(why) => why,
-                    _ => e.to_string(),
-                }));
-            }
-        };
+        let (text, mech) = line_mech(bytes).map_err(bad)?;
         if let Some(only) = self.only.as_deref().filter(|only| *only != mech) {
             return Err(bad(format!("the event belongs to mech {mech:?}, not {only:?}")));
         }

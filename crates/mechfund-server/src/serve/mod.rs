@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod card;
 pub mod error;
+pub mod follow;
 pub mod import;
 pub mod openapi;
 pub mod ratelimit;
@@ -51,6 +52,10 @@ pub struct ServeArgs {
     /// Rules JSON (DESIGN §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
     rules: Option<PathBuf>,
+    /// Follow a DockerDiscordControl installation read-only instead of a store: DDC's config dir.
+    /// Its log, rules files and snapshots are followed as DDC writes them; writes answer 403.
+    #[arg(long, value_name = "DIR", conflicts_with = "rules")]
+    ddc: Option<PathBuf>,
     /// The built dashboard, served at `/`.
     #[arg(long, default_value = "dist")]
     dist: PathBuf,
@@ -118,6 +123,9 @@ fn load_rules(path: Option<&PathBuf>) -> Result<Rules, String> {
 }
 
 async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
+    if let Some(dir) = args.ddc.clone() {
+        return serve_ddc(args, &dir).await;
+    }
     std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
     // Held until the server has stopped: `import` and `restore` refuse while it is held.
     let _lock = store::lock_store(&args.data).map_err(|e| match e {
@@ -141,27 +149,101 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         .map_err(|e| format!("start-up failed: {e}"))?
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     tracing::info!(ms = started.elapsed().as_millis(), db = %db.display(), "store ready");
-    let listener =
-        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
+    let state = app_state(&args, shared, writer, db, token.into(), None)?;
+    listen(&args, state).await?;
+    // Every handler (and with it every sender of the writer's queue) is gone: the writer
+    // commits what is queued and stops.
+    tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .map_err(|e| format!("writer: {e}"))?
+        .map_err(|_| "the writer panicked".to_owned())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `serve --ddc DIR`: the log DDC writes, mirrored into a throwaway store and followed; no
+/// writes, so no writer and no admin token unless `--private` reads need one.
+async fn serve_ddc(args: ServeArgs, dir: &std::path::Path) -> Result<(), String> {
+    let ddc = crate::ddc::Installation::open(dir)?;
+    let (rules, notes) = ddc.rules().map_err(|e| format!("{}: {e}", ddc.dir().display()))?;
+    for note in &notes {
+        tracing::info!("{note}");
+    }
+    let token: Arc<str> = if args.private {
+        std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+        load_token(&args.data).map_err(|e| format!("cannot load the admin token: {e}"))?.0.into()
+    } else {
+        // Nothing is written, so nothing needs the token: one nobody knows.
+        auth::random_token().map_err(|e| format!("cannot make a token: {e}"))?.into()
+    };
+    let mirror = tempfile::Builder::new()
+        .prefix("mechfund-ddc-")
+        .tempdir()
+        .map_err(|e| format!("cannot create the mirror of the DDC log: {e}"))?;
+    let db = mirror.path().join(store::DB_FILE);
+    let conn = store::open_writer(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    // The mirror is rebuilt from DDC's log at every start: no fsync per commit.
+    conn.pragma_update(None, "synchronous", "OFF").map_err(|e| e.to_string())?;
+    let main = mechfund_core::State::initial("main", &rules, [None; 10]);
+    let (shared, commits) = Shared::new(rules, HashMap::from([("main".to_owned(), Arc::new(main))]));
+    let shared = Arc::new(shared);
+    tokio::spawn(stream::fan_out(commits, shared.streams()));
+    let started = std::time::Instant::now();
+    let follow_shared = shared.clone();
+    let following = tokio::task::spawn_blocking(move || follow::start(ddc, conn, follow_shared))
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))??;
+    tracing::info!(ms = started.elapsed().as_millis(), "DDC log mirrored");
+    // No writer: every write is refused before it would be queued.
+    let (writer, _) = tokio::sync::mpsc::channel(1);
+    let read_only = format!(
+        "this server follows the DDC installation in {} read-only: DDC owns this log, so record donations \
+         in DDC (its bot or web UI)",
+        dir.display()
+    );
+    let state = app_state(&args, shared, writer, db, token, Some(read_only.into()))?;
+    listen(&args, state).await?;
+    tokio::task::spawn_blocking(move || following.stop()).await.map_err(|e| format!("follower: {e}"))?;
+    drop(mirror);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn app_state(
+    args: &ServeArgs,
+    shared: Arc<Shared>,
+    writer: tokio::sync::mpsc::Sender<writer::WriteRequest>,
+    db: PathBuf,
+    token: Arc<str>,
+    read_only: Option<Arc<str>>,
+) -> Result<AppState, String> {
     let mut cors_origins = Vec::with_capacity(args.cors_origins.len());
     for origin in &args.cors_origins {
         let value = axum::http::HeaderValue::from_str(origin.trim_end_matches('/'))
             .map_err(|_| format!("--cors-origin: \"{origin}\" is not a valid origin"))?;
         cors_origins.push(value);
     }
-    let state = AppState {
+    Ok(AppState {
         shared,
         writer,
         readers: Arc::new(Readers::new(db)),
-        token: token.into(),
-        dist: args.dist,
-        embed: args.embed,
+        token,
+        dist: args.dist.clone(),
+        embed: args.embed.clone(),
         cors_origins,
         private: args.private,
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
         import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
-    };
+        read_only,
+    })
+}
+
+/// Listens on `--addr` and serves until SIGINT or SIGTERM, then ends the event streams and
+/// finishes the requests in flight.
+async fn listen(args: &ServeArgs, state: AppState) -> Result<(), String> {
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
     // Answers and event-stream batches are small writes that must leave at once: without
@@ -179,15 +261,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
             shared.end_streams();
         })
         .await
-        .map_err(|e| format!("server failed: {e}"))?;
-    // Every handler (and with it every sender of the writer's queue) is gone: the writer
-    // commits what is queued and stops.
-    tokio::task::spawn_blocking(move || writer_thread.join())
-        .await
-        .map_err(|e| format!("writer: {e}"))?
-        .map_err(|_| "the writer panicked".to_owned())?;
-    tracing::info!("stopped");
-    Ok(())
+        .map_err(|e| format!("server failed: {e}"))
 }
 
 /// An open store: the published states and the running writer.

@@ -275,7 +275,7 @@ impl Follower {
                         match self.app.shared.state(&self.mech) {
                             Some(state) if state.last_event_seq > self.last && !page.is_empty() => {}
                             Some(state) => {
-                                push_state(&mut text, &state_json(&state, &self.app.shared.rules, None));
+                                push_state(&mut text, &state_json(&state, &self.app.shared.rules(), None));
                                 self.stated = state.last_event_seq;
                                 self.phase = Phase::Live;
                             }

@@ -37,6 +37,7 @@ impl Server {
             private: false,
             rate_limiter: None,
             import_limit,
+            read_only: None,
         };
         Server { state, _dir: dir }
     }
@@ -71,6 +72,31 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice::<Value>(&body).expect("json")["state"].clone()
     }
+}
+
+#[tokio::test]
+async fn a_read_only_server_refuses_every_write_with_403_and_still_reads() {
+    let mut server = Server::new(1 << 20);
+    server.state.read_only = Some("DDC owns this log".into());
+    let writes = [
+        ("/api/v1/mechs/main/donations", r#"{"amount":"5","donor":"a"}"#),
+        ("/api/v1/mechs/main/system-donations", r#"{"amount":"5","event_name":"x"}"#),
+        ("/api/v1/mechs/main/member-count", r#"{"member_count":5}"#),
+        ("/api/v1/mechs/main/power-gifts", r#"{"campaign_id":"c"}"#),
+        ("/api/v1/mechs/main/donations/1/toggle-deletion", r#"{"reason":"r"}"#),
+        ("/api/v1/mechs/main/import", "{}"),
+    ];
+    for (path, body) in writes {
+        // With the token and without: the refusal comes first.
+        let (status, answer) = server.post(path, body, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "read_only", "{path}");
+        assert_eq!(answer["error"]["message"], "DDC owns this log", "{path}");
+        let request = Request::post(path).body(Body::from(body)).expect("request");
+        assert_eq!(server.send(request).await.0, StatusCode::FORBIDDEN, "{path} without a token");
+    }
+    assert_eq!(server.get("/api/v1/mechs/main/state").await.0, StatusCode::OK);
+    assert_eq!(server.get("/api/v1/mechs/main/events.jsonl").await.0, StatusCode::OK);
 }
 
 fn sample() -> Vec<u8> {

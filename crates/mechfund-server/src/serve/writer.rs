@@ -36,8 +36,8 @@ pub const MAX_GROUP: usize = 128;
 /// commits the event streams follow.
 #[derive(Debug)]
 pub struct Shared {
-    /// The rules in force.
-    pub rules: Rules,
+    /// The rules in force (replaced only when a followed DDC installation changes its files).
+    rules: RwLock<Arc<Rules>>,
     /// Each mech's state after its last committed event.
     pub states: RwLock<HashMap<String, Arc<State>>>,
     /// Every commit, to the fan-out ([`super::stream::fan_out`]); never blocks the writer.
@@ -56,7 +56,19 @@ impl Shared {
     pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> (Shared, mpsc::UnboundedReceiver<Committed>) {
         let (feed, commits) = mpsc::unbounded_channel();
         let streams = broadcast::channel(BATCH_CAPACITY).0;
+        let rules = RwLock::new(Arc::new(rules));
         (Shared { rules, states: RwLock::new(states), feed, streams, ending: AtomicBool::new(false) }, commits)
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |rules| rules.clone())
+    }
+
+    /// Puts other rules in force (a followed DDC installation changed its rules files).
+    pub fn set_rules(&self, rules: Rules) {
+        let mut slot = self.rules.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Arc::new(rules);
     }
 
     /// The latest state of `mech`, if it exists.
@@ -85,6 +97,13 @@ impl Shared {
     /// every response, and streams never end on their own).
     pub fn end_streams(&self) {
         self.ending.store(true, Ordering::SeqCst);
+        self.restart_streams();
+    }
+
+    /// Ends every event stream now, so that clients reconnect (`EventSource` does, with
+    /// `Last-Event-ID`) and check themselves against the log again: a followed DDC log was
+    /// replaced or shrank.
+    pub fn restart_streams(&self) {
         // No subscriber is no error.
         let _ = self.streams.send(Arc::new(Feed::End));
     }
@@ -94,7 +113,8 @@ impl Shared {
         self.ending.load(Ordering::SeqCst)
     }
 
-    fn publish(&self, committed: Committed) {
+    /// Hands a commit to the event streams' fan-out.
+    pub fn publish(&self, committed: Committed) {
         // Only fails once the fan-out has stopped (the runtime is shutting down).
         let _ = self.feed.send(committed);
     }
@@ -121,11 +141,13 @@ pub struct Committed {
 }
 
 impl Committed {
-    fn lines(rules: &Rules, state: &State, lines: Vec<(u64, String)>) -> Committed {
+    /// New lines of a mech and its state after them.
+    pub fn lines(rules: &Rules, state: &State, lines: Vec<(u64, String)>) -> Committed {
         Committed { mech: state.mech_id.clone(), lines, catch_up: false, state: state_json(state, rules, None).into() }
     }
 
-    fn catch_up(rules: &Rules, state: &State) -> Committed {
+    /// Lines that subscribers read from the store, and the state after them.
+    pub fn catch_up(rules: &Rules, state: &State) -> Committed {
         Committed {
             mech: state.mech_id.clone(),
             lines: Vec::new(),
@@ -219,7 +241,7 @@ pub fn spawn(
     last_ts: Timestamp,
 ) -> std::io::Result<(mpsc::Sender<WriteRequest>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    let ctx = Ctx { rules_hash: rules_hash(&shared.rules), shared, next_seq, last_ts };
+    let ctx = Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts };
     let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(conn, ctx, rx))?;
     Ok((tx, handle))
 }
@@ -273,7 +295,7 @@ fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteReque
                 for (mech, lines) in fresh {
                     if let Some(state) = working.remove(&mech) {
                         let state = Arc::new(state);
-                        committed.push(Committed::lines(&ctx.shared.rules, &state, lines));
+                        committed.push(Committed::lines(&ctx.shared.rules(), &state, lines));
                         states.insert(mech, state);
                     }
                 }
@@ -315,7 +337,7 @@ impl Ctx {
         if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
             return Ok(known);
         }
-        let rules = &self.shared.rules;
+        let rules = &*self.shared.rules();
         let mech = request.mech.as_str();
         let state = working.entry(mech.to_owned()).or_insert_with(|| {
             self.shared.state(mech).map_or_else(|| State::initial(mech, rules, [None; 10]), |s| (*s).clone())
@@ -383,7 +405,7 @@ impl Ctx {
     fn import(&mut self, conn: &mut Connection, request: WriteRequest) {
         let Op::Import { lines } = &request.op else { return };
         let mech = request.mech.as_str();
-        let answer = match import_committed(conn, &request, lines, &self.shared.rules) {
+        let answer = match import_committed(conn, &request, lines, &self.shared.rules()) {
             Ok(ImportOutcome::Imported { stored, imported, latest_ts }) => {
                 self.next_seq = self.next_seq.max(imported.last_seq + 1);
                 self.last_ts = self.last_ts.max(latest_ts.unwrap_or(self.last_ts));
@@ -392,7 +414,7 @@ impl Ctx {
                 if let Ok(mut states) = self.shared.states.write() {
                     states.insert(request.mech.clone(), state.clone());
                 }
-                self.shared.publish(Committed::catch_up(&self.shared.rules, &state));
+                self.shared.publish(Committed::catch_up(&self.shared.rules(), &state));
                 Ok(stored)
             }
             Ok(ImportOutcome::Answered(answer)) => answer,

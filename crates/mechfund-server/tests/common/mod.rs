@@ -414,3 +414,103 @@ impl Log {
         }
     }
 }
+
+/// One server-sent message.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Message {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<String>,
+}
+
+/// Reads server-sent messages off `GET …/events/stream`.
+pub struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    pub async fn open(server: &Server, mech: &str, query: &str, last_event_id: Option<&str>) -> Stream {
+        let url = server.url(&format!("/mechs/{mech}/events/stream{query}"));
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("the stream opens");
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Stream { response, buffer: String::new() }
+    }
+
+    /// The next message, `None` when the stream ended; panics after `wait` without one.
+    pub async fn next(&mut self, wait: Duration) -> Option<Message> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut message = Message::default();
+                let mut data = Vec::new();
+                for line in frame.lines() {
+                    match line.split_once(':').map(|(k, v)| (k, v.strip_prefix(' ').unwrap_or(v))) {
+                        Some(("id", v)) => message.id = Some(v.to_owned()),
+                        Some(("event", v)) => message.event = Some(v.to_owned()),
+                        Some(("data", v)) => data.push(v.to_owned()),
+                        Some(("retry", v)) => message.retry = Some(v.to_owned()),
+                        // A comment (keep-alive) or an empty line.
+                        _ => {}
+                    }
+                }
+                message.data = data.join("\n");
+                if message == Message::default() {
+                    continue;
+                }
+                return Some(message);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
+                Ok(Ok(None) | Err(_)) => return None,
+                Err(_) => panic!("no message within {wait:?}; buffered: {:?}", self.buffer),
+            }
+        }
+    }
+
+    /// The next event line (skipping `state` and `retry` messages): (seq, line).
+    pub async fn next_line(&mut self, wait: Duration) -> Option<(u64, String)> {
+        loop {
+            let message = self.next(wait).await?;
+            if message.event.is_none()
+                && let Some(id) = message.id
+            {
+                return Some((id.parse().expect("the id is a seq"), message.data));
+            }
+        }
+    }
+
+    /// The next `count` lines and the `state` message after them (a `state` message before
+    /// them, from a batch whose lines this stream already had, is skipped).
+    pub async fn lines_then_state(&mut self, count: usize, wait: Duration) -> (Vec<(u64, String)>, Value) {
+        let mut lines = Vec::new();
+        while lines.len() < count {
+            lines.push(self.next_line(wait).await.expect("the stream is open"));
+        }
+        let (more, state) = self.until_state(wait).await;
+        lines.extend(more);
+        (lines, state)
+    }
+
+    /// Messages up to and including the next `state` one.
+    pub async fn until_state(&mut self, wait: Duration) -> (Vec<(u64, String)>, Value) {
+        let mut lines = Vec::new();
+        loop {
+            let message = self.next(wait).await.expect("the stream is open");
+            match (message.event.as_deref(), message.id) {
+                (Some("state"), _) => return (lines, serde_json::from_str(&message.data).expect("state JSON")),
+                (None, Some(id)) => lines.push((id.parse().unwrap(), message.data)),
+                _ => {}
+            }
+        }
+    }
+}
