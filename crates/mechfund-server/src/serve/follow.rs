@@ -107,17 +107,7 @@ struct Follower {
 /// # Errors
 /// A store failure while mirroring, or a watcher thread that cannot start.
 pub fn start(ddc: Installation, conn: Connection, shared: Arc<Shared>) -> Result<Following, String> {
-    let mut follower = Follower {
-        rules_files: rules_files(&ddc).map(|p| seen(&p)),
-        member_file: seen(&ddc.path(MEMBER_COUNT_FILE)),
-        ddc,
-        conn,
-        shared,
-        cursor: Cursor::default(),
-        snapshots: HashMap::new(),
-        future_targets: HashSet::new(),
-        bulk: true,
-    };
+    let mut follower = Follower::new(ddc, conn, shared);
     follower.sync_log().map_err(|e| format!("cannot mirror {EVENTS_FILE}: {e}"))?;
     let mechs = follower.shared.mechs();
     tracing::info!(
@@ -182,6 +172,20 @@ struct Fresh {
 }
 
 impl Follower {
+    fn new(ddc: Installation, conn: Connection, shared: Arc<Shared>) -> Follower {
+        Follower {
+            rules_files: rules_files(&ddc).map(|p| seen(&p)),
+            member_file: seen(&ddc.path(MEMBER_COUNT_FILE)),
+            ddc,
+            conn,
+            shared,
+            cursor: Cursor::default(),
+            snapshots: HashMap::new(),
+            future_targets: HashSet::new(),
+            bulk: true,
+        }
+    }
+
     fn sync(&mut self) -> Result<(), String> {
         self.sync_rules();
         self.sync_log().map_err(|e| format!("{EVENTS_FILE}: {e}"))?;
@@ -476,5 +480,74 @@ impl Follower {
         }
         self.shared.restart_streams();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use mechfund_core::ddc::snapshot_file;
+    use mechfund_core::{replay_bytes, rules::Rules as CoreRules};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A follower of a fresh installation in a temp dir (no thread, no watcher: the test calls
+    /// `sync_log` itself).
+    fn follower(dir: &Path, snapshot: Option<&str>) -> Follower {
+        std::fs::create_dir_all(dir.join("progress/snapshots")).unwrap();
+        std::fs::write(dir.join(EVENTS_FILE), "").unwrap();
+        if let Some(text) = snapshot {
+            std::fs::write(dir.join(snapshot_file("main")), text).unwrap();
+        }
+        let ddc = Installation::open(dir).unwrap();
+        let conn = super::super::store::open_writer(&dir.join("mirror.db")).unwrap();
+        let (shared, _commits) = Shared::new(CoreRules::default(), HashMap::new());
+        Follower::new(ddc, conn, Arc::new(shared))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// However DDC's appends are cut (mid-line included), the followed state after each
+        /// read equals the replay of the complete lines written so far, with DDC's snapshot.
+        #[test]
+        fn following_in_any_pieces_equals_replay(
+            seed in 0u64..1000,
+            events in 20u64..300,
+            cuts in proptest::collection::vec(1usize..4000, 1..40),
+            snapshot_goal in proptest::option::of(1i64..6000),
+        ) {
+            let log = mechfund_loggen::log_text(events, seed);
+            let tmp = tempfile::tempdir().unwrap();
+            // A snapshot of level 2 (at seq 10): its goal prices level 2 when it applies.
+            let snapshot = snapshot_goal.map(|goal| format!(
+                r#"{{"level":2,"evo_acc":0,"power_acc":0,"goal_requirement":{goal},"last_event_seq":10}}"#
+            ));
+            let mut f = follower(tmp.path(), snapshot.as_deref());
+            let options = ReplayOptions {
+                ddc_snapshot: snapshot.as_deref().map(|t| Snapshot::from_json("s", t).unwrap()),
+                ..ReplayOptions::default()
+            };
+            let mut file = std::fs::OpenOptions::new().append(true).open(tmp.path().join(EVENTS_FILE)).unwrap();
+            let mut written = 0;
+            let mut cuts = cuts.into_iter().cycle();
+            while written < log.len() {
+                let end = (written + cuts.next().unwrap_or(1000)).min(log.len());
+                file.write_all(&log.as_bytes()[written..end]).unwrap();
+                written = end;
+                f.sync_log().unwrap();
+                let complete = &log[..log[..written].rfind('\n').map_or(0, |i| i + 1)];
+                let want = replay_bytes(complete.as_bytes(), &CoreRules::default(), options.clone()).unwrap().state;
+                let got = f.shared.state("main");
+                if complete.is_empty() {
+                    prop_assert!(got.is_none());
+                } else {
+                    let got = got.unwrap();
+                    prop_assert_eq!(&*got, &want, "after {} of {} bytes", written, log.len());
+                }
+            }
+        }
     }
 }
