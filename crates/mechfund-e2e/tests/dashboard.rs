@@ -73,19 +73,26 @@ fn int(value: &Value) -> Result<i64> {
     value.as_i64().with_context(|| format!("not an integer: {value}"))
 }
 
-/// What each summary test id must show, from `mechfund replay --now` output.
+/// What each summary test id must show, from `mechfund replay --now` output. At level 11 (no
+/// goal) the evolution is `evo-goal` "Max level" alone: there is no `evo-current`.
 fn expected_summary(cli: &Value) -> Result<Vec<(&'static str, String)>> {
     let (state, display) = (&cli["state"], &cli["display"]);
-    Ok(vec![
-        ("level", int(&state["level"])?.to_string()),
-        ("tier", display["tier"].as_str().context("display.tier")?.to_owned()),
-        ("evo-current", Cents(int(&state["evo_acc"])?).to_string()),
-        ("evo-goal", Cents(int(&state["goal_requirement"])?).to_string()),
+    let level = int(&state["level"])?;
+    let mut expected =
+        vec![("level", level.to_string()), ("tier", display["tier"].as_str().context("display.tier")?.to_owned())];
+    if level == 11 {
+        expected.push(("evo-goal", "Max level".to_owned()));
+    } else {
+        expected.push(("evo-current", Cents(int(&state["evo_acc"])?).to_string()));
+        expected.push(("evo-goal", Cents(int(&state["goal_requirement"])?).to_string()));
+    }
+    expected.extend([
         ("power-current", Cents(int(&display["power_now"])?).to_string()),
         ("total-donated", Cents(int(&state["cumulative_donations_cents"])?).to_string()),
         ("member-count", count(int(&state["last_user_count_sample"])?)),
         ("goal-member-count", count(int(&state["goal_member_count"])?)),
-    ])
+    ]);
+    Ok(expected)
 }
 
 /// The `whatif-goal-1..10` texts `mechfund whatif --members N` implies.
@@ -219,6 +226,40 @@ async fn log_parameter_loads_by_itself() -> Result<()> {
     with_page(Router::new(), async |page| {
         page.goto(&format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
         wait_for_texts(page, "?log= sample", 20, &expected).await
+    })
+    .await
+}
+
+/// One donation past every goal at 0 members (37,000 in all): level 11 with $10.09 carried.
+/// Shown a day later (decay 100 a day: $9.09 of power left).
+const MAX_LEVEL_NOW: &str = "2025-02-02T00:00:00Z";
+const MAX_LEVEL_LOG: &str = r#"{"seq":1,"ts":"2025-02-01T00:00:00Z","type":"DonationAdded","mech_id":"main","payload":{"units":38009}}
+"#;
+
+#[tokio::test]
+async fn level_11_reads_max_level() -> Result<()> {
+    let file = temp_file("max-level.jsonl", MAX_LEVEL_LOG)?;
+    let cli = mechfund_e2e::cli_json(&["replay", "--now", MAX_LEVEL_NOW, &file.display().to_string()]);
+    let _ = std::fs::remove_file(&file);
+    let cli = cli?;
+    ensure!(cli["state"]["level"] == 11 && cli["state"]["evo_acc"] == 1009, "the log should end at level 11: {cli}");
+    let expected = expected_summary(&cli)?;
+    let routes = Router::new().route("/max-level.jsonl", axum::routing::get(|| async { MAX_LEVEL_LOG }));
+    with_page(routes, async |page| {
+        page.goto(&format!("index.html?log=max-level.jsonl&now={MAX_LEVEL_NOW}")).await?;
+        wait_for_texts(page, "a log at level 11", 20, &expected).await?;
+        let meter = page
+            .js(
+                r#"const goal = document.querySelector('[data-testid="evo-goal"]');
+                   return { current: !!document.querySelector('[data-testid="evo-current"]'),
+                            meter: goal.closest('.meter').textContent };"#,
+                vec![],
+            )
+            .await?;
+        ensure!(meter["current"] == false, "no evo-current at level 11");
+        let text = meter["meter"].as_str().unwrap_or_default();
+        ensure!(!text.contains("$0.00") && !text.contains('%'), "the evolution meter reads {text:?}");
+        Ok(())
     })
     .await
 }
