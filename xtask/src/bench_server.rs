@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-mod subscribers;
+pub(crate) mod subscribers;
 
 use crate::args::Args;
 use crate::bench::{clock_ticks_per_sec, cpu_ticks, thousands};
@@ -79,7 +79,7 @@ pub fn run(mut args: Args) -> Result<()> {
 }
 
 /// A temporary directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -88,7 +88,33 @@ impl Drop for TempDir {
 }
 
 /// The server process, killed on drop if still running.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
+
+impl Server {
+    /// Starts `bin ARGS` in `cwd` and waits (60 s at most) for its `listening on http://ADDR`;
+    /// returns the server and ADDR. Its stderr is this process's.
+    pub(crate) fn spawn(bin: &Path, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result<(Server, String)> {
+        let mut command = Command::new(bin);
+        command.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut server = Server(command.spawn().context("starting mechfund serve")?);
+        let stdout = server.0.stdout.take().context("no stdout from mechfund serve")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let addr =
+            rx.recv_timeout(Duration::from_secs(60)).context("the server did not print `listening on` in 60 s")?;
+        Ok((server, addr))
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -125,28 +151,12 @@ fn bench(options: &Options) -> Result<()> {
 
     eprintln!("starting the server...");
     let started = Instant::now();
-    let mut server = Server(
-        Command::new(&bin)
-            .args(["serve", "--addr", "127.0.0.1:0", "--data", &data, "--rate-limit", "0"])
-            .current_dir(&dir.0)
-            .env("MECHFUND_ADMIN_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting mechfund serve")?,
-    );
-    let stdout = server.0.stdout.take().context("no stdout from mechfund serve")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).context("the server did not print `listening on` in 60 s")?;
+    let (mut server, addr) = Server::spawn(
+        &bin,
+        &["serve", "--addr", "127.0.0.1:0", "--data", &data, "--rate-limit", "0"],
+        &dir.0,
+        &[("MECHFUND_ADMIN_TOKEN", TOKEN)],
+    )?;
     let listening_secs = started.elapsed().as_secs_f64();
     let healthy_secs = loop {
         if let Ok(mut conn) = Conn::open(&addr)
@@ -337,11 +347,11 @@ fn count_lines(bin: &Path, data: &str) -> Result<u64> {
     Ok(lines)
 }
 
-struct Sample {
-    status: u16,
-    millis: f64,
+pub(crate) struct Sample {
+    pub(crate) status: u16,
+    pub(crate) millis: f64,
     /// The donation's seq (from the 201) and when its answer was complete.
-    acked: Option<(u64, Instant)>,
+    pub(crate) acked: Option<(u64, Instant)>,
 }
 
 struct ClientResult {
@@ -394,21 +404,21 @@ fn client_loop(addr: &str, client: usize, deadline: Instant, pace: Option<Durati
 }
 
 /// The unsigned integer right after the first `key` in `body`.
-fn first_number_after(body: &[u8], key: &[u8]) -> Option<u64> {
+pub(crate) fn first_number_after(body: &[u8], key: &[u8]) -> Option<u64> {
     let at = body.windows(key.len()).position(|w| w == key)? + key.len();
     let digits: Vec<u8> = body[at..].iter().copied().take_while(u8::is_ascii_digit).collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 /// A keep-alive HTTP/1.1 connection (responses must carry Content-Length or be chunked).
-struct Conn {
+pub(crate) struct Conn {
     addr: String,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
 impl Conn {
-    fn open(addr: &str) -> Result<Conn> {
+    pub(crate) fn open(addr: &str) -> Result<Conn> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -418,7 +428,7 @@ impl Conn {
 
     /// Sends one request and reads the whole response: (status, whether the connection stays
     /// open, body).
-    fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, bool, Vec<u8>)> {
+    pub(crate) fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, bool, Vec<u8>)> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n", self.addr);
         if let Some(body) = body {
             let _ = write!(head, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
@@ -477,7 +487,7 @@ impl Conn {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod bench_follow;
 mod bench_server;
 mod dashboard;
 mod gen_log;
@@ -81,6 +82,12 @@ const COMMANDS: &[Command] = &[
         about: "measure `mechfund serve`: durable donations/s, latency and start-up with 1M events stored",
         usage: bench_server::USAGE,
         run: bench_server::run,
+    },
+    Command {
+        name: "bench-follow",
+        about: "measure `mechfund serve --ddc`: append-to-stream latency and memory as DDC's log grows",
+        usage: bench_follow::USAGE,
+        run: bench_follow::run,
     },
 ];
 

@@ -21,14 +21,14 @@ use super::{Sample, percentile};
 type Arrivals = Vec<(u64, u64)>;
 
 /// The subscribers, following.
-pub(super) struct Subscribers {
+pub(crate) struct Subscribers {
     thread: std::thread::JoinHandle<Result<Vec<Result<Arrivals>>>>,
     stop: watch::Sender<bool>,
     start: Instant,
 }
 
 /// What the subscribers saw.
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     pub expected: u64,
     pub delivered: u64,
     /// Lines that arrived before their donation's 201 did.
@@ -45,7 +45,7 @@ pub(super) struct Delivery {
 impl Subscribers {
     /// Opens `n` streams after `after` and returns once each has had its first `state` message
     /// (it is subscribed: nothing committed from now on can be missed).
-    pub(super) fn start(addr: &str, n: usize, after: u64) -> Result<Subscribers> {
+    pub(crate) fn start(addr: &str, n: usize, after: u64) -> Result<Subscribers> {
         let (stop, stopped) = watch::channel(false);
         let start = Instant::now();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -75,7 +75,7 @@ impl Subscribers {
     }
 
     /// Lets the last lines arrive (2 s), stops the streams and computes the delivery latencies.
-    pub(super) fn finish(self, samples: &[Sample]) -> Result<Delivery> {
+    pub(crate) fn finish(self, samples: &[Sample]) -> Result<Delivery> {
         let acks: HashMap<u64, u64> = samples
             .iter()
             .filter_map(|s| s.acked)

@@ -42,6 +42,9 @@ use crate::ddc::Installation;
 pub const POLL: Duration = Duration::from_millis(250);
 /// Bytes of the log read (and committed to the mirror) at a time.
 const CHUNK: usize = 4 << 20;
+/// Lines of one mech in one read above which streams read them from the store rather than
+/// from the broadcast (which keeps up to a thousand batches for slow subscribers).
+const BATCH_LINES: usize = 256;
 /// How many first bytes of the log identify it (a rewrite in place changes them).
 const HEAD: usize = 256;
 
@@ -396,7 +399,7 @@ impl Follower {
                 }
                 state
             };
-            let committed = if self.bulk {
+            let committed = if self.bulk || fresh.lines.len() > BATCH_LINES {
                 Committed::catch_up(&rules, &state)
             } else {
                 Committed::lines(&rules, &state, fresh.lines)
