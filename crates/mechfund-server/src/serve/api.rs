@@ -37,8 +37,8 @@ use super::card::{self, Theme};
 use super::error::{ApiError, json_body};
 use super::openapi::{
     ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
-    MechPath, NewMechPath, NotFound, RateLimited, RemainingSchema, RulesSchema, StateSchema, TooLarge, Unauthorized,
-    Unavailable, donation_amount_schema, make_private, system_amount_schema,
+    MechPath, NewMechPath, NotFound, RateLimited, ReadOnly, RemainingSchema, RulesSchema, StateSchema, TooLarge,
+    Unauthorized, Unavailable, donation_amount_schema, make_private, system_amount_schema,
 };
 use super::ratelimit::RateLimiter;
 use super::store::{Readers, for_each_line, hex, lines_after};
@@ -709,7 +709,7 @@ write_handler!(
     params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
     post_donation, DonationBody, |mech, body| parse_amount(&body.amount).map(|amount| Op::Donation {
@@ -741,7 +741,7 @@ write_handler!(
     params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
     post_system_donation, SystemDonationBody, |mech, body| parse_amount(&body.amount)
@@ -851,7 +851,7 @@ write_handler!(
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
         (status = 200, description = "No count could be taken (no channel readable, no guild count): nothing recorded", body = WriteResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
     post_member_count, MemberCountBody, |mech, body| member_source(body));
@@ -872,7 +872,7 @@ write_handler!(
     params(NewMechPath, IdempotencyKey),
     responses(
         (status = 201, description = "The new events and the state after them", body = WriteResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
     post_power_gift, PowerGiftBody, |mech, body| Ok::<_, ApiError>(Op::PowerGift {
@@ -894,7 +894,7 @@ struct ToggleBody {
     params(MechPath, ("seq" = u64, Path, description = "The seq of the donation"), IdempotencyKey),
     responses(
         (status = 201, description = "The deletion event and the state after it", body = WriteResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
 async fn post_toggle_deletion(
@@ -941,7 +941,7 @@ pub struct ImportResponse<'a> {
     params(MechPath, IdempotencyKey),
     responses(
         (status = 201, description = "Every line stored; the mech's state after them", body = ImportResponse),
-        Malformed, Unauthorized, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
+        Malformed, Unauthorized, ReadOnly, NotFound, Conflict, TooLarge, Invalid, RateLimited, Internal, Unavailable,
     ),
 )]
 async fn post_import(

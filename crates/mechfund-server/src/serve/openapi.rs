@@ -151,6 +151,14 @@ pub struct Malformed(ErrorBody<'static>);
 )]
 pub struct Unauthorized(ErrorBody<'static>);
 
+/// 403: the server follows a DDC installation (`serve --ddc`) and takes no writes.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "The server follows a DockerDiscordControl installation read-only (`read_only`): DDC owns the log"
+)]
+pub struct ReadOnly(ErrorBody<'static>);
+
 /// 404: no such mech, event or path.
 #[derive(IntoResponses)]
 #[response(status = 404, description = "No such mech, event or path (`not_found`)")]
