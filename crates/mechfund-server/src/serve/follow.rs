@@ -16,7 +16,7 @@
 //! It wakes on file-system events (`notify`) and polls as well, so a missed or unsupported
 //! event costs at most [`POLL`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -103,6 +103,9 @@ struct Follower {
     future_targets: HashSet<u64>,
     /// The log is being read from its start: streams read the lines from the store.
     bulk: bool,
+    /// Mechs to rebuild by replay once the read has caught up with the log: one replay for
+    /// however many deletions a read brings.
+    dirty: BTreeSet<String>,
 }
 
 /// Mirrors the log once (before the server listens), then follows it on a thread.
@@ -186,6 +189,7 @@ impl Follower {
             snapshots: HashMap::new(),
             future_targets: HashSet::new(),
             bulk: true,
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -295,6 +299,8 @@ impl Follower {
                 break;
             }
         }
+        let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
+        self.rebuild(&dirty).map_err(io::Error::other)?;
         self.bulk = false;
         Ok(())
     }
@@ -388,17 +394,16 @@ impl Follower {
         tx.commit()?;
         let rules = self.shared.rules();
         for (mech, fresh) in fresh {
-            let state = if fresh.replay {
-                self.replay(&mech, &rules)?
-            } else {
-                let mut state = self.shared.state(&mech).map_or_else(|| self.initial(&mech, &rules), |s| (*s).clone());
-                let mut effects = Effects::default();
-                for record in &fresh.records {
-                    effects.clear();
-                    state.apply(record, &rules, &mut effects);
-                }
-                state
-            };
+            if fresh.replay || self.dirty.contains(&mech) {
+                self.dirty.insert(mech);
+                continue;
+            }
+            let mut state = self.shared.state(&mech).map_or_else(|| self.initial(&mech, &rules), |s| (*s).clone());
+            let mut effects = Effects::default();
+            for record in &fresh.records {
+                effects.clear();
+                state.apply(record, &rules, &mut effects);
+            }
             let committed = if self.bulk || fresh.lines.len() > BATCH_LINES {
                 Committed::catch_up(&rules, &state)
             } else {
