@@ -541,6 +541,56 @@ async fn cors_headers_only_for_listed_origins() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn any_origin_with_a_star() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_args(dir.path(), Some(TOKEN), &["--cors-origin", "*"]);
+    let response =
+        client().get(server.url("/mechs/main/state")).header("origin", "https://x.example").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+/// Bad options are refused before anything starts: exit 2 with what to fix, never a panic or a
+/// "listening" line.
+#[test]
+fn unusable_options_exit_2_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let cases: [(&[&str], Option<&str>, &str); 8] = [
+        (&["--cors-origin", "*", "--cors-origin", "https://a.example"], None, "cannot be combined"),
+        (&["--cors-origin", "a.example"], None, "no scheme"),
+        (&["--cors-origin", "https://a.example/path"], None, "no path"),
+        (&["--cors-origin", "ftp://a.example"], None, "http or https"),
+        (&["--cors-origin", "https://a.example:99999"], None, "port"),
+        (&["--cors-origin", "https://a b.example"], None, "host"),
+        (&[], Some("x"), "at least 16"),
+        (&["--ddc", "/nonexistent/ddc"], None, "not a directory"),
+    ];
+    for (args, token, needle) in cases {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mechfund"));
+        command.args(["serve", "--addr", "127.0.0.1:0", "--data", data]).args(args).env_remove("MECHFUND_ADMIN_TOKEN");
+        if let Some(token) = token {
+            command.env("MECHFUND_ADMIN_TOKEN", token);
+        }
+        let out = command.output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stdout.contains("listening") && !stderr.contains("panicked"), "{args:?}: {stdout}{stderr}");
+    }
+    // A short token in the token file is refused too (by the running store's start-up).
+    std::fs::write(dir.path().join("admin-token"), "short\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mechfund"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data", data])
+        .env_remove("MECHFUND_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("at least 16"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn private_reads_need_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_args(dir.path(), Some(TOKEN), &["--private"]);

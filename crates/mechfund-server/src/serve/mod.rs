@@ -86,10 +86,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .init();
-    if let Some(origin) =
-        args.cors_origins.iter().find(|o| axum::http::HeaderValue::from_str(o.trim_end_matches('/')).is_err())
-    {
-        eprintln!("mechfund: --cors-origin: \"{origin}\" is not a valid origin");
+    // Every option is checked before anything starts: a bad one is exit 2 with what to fix.
+    if let Err(message) = check_options(&args) {
+        eprintln!("mechfund: {message}");
         return ExitCode::from(2);
     }
     let rules = match load_rules(args.rules.as_ref()) {
@@ -114,6 +113,71 @@ pub fn run(args: ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The checks of the options clap cannot make.
+fn check_options(args: &ServeArgs) -> Result<(), String> {
+    cors_origins(&args.cors_origins)?;
+    if let Ok(token) = std::env::var("MECHFUND_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+        && token.trim().chars().count() < auth::MIN_TOKEN_LEN
+    {
+        return Err(format!(
+            "MECHFUND_ADMIN_TOKEN is {} characters long; an admin token needs at least {}",
+            token.trim().chars().count(),
+            auth::MIN_TOKEN_LEN
+        ));
+    }
+    if let Some(dir) = &args.ddc {
+        let ddc = crate::ddc::Installation::open(dir)?;
+        ddc.rules().map_err(|e| format!("{}: {e}", ddc.dir().display()))?;
+    }
+    Ok(())
+}
+
+/// `--cors-origin` values as the CORS layer takes them: each an origin exactly as browsers send
+/// it (`http[s]://host[:port]`, lowercase, no path), or `*` alone for any origin.
+///
+/// # Errors
+/// A message naming the value and saying what an origin looks like.
+pub fn cors_origins(values: &[String]) -> Result<Vec<axum::http::HeaderValue>, String> {
+    if values.iter().any(|v| v == "*") {
+        if values.len() > 1 {
+            return Err("--cors-origin: `*` (any origin) cannot be combined with other origins".to_owned());
+        }
+        return Ok(vec![axum::http::HeaderValue::from_static("*")]);
+    }
+    values.iter().map(|value| cors_origin(value)).collect()
+}
+
+fn cors_origin(value: &str) -> Result<axum::http::HeaderValue, String> {
+    let bad = |why: &str| {
+        format!(
+            "--cors-origin: {value:?} is not an origin ({why}); give e.g. https://bot.example.org or http://localhost:9374"
+        )
+    };
+    let origin = value.strip_suffix('/').unwrap_or(value).to_ascii_lowercase();
+    let (scheme, rest) = origin.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(bad("an origin has no path, query or user"));
+    }
+    let (host, port) = match rest.rsplit_once(':').filter(|(h, p)| !p.contains(']') && !h.is_empty()) {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    let ipv6 = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
+    if host.is_empty() || !(ipv6 || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+        return Err(bad("the host is missing or has characters a host name cannot have"));
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(bad("the port must be 1..65535"));
+    }
+    axum::http::HeaderValue::from_str(&origin).map_err(|_| bad("not a valid header value"))
 }
 
 fn load_rules(path: Option<&PathBuf>) -> Result<Rules, String> {
@@ -217,12 +281,7 @@ fn app_state(
     token: Arc<str>,
     read_only: Option<Arc<str>>,
 ) -> Result<AppState, String> {
-    let mut cors_origins = Vec::with_capacity(args.cors_origins.len());
-    for origin in &args.cors_origins {
-        let value = axum::http::HeaderValue::from_str(origin.trim_end_matches('/'))
-            .map_err(|_| format!("--cors-origin: \"{origin}\" is not a valid origin"))?;
-        cors_origins.push(value);
-    }
+    let cors_origins = cors_origins(&args.cors_origins)?;
     Ok(AppState {
         shared,
         writer,

@@ -99,6 +99,70 @@ async fn a_read_only_server_refuses_every_write_with_403_and_still_reads() {
     assert_eq!(server.get("/api/v1/mechs/main/events.jsonl").await.0, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn any_spelling_of_the_bearer_scheme_authenticates_and_shares_one_bucket() {
+    let mut server = Server::new(1 << 20);
+    // 1 write a second, a burst of 2: the third write within a second is refused.
+    server.state.rate_limiter = super::ratelimit::RateLimiter::new(1).map(std::sync::Arc::new);
+    let spellings = [
+        format!("Bearer {TOKEN}"),
+        format!("BEARER {TOKEN}"),
+        format!("bearer   {TOKEN}  "),
+        format!("Bearer\t{TOKEN}"),
+    ];
+    let mut statuses = Vec::new();
+    for auth in &spellings {
+        let request = Request::post("/api/v1/mechs/main/donations")
+            .header(header::AUTHORIZATION, auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"amount":"1"}"#))
+            .expect("request");
+        statuses.push(server.send(request).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS],
+        "each spelling authenticates; all draw on the admin's one bucket"
+    );
+}
+
+#[tokio::test]
+async fn a_private_servers_401_on_reads_speaks_of_reads() {
+    let mut server = Server::new(1 << 20);
+    server.state.private = true;
+    let (status, body) = server.get("/api/v1/mechs/main/state").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.starts_with("reads of this server need"), "{message}");
+    let request = Request::post("/api/v1/mechs/main/donations").body(Body::from("{}")).expect("request");
+    let (status, body) = server.send(request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&body).contains("writes need"));
+}
+
+#[test]
+fn cors_origins_are_what_browsers_send() {
+    let ok = |values: &[&str]| {
+        let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        super::cors_origins(&values)
+            .map(|list| list.iter().map(|v| v.to_str().unwrap_or("").to_owned()).collect::<Vec<_>>())
+    };
+    assert_eq!(ok(&["https://Bot.Example.org/"]), Ok(vec!["https://bot.example.org".to_owned()]));
+    assert_eq!(ok(&["http://localhost:9374", "http://[::1]:8080"]).map(|l| l.len()), Ok(2));
+    assert_eq!(ok(&["*"]), Ok(vec!["*".to_owned()]));
+    for bad in [
+        "localhost:9374",
+        "https://",
+        "https://a.example/x",
+        "https://a.example?x",
+        "https://u@a.example",
+        "https://a.example:0",
+    ] {
+        assert!(ok(&[bad]).is_err(), "{bad}");
+    }
+}
+
 fn sample() -> Vec<u8> {
     // The manifest dir cargo sets when it runs the test: the compile-time one may name another
     // checkout that shares the target dir.
