@@ -14,7 +14,7 @@ use mechfund_core::{Line, Rules, State, parse_line};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
-use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
 
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,11 @@ impl<'t> Importer<'t> {
             Line::Blank | Line::Other => return Err(bad(format!("cannot tell which mech it belongs to ({mech:?})"))),
         };
         let seq = record.seq;
+        if seq > MAX_SEQ {
+            return Err(bad(format!(
+                "seq {seq} is above {MAX_SEQ} (2^53 - 1), the largest seq a JavaScript number holds exactly"
+            )));
+        }
         if seq <= self.last_seq {
             return Err(bad(format!(
                 "seq {seq} is not above the previous line's seq {} (seqs must be strictly increasing)",

@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 ";
 
+/// The highest seq the store holds or hands out: 2^53 - 1, the largest integer a JavaScript
+/// number (the dashboard, the JS API, `EventSource` ids read as numbers) holds exactly.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -141,6 +141,33 @@ async fn a_private_servers_401_on_reads_speaks_of_reads() {
     assert!(String::from_utf8_lossy(&body).contains("writes need"));
 }
 
+#[tokio::test]
+async fn seqs_stay_within_what_javascript_holds_exactly() {
+    let server = Server::new(1 << 20);
+    let line = |seq: u64| {
+        format!(
+            r#"{{"seq":{seq},"ts":"2025-01-01T00:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{{"units":100}}}}"#
+        )
+    };
+    let limit = (1u64 << 53) - 1;
+    for seq in [limit + 1, i64::MAX.unsigned_abs()] {
+        let body = format!("{}\n{}\n", line(1), line(seq));
+        let (status, answer) = server.post("/api/v1/mechs/main/import", body, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let message = answer["error"]["message"].as_str().expect("a message");
+        assert!(message.starts_with(&format!("line 2: seq {seq} is above {limit}")), "{message}");
+    }
+    assert_eq!(server.state_of("main").await["last_event_seq"], 0, "nothing of a refused import is stored");
+    // The last seq there is: stored; after it the store takes no more events, and says so.
+    let (status, answer) = server.post("/api/v1/mechs/main/import", format!("{}\n", line(limit)), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = server.post("/api/v1/mechs/main/donations", r#"{"amount":"1"}"#, None).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{answer}");
+    assert_eq!(answer["error"]["code"], "seqs_exhausted");
+    let (status, _) = server.get("/api/v1/mechs/main/state").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[test]
 fn cors_origins_are_what_browsers_send() {
     let ok = |values: &[&str]| {

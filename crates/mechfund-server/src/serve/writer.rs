@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
-use super::store::{mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
 use super::stream::Feed;
 
 /// Requests committed together at most.
@@ -366,6 +366,14 @@ impl Ctx {
             // `run` commits every import on its own (`Ctx::import`), never in a group.
             Op::Import { .. } => return Ok(Err(ApiError::internal())),
         };
+        // A write makes a few events at most (a member count, the donation, level-ups and bonuses).
+        if self.next_seq > MAX_SEQ - 64 {
+            return Ok(Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "seqs_exhausted",
+                format!("the store has handed out every seq up to {MAX_SEQ} (2^53 - 1); it takes no more events"),
+            )));
+        }
         let now = Timestamp(system_now().micros().max(self.last_ts.micros()));
         let events = match decide(state, &command, rules, Stamp { next_seq: self.next_seq, now }) {
             Ok(events) => events,
