@@ -27,7 +27,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::cli::CliError;
 use crate::lines::for_each_block;
 use crate::serve::import::{ImportError, Importer};
-use crate::serve::store::{DB_FILE, LockError, lock_store, next_seq, open_writer, raise_seq_floor};
+use crate::serve::store::{
+    DB_FILE, LOCK_FILE, LockError, check_not_emptied, lock_store, next_seq, open_writer, raise_seq_floor,
+};
 
 /// Arguments of `mechfund import`.
 #[derive(Debug, Args)]
@@ -142,7 +144,9 @@ pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliEr
     let rules = load_rules(args.rules.as_deref())?;
     let (input, size) = open_input(&args.file)?;
     std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
+    let lock_existed = args.data.join(LOCK_FILE).exists();
     let _lock = lock(&args.data)?;
+    check_not_emptied(&args.data, lock_existed).map_err(failed)?;
     let db = args.data.join(DB_FILE);
     let mut conn = open_writer(&db).map_err(db_error("cannot open", &db))?;
     let tx =

@@ -389,3 +389,42 @@ fn a_server_refuses_to_start_on_a_locked_store() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("in use by another mechfund process"), "{}", stderr(&output));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emptied_database_is_refused_not_started_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup.db");
+    {
+        let server = Server::start(&data);
+        donate(&server, 500).await;
+        assert_ok(&mechfund(&["backup", backup.to_str().unwrap()], &data), "backup");
+        server.stop();
+    }
+    // The database emptied (a disk full, a careless `> mechfund.db`); the lock file the server
+    // left says the directory held a store.
+    std::fs::write(data.join("mechfund.db"), b"").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("mechfund.db{suffix}")));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_mechfund"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env_remove("MECHFUND_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+    let message = stderr(&output);
+    assert!(message.contains("is empty (0 bytes)") && message.contains("mechfund restore"), "{message}");
+    let output = import(&sample(), &data);
+    assert!(!output.status.success() && stderr(&output).contains("is empty (0 bytes)"), "{}", stderr(&output));
+    // Deleted rather than emptied: the same.
+    std::fs::remove_file(data.join("mechfund.db")).unwrap();
+    let output = import(&sample(), &data);
+    assert!(stderr(&output).contains("is missing"), "{}", stderr(&output));
+    // What the message says to run brings the store back.
+    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
+    let server = Server::start(&data);
+    assert_eq!(state(&server, "main").await["state"]["cumulative_donations_cents"], 500);
+}

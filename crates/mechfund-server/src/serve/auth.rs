@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::store::hex;
 
+/// The token file in the data dir.
+pub const TOKEN_FILE: &str = "admin-token";
+
 /// Where the token came from, for the start-up message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenSource {
@@ -46,7 +49,7 @@ pub fn load_token(data: &Path) -> io::Result<(String, TokenSource)> {
         long_enough(token.trim(), "MECHFUND_ADMIN_TOKEN")?;
         return Ok((token.trim().to_owned(), TokenSource::Env));
     }
-    let path = data.join("admin-token");
+    let path = data.join(TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
             long_enough(text.trim(), &path.display().to_string())?;

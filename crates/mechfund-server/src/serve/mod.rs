@@ -191,6 +191,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         return serve_ddc(args, &dir).await;
     }
     std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+    let lock_existed = args.data.join(store::LOCK_FILE).exists();
     // Held until the server has stopped: `import` and `restore` refuse while it is held.
     let _lock = store::lock_store(&args.data).map_err(|e| match e {
         store::LockError::Busy(dir) => {
@@ -201,6 +202,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         }
         other @ store::LockError::Io(..) => other.to_string(),
     })?;
+    store::check_not_emptied(&args.data, lock_existed)?;
     let (token, source) = load_token(&args.data).map_err(|e| format!("cannot load the admin token: {e}"))?;
     if source == TokenSource::Created {
         eprintln!("mechfund: admin token created in {}", args.data.join("admin-token").display());

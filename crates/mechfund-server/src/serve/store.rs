@@ -335,6 +335,42 @@ pub fn lock_store(dir: &Path) -> Result<std::fs::File, LockError> {
     }
 }
 
+/// Refuses a data dir that held a store whose database is now missing or empty: SQLite would
+/// take a 0-byte file as a new database and hand out seq 1 again. The dir was in use when the
+/// admin token is there or the lock file (left by every server, import and restore) was there
+/// before this process took the lock (`lock_existed`).
+///
+/// # Errors
+/// What happened and what to run, when the store would silently start over.
+pub fn check_not_emptied(dir: &Path, lock_existed: bool) -> Result<(), String> {
+    let db = dir.join(DB_FILE);
+    let what = match std::fs::metadata(&db) {
+        Ok(meta) if meta.len() > 0 => return Ok(()),
+        Ok(_) => "is empty (0 bytes)",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
+        Err(e) => return Err(format!("cannot read {}: {e}", db.display())),
+    };
+    let mut marks: Vec<String> = Vec::new();
+    let token = dir.join(super::auth::TOKEN_FILE);
+    if token.exists() {
+        marks.push(token.display().to_string());
+    }
+    if lock_existed {
+        marks.push(dir.join(LOCK_FILE).display().to_string());
+    }
+    if marks.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} {what}, but {} held a store ({} is there): it will not silently start over with seq 1. \
+         Restore the store with `mechfund restore BACKUP --data {}`, or start a new one in an empty directory",
+        db.display(),
+        dir.display(),
+        marks.join(" and "),
+        dir.display()
+    ))
+}
+
 /// Writes (or replaces) the snapshot of `state`, computed under the rules hashed as `hash`.
 ///
 /// # Errors
