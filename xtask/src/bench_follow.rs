@@ -13,7 +13,8 @@ use crate::bench_server::subscribers::Subscribers;
 use crate::bench_server::{Conn, Sample, Server, TempDir, first_number_after};
 use crate::workspace;
 
-pub const USAGE: &str = "cargo xtask bench-follow [--lines 1000] [--rate 100] [--growth 1000000] [--seed S] [--bin PATH]
+pub const USAGE: &str =
+    "cargo xtask bench-follow [--lines 1000] [--rate 100] [--growth 1000000] [--seed S] [--bin PATH]
 
 Builds `mechfund` in release (or uses --bin) and writes a DDC config dir in a temporary
 directory whose progress/events.jsonl holds the first 1,000 lines of a generated log (cached
@@ -96,12 +97,8 @@ fn bench(options: &Options) -> Result<()> {
     let log = progress.join("events.jsonl");
     std::fs::write(&log, initial.iter().map(|l| format!("{l}\n")).collect::<String>())?;
 
-    let (server, addr) = Server::spawn(
-        &bin,
-        &["serve", "--ddc", &dir.0.display().to_string(), "--addr", "127.0.0.1:0"],
-        &dir.0,
-        &[],
-    )?;
+    let (server, addr) =
+        Server::spawn(&bin, &["serve", "--ddc", &dir.0.display().to_string(), "--addr", "127.0.0.1:0"], &dir.0, &[])?;
     let pid = server.0.id();
     let mut conn = Conn::open(&addr)?;
     let after = last_seq(&mut conn)?;
