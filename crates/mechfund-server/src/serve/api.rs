@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use mechfund_core::decide::{Channel, Member, check_text};
+use mechfund_core::decide::{Channel, Member};
 use mechfund_core::whatif::{goal_table, remaining_costs};
 use mechfund_core::{Cents, DomainError, MemberSource, Now, display};
 use serde::Deserialize;
@@ -611,7 +611,7 @@ fn parse_amount(raw: &RawValue) -> Result<Cents, ApiError> {
 }
 
 fn check_mech(mech: &str) -> Result<(), ApiError> {
-    check_text("mech", mech, 1, 100).map_err(ApiError::from)
+    super::store::check_mech_id(mech).map_err(ApiError::invalid)
 }
 
 /// Decodes a write, hands it to the writer and answers with what it returns.

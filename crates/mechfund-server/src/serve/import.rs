@@ -14,7 +14,7 @@ use mechfund_core::{Line, Rules, State, parse_line};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
-use super::store::{MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{MAX_SEQ, check_mech_id, mech_lines, replay_state, rules_hash, write_snapshot};
 
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,7 @@ impl<'t> Importer<'t> {
             return Ok(());
         }
         let (text, mech) = line_mech(bytes).map_err(bad)?;
+        check_mech_id(&mech).map_err(bad)?;
         if let Some(only) = self.only.as_deref().filter(|only| *only != mech) {
             return Err(bad(format!("the event belongs to mech {mech:?}, not {only:?}")));
         }

@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Writes per second per token and per donor, with a burst of twice that; 0 disables.
     #[arg(long, value_name = "N", default_value_t = 50)]
     rate_limit: u32,
+    /// Idempotency keys remembered: a retry with an older key than the newest N is a new write.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    idempotency_keys: u64,
     /// Largest body of `POST …/import`, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_import_mib: u32,
@@ -210,10 +213,12 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     let db = args.data.join(store::DB_FILE);
     let started = std::time::Instant::now();
     let open_db = db.clone();
-    let Opened { shared, writer, writer_thread } = tokio::task::spawn_blocking(move || open(&open_db, rules))
-        .await
-        .map_err(|e| format!("start-up failed: {e}"))?
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let idempotency_keys = args.idempotency_keys;
+    let Opened { shared, writer, writer_thread } =
+        tokio::task::spawn_blocking(move || open(&open_db, rules, idempotency_keys))
+            .await
+            .map_err(|e| format!("start-up failed: {e}"))?
+            .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     tracing::info!(ms = started.elapsed().as_millis(), db = %db.display(), "store ready");
     let state = app_state(&args, shared, writer, db, token.into(), None)?;
     listen(&args, state).await?;
@@ -341,7 +346,7 @@ pub struct Opened {
 ///
 /// # Errors
 /// A database failure, or a writer thread that cannot start.
-pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
+pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result<Opened, String> {
     let mut conn = store::open_writer(db).map_err(|e| e.to_string())?;
     let recovered = store::recover(&mut conn, &rules).map_err(|e| e.to_string())?;
     for (mech, why) in &recovered.rebuilt {
@@ -352,8 +357,9 @@ pub fn open(db: &std::path::Path, rules: Rules) -> Result<Opened, String> {
     let (shared, commits) = Shared::new(rules, states);
     let shared = Arc::new(shared);
     tokio::spawn(stream::fan_out(commits, shared.streams()));
-    let (writer, writer_thread) = writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts)
-        .map_err(|e| format!("cannot start the writer: {e}"))?;
+    let (writer, writer_thread) =
+        writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts, idempotency_keys)
+            .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Opened { shared, writer, writer_thread })
 }
 

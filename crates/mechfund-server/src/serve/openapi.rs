@@ -43,8 +43,8 @@ pub struct ApiDoc;
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct NewMechPath {
-    /// The mech id (1 to 100 characters); created by its first event
-    #[param(min_length = 1, max_length = 100, example = "main")]
+    /// The mech id (1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`); created by its first event
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$", example = "main")]
     mech: String,
 }
 
@@ -52,8 +52,8 @@ pub struct NewMechPath {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MechPath {
-    /// The mech id (1 to 100 characters)
-    #[param(min_length = 1, max_length = 100, example = "main")]
+    /// The mech id (1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`)
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$", example = "main")]
     mech: String,
 }
 

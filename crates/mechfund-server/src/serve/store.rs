@@ -50,6 +50,25 @@ CREATE TABLE IF NOT EXISTS idempotency (
 /// number (the dashboard, the JS API, `EventSource` ids read as numbers) holds exactly.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
+/// The longest mech id.
+pub const MAX_MECH_ID: usize = 64;
+
+/// A mech id the store takes: 1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..` (so an id is
+/// safe in a URL path, a file name and a log line, and reads the same everywhere: no control or
+/// bidi characters).
+///
+/// # Errors
+/// What is wrong with the id and what one looks like.
+pub fn check_mech_id(mech: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if mech.is_empty() || mech.len() > MAX_MECH_ID || mech == "." || mech == ".." || !mech.chars().all(allowed) {
+        return Err(format!(
+            "mech {mech:?} is not a mech id: use 1 to {MAX_MECH_ID} of A-Z a-z 0-9 . _ - (not \".\" or \"..\"), e.g. \"main\""
+        ));
+    }
+    Ok(())
+}
+
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -23,9 +23,14 @@ struct Server {
 
 impl Server {
     fn new(import_limit: usize) -> Server {
+        Server::with_keys(import_limit, 100_000)
+    }
+
+    fn with_keys(import_limit: usize, idempotency_keys: u64) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("mechfund.db");
-        let Opened { shared, writer, writer_thread: _ } = open(&db, Rules::default()).expect("open the store");
+        let Opened { shared, writer, writer_thread: _ } =
+            open(&db, Rules::default(), idempotency_keys).expect("open the store");
         let state = AppState {
             shared,
             writer,
@@ -184,6 +189,52 @@ fn a_data_dir_that_held_a_store_does_not_start_over() {
     assert!(check_not_emptied(dir.path(), false).expect_err("missing").contains("is missing"));
     std::fs::write(dir.path().join("mechfund.db"), b"SQLite format 3\0").expect("write");
     assert_eq!(check_not_emptied(dir.path(), true), Ok(()));
+}
+
+#[tokio::test]
+async fn only_the_newest_idempotency_keys_are_kept() {
+    let server = Server::with_keys(1 << 20, 3);
+    let donate = |key: &'static str| server.post("/api/v1/mechs/main/donations", r#"{"amount":"1"}"#, Some(key));
+    let mut seqs = Vec::new();
+    for key in ["k1", "k2", "k3", "k4"] {
+        let (status, body) = donate(key).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        seqs.push(body["events"][0]["seq"].clone());
+    }
+    // k2..k4 are the newest three: a retry answers the first response (same seq, nothing new).
+    for (key, seq) in [("k2", &seqs[1]), ("k4", &seqs[3])] {
+        let (status, body) = donate(key).await;
+        assert_eq!((status, &body["events"][0]["seq"]), (StatusCode::CREATED, seq), "{key}");
+    }
+    // k1 was forgotten: the same request is a new donation.
+    let (status, body) = donate("k1").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["events"][0]["seq"], 5);
+    assert_eq!(server.state_of("main").await["cumulative_donations_cents"], 500);
+}
+
+#[tokio::test]
+async fn mech_ids_are_plain_names() {
+    let server = Server::new(1 << 20);
+    for mech in ["main", "guild-42", "a.b_c", &"m".repeat(64)] {
+        let (status, body) = server.post(&format!("/api/v1/mechs/{mech}/donations"), r#"{"amount":"1"}"#, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{mech}: {body}");
+    }
+    for mech in ["..", ".", "a%2Fb", "a%00b", "%E2%80%AEevil", "a%20b", &"m".repeat(65), "caf%C3%A9"] {
+        let (status, body) = server.post(&format!("/api/v1/mechs/{mech}/donations"), r#"{"amount":"1"}"#, None).await;
+        assert!(status.is_client_error(), "{mech}: {status} {body}");
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(body["error"]["message"].as_str().unwrap_or("").contains("is not a mech id"), "{mech}: {body}");
+        }
+    }
+    // An import names the line whose mech id is not one.
+    let line = r#"{"seq":900,"ts":"2025-01-01T00:00:00+00:00","type":"DonationAdded","mech_id":"x/../y","payload":{"units":1}}"#;
+    let (status, body) = server.post("/api/v1/mechs/main/import", format!("{line}\n"), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or("").starts_with("line 1: mech \"x/../y\" is not a mech id"),
+        "{body}"
+    );
 }
 
 #[test]

@@ -228,6 +228,8 @@ struct Ctx {
     rules_hash: String,
     next_seq: u64,
     last_ts: Timestamp,
+    /// Idempotency keys kept: the oldest beyond this many are forgotten.
+    idempotency_keys: u64,
 }
 
 /// Starts the writer thread; it stops once every sender is dropped and the queue is drained.
@@ -239,9 +241,10 @@ pub fn spawn(
     shared: Arc<Shared>,
     next_seq: u64,
     last_ts: Timestamp,
+    idempotency_keys: u64,
 ) -> std::io::Result<(mpsc::Sender<WriteRequest>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    let ctx = Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts };
+    let ctx = Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts, idempotency_keys };
     let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(conn, ctx, rx))?;
     Ok((tx, handle))
 }
@@ -285,6 +288,7 @@ fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteReque
         for state in fresh.keys().filter_map(|mech| working.get(mech)) {
             write_snapshot(&tx, state, &ctx.rules_hash)?;
         }
+        forget_old_keys(&tx, ctx.idempotency_keys)?;
         tx.commit()?;
         Ok(answers)
     })();
@@ -498,6 +502,14 @@ fn known_response(
             ))
         }
     }))
+}
+
+/// Keeps the newest `kept` idempotency keys and forgets the older ones (keys are kept in the
+/// order they were stored: rowids only grow), so the table stays bounded.
+fn forget_old_keys(tx: &Transaction<'_>, kept: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM idempotency WHERE rowid <= (SELECT max(rowid) FROM idempotency) - ?1")?
+        .execute([i64::try_from(kept).unwrap_or(i64::MAX)])?;
+    Ok(())
 }
 
 /// Stores the response under the request's `Idempotency-Key`, if it has one.
