@@ -27,7 +27,6 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,6 +34,7 @@ use utoipa_axum::routes;
 use super::auth::require_token;
 use super::card::{self, Theme};
 use super::error::{ApiError, json_body};
+use super::files::Files;
 use super::openapi::{
     ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
     MechPath, NewMechPath, NotFound, RateLimited, ReadOnly, RemainingSchema, RulesSchema, StateSchema, TooLarge,
@@ -131,7 +131,7 @@ pub fn app(state: AppState) -> Router {
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     let router = router.layer(Extension(OpenApiJson(doc)));
     let router = if state.embed.is_dir() {
-        router.nest_service("/embed", ServeDir::new(&state.embed))
+        router.nest_service("/embed", Files::new(&state.embed))
     } else {
         router
             .route("/embed", get(no_embed))
@@ -140,7 +140,7 @@ pub fn app(state: AppState) -> Router {
     };
     let index = state.dist.join("index.html");
     let router = if index.is_file() {
-        router.fallback_service(ServeDir::new(&state.dist))
+        router.fallback_service(Files::new(&state.dist))
     } else {
         router.route("/", get(no_dashboard)).fallback(api_not_found)
     };

@@ -5,6 +5,8 @@
 //! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
 //! - [`openapi`]: the OpenAPI document's fixed parts, error responses and core-shape schemas;
 //! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
+//! - [`files`]: the dashboard and the JS package, with no 5xx for any path;
+//! - [`clientlog`]: the budget of log lines about client errors;
 //! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
 //! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
@@ -16,7 +18,9 @@
 pub mod api;
 pub mod auth;
 pub mod card;
+pub mod clientlog;
 pub mod error;
+pub mod files;
 pub mod follow;
 pub mod import;
 pub mod openapi;
