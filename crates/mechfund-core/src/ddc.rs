@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::display::difficulty_bin;
 use crate::replay::ReplayResult;
-use crate::rules::{Difficulty, MAX_LEVEL, MAX_RULE_VALUE, Rules, decay_from};
+use crate::rules::{Difficulty, MAX_LEVEL, MAX_RULE_VALUE, Rules, decay_from, json_text};
 use crate::state::KnownGoal;
 
 /// The event log, relative to the config dir.
@@ -47,11 +47,12 @@ fn error(file: &str, message: impl Into<String>) -> DdcError {
 }
 
 fn parse(file: &str, text: &str) -> Result<Value, DdcError> {
-    serde_json::from_str(text).map_err(|e| error(file, format!("not valid JSON: {e}")))
+    // `from_slice`, as event lines are read: the wasm package then holds one JSON reader.
+    serde_json::from_slice(text.as_bytes()).map_err(|e| error(file, format!("not valid JSON: {e}")))
 }
 
 fn object<'v>(file: &str, value: &'v Value) -> Result<&'v Map<String, Value>, DdcError> {
-    value.as_object().ok_or_else(|| error(file, format!("expected a JSON object, found {value}")))
+    value.as_object().ok_or_else(|| error(file, format!("expected a JSON object, found {}", json_text(value))))
 }
 
 /// The text of an installation's rules files; `None` for a missing file.
@@ -100,7 +101,10 @@ fn base_costs(text: &str, costs: &mut [i64; 10]) -> Result<(), DdcError> {
         return Ok(());
     };
     let levels = levels.as_object().ok_or_else(|| {
-        error(CONFIG_FILE, format!("level_base_costs: expected an object {{\"1\": 1000, …}}, found {levels}"))
+        error(
+            CONFIG_FILE,
+            format!("level_base_costs: expected an object {{\"1\": 1000, …}}, found {}", json_text(levels)),
+        )
     })?;
     for (key, cost) in levels {
         let level =
@@ -108,7 +112,10 @@ fn base_costs(text: &str, costs: &mut [i64; 10]) -> Result<(), DdcError> {
                 || error(CONFIG_FILE, format!("level_base_costs.{key}: level keys must be \"1\"..\"10\"")),
             )?;
         let cents = cost.as_i64().filter(|c| !cost.is_f64() && (1..=MAX_RULE_VALUE).contains(c)).ok_or_else(|| {
-            error(CONFIG_FILE, format!("level_base_costs.{key}: expected a positive integer of cents, found {cost}"))
+            error(
+                CONFIG_FILE,
+                format!("level_base_costs.{key}: expected a positive integer of cents, found {}", json_text(cost)),
+            )
         })?;
         costs[usize::from(level - 1)] = cents;
     }
@@ -121,16 +128,18 @@ fn difficulty(text: &str) -> Result<Difficulty, DdcError> {
     let obj = object(file, &value)?;
     let dynamic = match obj.get("use_dynamic") {
         None => true,
-        Some(v) => v.as_bool().ok_or_else(|| error(file, format!("use_dynamic: expected true or false, found {v}")))?,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| error(file, format!("use_dynamic: expected true or false, found {}", json_text(v))))?,
     };
     if dynamic {
         return Ok(Difficulty::Dynamic);
     }
     let multiplier = match obj.get("difficulty_multiplier") {
         None => 1.0,
-        Some(v) => {
-            v.as_f64().ok_or_else(|| error(file, format!("difficulty_multiplier: expected a number, found {v}")))?
-        }
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| error(file, format!("difficulty_multiplier: expected a number, found {}", json_text(v))))?,
     };
     let percent = (multiplier * 100.0).round();
     if !(1.0..=1_000_000.0).contains(&percent) {
@@ -194,16 +203,15 @@ impl Snapshot {
     pub fn from_json(file: &str, text: &str) -> Result<Snapshot, DdcError> {
         let value = parse(file, text)?;
         let obj = object(file, &value)?;
-        let int = |key: &str, min: i64| -> Result<Option<i64>, DdcError> {
-            match obj.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .filter(|n| !v.is_f64() && *n >= min)
-                    .map(Some)
-                    .ok_or_else(|| error(file, format!("{key}: expected an integer >= {min}, found {v}"))),
-            }
-        };
+        let int =
+            |key: &str, min: i64| -> Result<Option<i64>, DdcError> {
+                match obj.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) => v.as_i64().filter(|n| !v.is_f64() && *n >= min).map(Some).ok_or_else(|| {
+                        error(file, format!("{key}: expected an integer >= {min}, found {}", json_text(v)))
+                    }),
+                }
+            };
         let required = |key: &str, min: i64| -> Result<i64, DdcError> {
             int(key, min)?.ok_or_else(|| error(file, format!("{key}: missing")))
         };

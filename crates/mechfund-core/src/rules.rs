@@ -99,6 +99,12 @@ pub struct RulesError {
     pub message: String,
 }
 
+/// `value` as compact JSON for a message: what `{value}` prints, without linking `Value`'s
+/// `Display` (a second serializer with a pretty printer) into the wasm package (its size budget).
+pub(crate) fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 pub(crate) fn err(path: &str, message: impl Into<String>) -> RulesError {
     RulesError { path: path.to_owned(), message: message.into() }
 }
@@ -107,7 +113,7 @@ pub(crate) fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesE
     let n = value
         .as_i64()
         .filter(|_| !value.is_f64())
-        .ok_or_else(|| err(path, format!("expected an integer, found {value}")))?;
+        .ok_or_else(|| err(path, format!("expected an integer, found {}", json_text(value))))?;
     if n < min || n > MAX_RULE_VALUE {
         return Err(err(path, format!("{n} is out of range ({min}..={MAX_RULE_VALUE})")));
     }
@@ -115,7 +121,7 @@ pub(crate) fn integer(value: &Value, path: &str, min: i64) -> Result<i64, RulesE
 }
 
 pub(crate) fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, RulesError> {
-    value.as_object().ok_or_else(|| err(path, format!("expected an object, found {value}")))
+    value.as_object().ok_or_else(|| err(path, format!("expected an object, found {}", json_text(value))))
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -143,9 +149,9 @@ impl Rules {
             let path = key.as_str();
             match path {
                 "level_base_costs" => {
-                    let items = v
-                        .as_array()
-                        .ok_or_else(|| err(path, format!("expected an array of 10 integers, found {v}")))?;
+                    let items = v.as_array().ok_or_else(|| {
+                        err(path, format!("expected an array of 10 integers, found {}", json_text(v)))
+                    })?;
                     if items.len() != 10 {
                         return Err(err(
                             path,
