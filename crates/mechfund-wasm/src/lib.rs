@@ -19,6 +19,12 @@ use wasm_bindgen::prelude::*;
 
 pub mod element;
 
+/// The allocator: talc instead of the default dlmalloc, smaller (the package's size budget) and
+/// faster.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
 /** Rules in the JSON form of DESIGN §2.1; every key optional. */
@@ -88,15 +94,42 @@ pub(crate) fn js_error(message: impl std::fmt::Display) -> JsValue {
 /// Through JSON text and `JSON.parse`: the core already carries serde_json's serializer, so this
 /// costs no extra code in the package (the size budget), and the browser's parser is fast.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    let text = serde_json::to_string(value).map_err(js_error)?;
-    js_sys::JSON::parse(&text)
+    parse_js(serde_json::to_string(value))
+}
+
+/// The second half of [`to_js`], once for every type.
+fn parse_js(text: serde_json::Result<String>) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(&text.map_err(js_error)?)
+}
+
+/// `items` separated by ", ", for messages (`[&str]::join` costs the package ~1 KB).
+pub(crate) fn comma_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut list = String::new();
+    for item in items {
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        list.push_str(item);
+    }
+    list
+}
+
+/// `value` as compact JSON for a message (`Value`'s `Display` would link a second serializer).
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Parses JSON text. Through `from_slice`, the reader the core parses event lines with: one
+/// copy of serde_json's parser in the package instead of two (the size budget).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_slice(text.as_bytes())
 }
 
 /// A JS value as JSON, via `JSON.stringify`, so integers stay integers and floats stay floats.
 fn to_json(value: &JsValue, what: &str) -> Result<Value, JsValue> {
     let text = js_sys::JSON::stringify(value).map_err(|_| js_error(format!("{what}: cannot be read as JSON")))?;
     let text = text.as_string().ok_or_else(|| js_error(format!("{what}: cannot be read as JSON")))?;
-    serde_json::from_str(&text).map_err(|e| js_error(format!("{what}: {e}")))
+    parse_json(&text).map_err(|e| js_error(format!("{what}: {e}")))
 }
 
 /// How JS would print `value` (kept out of Rust's float formatting, which costs package size).
@@ -117,13 +150,13 @@ fn options_object(value: &JsValue, what: &str, known: &[&str]) -> Result<serde_j
         return Ok(serde_json::Map::new());
     }
     if !value.is_object() || js_sys::Array::is_array(value) {
-        return Err(js_error(format!("{what}: expected an object like {{{}}}", known.join(", "))));
+        return Err(js_error(format!("{what}: expected an object like {{{}}}", comma_list(known.iter().copied()))));
     }
     let Value::Object(map) = to_json(value, what)? else {
         return Err(js_error(format!("{what}: expected an object")));
     };
     if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(js_error(format!("{what}.{key}: unknown option (known: {})", known.join(", "))));
+        return Err(js_error(format!("{what}.{key}: unknown option (known: {})", comma_list(known.iter().copied()))));
     }
     Ok(map)
 }
@@ -149,9 +182,10 @@ pub(crate) fn now_from(value: Option<&Value>, what: &str) -> Result<Option<Now>,
             Some(ms) => Ok(Some(Now::from_millis(ms))),
             None => Err(js_error(format!("{what}: {n} is not a whole number of epoch milliseconds"))),
         },
-        Some(other) => {
-            Err(js_error(format!("{what}: expected an RFC 3339 string or epoch milliseconds, found {other}")))
-        }
+        Some(other) => Err(js_error(format!(
+            "{what}: expected an RFC 3339 string or epoch milliseconds, found {}",
+            json_text(other)
+        ))),
     }
 }
 
@@ -159,7 +193,7 @@ fn bool_option(map: &serde_json::Map<String, Value>, key: &str) -> Result<bool, 
     match map.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(js_error(format!("options.{key}: expected true or false, found {other}"))),
+        Some(other) => Err(js_error(format!("options.{key}: expected true or false, found {}", json_text(other)))),
     }
 }
 
@@ -167,7 +201,7 @@ fn bool_option(map: &serde_json::Map<String, Value>, key: &str) -> Result<bool, 
 fn snapshot_from(value: Option<&Value>) -> Result<Option<Snapshot>, JsValue> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => Snapshot::from_json("options.ddc_snapshot", &value.to_string())
+        Some(value) => Snapshot::from_json("options.ddc_snapshot", &json_text(value))
             .map(Some)
             .map_err(|e| js_error(format!("{}.{}", e.file, e.message))),
     }
@@ -198,7 +232,9 @@ pub fn replay_log(
     let mech = match map.get("mech") {
         None | Some(Value::Null) => "main".to_owned(),
         Some(Value::String(mech)) if !mech.is_empty() => mech.clone(),
-        Some(other) => return Err(js_error(format!("options.mech: expected a mech id string, found {other}"))),
+        Some(other) => {
+            return Err(js_error(format!("options.mech: expected a mech id string, found {}", json_text(other))));
+        }
     };
     let rules = rules_from(map.get("rules"))?;
     let replay_options = ReplayOptions {
@@ -260,7 +296,7 @@ fn state_number(map: &serde_json::Map<String, Value>, field: &str, required: boo
             Some(v) if v >= 0 => Ok(v),
             _ => Err(js_error(format!("state.{field}: {n} is not a whole number of 0 or more"))),
         },
-        Some(other) => Err(js_error(format!("state.{field}: expected a number, found {other}"))),
+        Some(other) => Err(js_error(format!("state.{field}: expected a number, found {}", json_text(other)))),
     }
 }
 
@@ -283,12 +319,14 @@ pub(crate) fn state_from(value: &Value, rules: &Rules) -> Result<State, JsValue>
     let mech_id = match map.get("mech_id") {
         None | Some(Value::Null) => "main".to_owned(),
         Some(Value::String(id)) => id.clone(),
-        Some(other) => return Err(js_error(format!("state.mech_id: expected a string, found {other}"))),
+        Some(other) => return Err(js_error(format!("state.mech_id: expected a string, found {}", json_text(other)))),
     };
     let last_event_ts = match map.get("last_event_ts") {
         None | Some(Value::Null) => None,
         Some(Value::String(ts)) => Some(ts.clone()),
-        Some(other) => return Err(js_error(format!("state.last_event_ts: expected a string, found {other}"))),
+        Some(other) => {
+            return Err(js_error(format!("state.last_event_ts: expected a string, found {}", json_text(other))));
+        }
     };
     let clock = match &last_event_ts {
         Some(ts) => Some(Timestamp::parse(ts).map_err(|e| js_error(format!("state.last_event_ts: {e}")))?),
@@ -331,7 +369,7 @@ pub fn preview_donation_js(
         Some(Value::Number(n)) => {
             Some(n.as_i64().ok_or_else(|| js_error(format!("options.members: {n} is not a whole number")))?)
         }
-        Some(other) => return Err(js_error(format!("options.members: expected a number, found {other}"))),
+        Some(other) => return Err(js_error(format!("options.members: expected a number, found {}", json_text(other)))),
     };
     #[allow(clippy::cast_possible_truncation, reason = "Date.now() is a whole number of milliseconds")]
     let now = now_from(map.get("now"), "options.now")?
