@@ -53,7 +53,6 @@ enum Command {
 #[derive(Debug, Args)]
 struct LogArgs {
     /// The events.jsonl to read; `-` for stdin; `.gz` files are decompressed.
-    #[arg(required_unless_present = "ddc")]
     file: Option<PathBuf>,
     /// Rules JSON (DESIGN §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
@@ -96,6 +95,10 @@ struct WhatifArgs {
 struct VerifyArgs {
     #[command(flatten)]
     log: LogArgs,
+    /// Verify a server's store instead of a log: the hash chain over its event rows, the
+    /// recorded last row and every snapshot (exit 1 at the first damage).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "ddc", "rules"])]
+    data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +252,9 @@ fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
 }
 
 fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
+    if let Some(data) = &args.data {
+        return crate::admin::verify_store(data);
+    }
     let result = args.log.replay(ReplayOptions::default())?;
     print_json(&result.diagnostics)?;
     let failing = result

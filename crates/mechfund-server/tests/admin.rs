@@ -428,3 +428,99 @@ async fn an_emptied_database_is_refused_not_started_over() {
     let server = Server::start(&data);
     assert_eq!(state(&server, "main").await["state"]["cumulative_donations_cents"], 500);
 }
+
+/// A store with five donations of $1 (seqs 1..=5, level 1, $5 of $10), the server stopped:
+/// (temp dir, data dir).
+async fn store_with_donations() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    for _ in 0..5 {
+        donate(&server, 100).await;
+    }
+    server.stop();
+    (dir, data)
+}
+
+fn sql(data: &Path, statement: &str) {
+    let conn = rusqlite::Connection::open(data.join("mechfund.db")).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+fn verify_store(data: &Path) -> (Option<i32>, Value) {
+    let output = mechfund(&["verify"], data);
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("no report: {}", stderr(&output)));
+    (output.status.code(), report)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edited_removed_or_added_rows_are_found_and_the_store_takes_no_writes() {
+    let cases = [
+        ("edited", "UPDATE events SET line = replace(line, '\"units\":100', '\"units\":30000') WHERE seq = 3", 3),
+        ("removed", "DELETE FROM events WHERE seq = 2", 3),
+        ("removed at the end", "DELETE FROM events WHERE seq = 5", 4),
+        (
+            "added",
+            "INSERT INTO events (seq, mech, line) SELECT 6, mech, replace(line, '\"seq\":5', '\"seq\":6') FROM events WHERE seq = 5",
+            6,
+        ),
+    ];
+    for (what, statement, first_bad) in cases {
+        let (_dir, data) = store_with_donations().await;
+        assert_eq!(verify_store(&data).0, Some(0), "{what}: the untouched store verifies");
+        sql(&data, statement);
+        let (code, report) = verify_store(&data);
+        assert_eq!(code, Some(1), "{what}: {report}");
+        assert_eq!(report["chain"]["ok"], false, "{what}: {report}");
+        assert_eq!(report["chain"]["first_bad_seq"], first_bad, "{what}: {report}");
+        // The server starts (reads go on) but refuses every write, saying what to run.
+        let server = Server::start(&data);
+        assert!(server.stderr_text().contains(&format!("damaged at seq {first_bad}")), "{what}: {}", server.stderr_text());
+        let (status, body) = post(&client(), &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await;
+        assert_eq!(status, 503, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "store_damaged");
+        assert!(body["error"]["message"].as_str().unwrap().contains("mechfund verify --data"), "{body}");
+        assert_eq!(get_json(&client(), &server.url("/mechs/main/state")).await["state"]["level"], 1);
+        server.stop();
+        // Nothing was appended to the damaged log.
+        assert_eq!(verify_store(&data).1["chain"], report["chain"], "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_snapshot_is_not_served_the_log_is() {
+    let (_dir, data) = store_with_donations().await;
+    // Goal 1 would level the mech up at the next donation.
+    sql(&data, "UPDATE snapshots SET state = replace(state, '\"goal_requirement\":1000', '\"goal_requirement\":1')");
+    let (code, report) = verify_store(&data);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["chain"]["ok"], true);
+    assert_eq!(report["snapshots"][0]["ok"], false, "{report}");
+    let server = Server::start(&data);
+    assert!(server.stderr_text().contains("does not match its digest"), "{}", server.stderr_text());
+    let state = state(&server, "main").await;
+    assert_eq!(state["state"]["goal_requirement"], 1000, "{state}");
+    donate(&server, 100).await;
+    let state = get_json(&client(), &server.url("/mechs/main/state")).await;
+    assert_eq!((state["state"]["level"].clone(), state["state"]["evo_acc"].clone()), (json!(1), json!(600)));
+    server.stop();
+    let exported = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(exported.path(), export(&data)).unwrap();
+    assert_eq!(replay(exported.path())["state"], state["state"]);
+    assert_eq!(verify_store(&data).0, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_from_before_the_chain_is_chained_at_start() {
+    let (_dir, data) = store_with_donations().await;
+    sql(&data, "UPDATE events SET hash = NULL; UPDATE snapshots SET digest = NULL; DELETE FROM meta WHERE key = 'head_seq';");
+    let (code, report) = verify_store(&data);
+    assert_eq!(code, Some(1), "snapshots without a digest: {report}");
+    assert!(report["chain"]["unchained"].is_string(), "{report}");
+    let server = Server::start(&data);
+    donate(&server, 100).await;
+    server.stop();
+    let (code, report) = verify_store(&data);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["chain"]["last_seq"], 6);
+}

@@ -14,7 +14,7 @@ use mechfund_core::{Line, Rules, State, parse_line};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
-use super::store::{MAX_SEQ, check_mech_id, mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{Chain, MAX_SEQ, check_mech_id, mech_lines, rechain_from, replay_state, rules_hash, write_snapshot};
 
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,10 @@ pub fn line_mech(bytes: &[u8]) -> Result<(&str, String), String> {
 /// time, then [`Importer::finish`] writes the snapshots.
 pub struct Importer<'t> {
     tx: &'t Transaction<'t>,
+    /// The chain's end while lines arrive above it.
+    chain: Chain,
+    /// The lowest seq stored below the chain's end: the chain is hashed again from there.
+    rechain: Option<u64>,
     only: Option<String>,
     mechs: BTreeMap<String, (u64, u64, u64)>,
     last_seq: u64,
@@ -83,8 +87,20 @@ pub struct Importer<'t> {
 
 impl<'t> Importer<'t> {
     /// An importer writing into `tx`; with `only`, every line must belong to that mech.
-    pub fn new(tx: &'t Transaction<'t>, only: Option<&str>) -> Importer<'t> {
-        Importer { tx, only: only.map(str::to_owned), mechs: BTreeMap::new(), last_seq: 0, latest_ts: None, number: 0 }
+    ///
+    /// # Errors
+    /// A database failure reading the chain's end.
+    pub fn new(tx: &'t Transaction<'t>, only: Option<&str>) -> rusqlite::Result<Importer<'t>> {
+        Ok(Importer {
+            tx,
+            chain: Chain::head(tx)?,
+            rechain: None,
+            only: only.map(str::to_owned),
+            mechs: BTreeMap::new(),
+            last_seq: 0,
+            latest_ts: None,
+            number: 0,
+        })
     }
 
     /// Checks and stores every line of `block` (whole lines; the last may lack its `\n`).
@@ -152,9 +168,14 @@ impl<'t> Importer<'t> {
                 "line {number}: seq {seq} is already in the store (an event of mech {owner:?}); nothing was imported"
             )));
         }
-        self.tx
-            .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?
-            .execute(params![sql_seq, mech, text])?;
+        if seq > self.chain.seq {
+            self.chain.append(self.tx, seq, &mech, text)?;
+        } else {
+            self.tx
+                .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?
+                .execute(params![sql_seq, mech, text])?;
+            self.rechain = Some(self.rechain.map_or(seq, |from| from.min(seq)));
+        }
         if let Some((events, _, last)) = self.mechs.get_mut(&mech) {
             *events += 1;
             *last = seq;
@@ -173,6 +194,12 @@ impl<'t> Importer<'t> {
     /// # Errors
     /// A database failure.
     pub fn finish(self, rules: &Rules) -> Result<BTreeMap<String, Imported>, ImportError> {
+        match self.rechain {
+            Some(from) => {
+                rechain_from(self.tx, from)?;
+            }
+            None => self.chain.commit_head(self.tx)?,
+        }
         let hash = rules_hash(rules);
         let mut imported = BTreeMap::new();
         for (mech, (events, first_seq, last_seq)) in self.mechs {

@@ -356,14 +356,23 @@ pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result
     for (mech, why) in &recovered.rebuilt {
         tracing::warn!(mech = %mech, reason = %why, "snapshot rebuilt by replay");
     }
+    if let Some(damage) = &recovered.damage {
+        tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify --data` shows more");
+    }
     let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
     let (shared, commits) = Shared::new(rules, states);
     let shared = Arc::new(shared);
     tokio::spawn(stream::fan_out(commits, shared.streams()));
-    let (writer, writer_thread) =
-        writer::spawn(conn, shared.clone(), recovered.next_seq, recovered.last_ts, idempotency_keys)
-            .map_err(|e| format!("cannot start the writer: {e}"))?;
+    let (writer, writer_thread) = writer::spawn(
+        conn,
+        shared.clone(),
+        recovered.next_seq,
+        recovered.last_ts,
+        idempotency_keys,
+        recovered.damage.map(|d| d.to_string()),
+    )
+    .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Opened { shared, writer, writer_thread })
 }
 

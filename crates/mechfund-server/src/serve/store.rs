@@ -25,14 +25,16 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq  INTEGER PRIMARY KEY,
     mech TEXT NOT NULL,
-    line TEXT NOT NULL
+    line TEXT NOT NULL,
+    hash TEXT
 );
 CREATE INDEX IF NOT EXISTS events_mech_seq ON events (mech, seq);
 CREATE TABLE IF NOT EXISTS snapshots (
     mech       TEXT PRIMARY KEY,
     last_seq   INTEGER NOT NULL,
     rules_hash TEXT NOT NULL,
-    state      TEXT NOT NULL
+    state      TEXT NOT NULL,
+    digest     TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -45,6 +47,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body         TEXT NOT NULL
 );
 ";
+
+/// Columns added after a table was first shipped: `ALTER TABLE` brings older stores up to date.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("events", "hash"), ("snapshots", "digest")];
 
 /// The highest seq the store holds or hands out: 2^53 - 1, the largest integer a JavaScript
 /// number (the dashboard, the JS API, `EventSource` ids read as numbers) holds exactly.
@@ -89,6 +94,16 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
+    for (table, column) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}')"),
+            [],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
+    }
     Ok(conn)
 }
 
@@ -132,6 +147,234 @@ pub fn replay_state(lines: &[u8], mech: &str, rules: &Rules) -> State {
     }
 }
 
+/// The hash of an event row: sha256 over the previous row's hash and this row's seq, mech and
+/// line (hex). The rows form a chain in seq order, so an edited, inserted or removed row breaks
+/// every hash after it.
+#[must_use]
+pub fn row_hash(prev: &str, seq: u64, mech: &str, line: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(format!("\n{seq}\n{mech}\n").as_bytes());
+    h.update(line.as_bytes());
+    hex(&h.finalize())
+}
+
+/// The end of the chain of event rows: the last row's seq and hash (0 and "" for none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// The highest seq stored.
+    pub seq: u64,
+    /// Its row's hash.
+    pub hash: String,
+}
+
+const HEAD_SEQ: &str = "head_seq";
+
+impl Chain {
+    /// The chain's end as stored.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn head(conn: &Connection) -> rusqlite::Result<Chain> {
+        let last: Option<(i64, Option<String>)> = conn
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        Ok(last.map_or_else(Chain::default, |(seq, hash)| Chain {
+            seq: u64::try_from(seq).unwrap_or(0),
+            hash: hash.unwrap_or_default(),
+        }))
+    }
+
+    /// Stores an event above the chain's end, with its hash, and moves the end to it.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn append(&mut self, conn: &Connection, seq: u64, mech: &str, line: &str) -> rusqlite::Result<()> {
+        let hash = row_hash(&self.hash, seq, mech, line);
+        conn.prepare_cached("INSERT INTO events (seq, mech, line, hash) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            mech,
+            line,
+            hash
+        ])?;
+        *self = Chain { seq, hash };
+        Ok(())
+    }
+
+    /// Records the end in `meta` (a row removed from the end is then noticed too).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn commit_head(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![HEAD_SEQ, i64::try_from(self.seq).unwrap_or(i64::MAX)])?;
+        Ok(())
+    }
+}
+
+/// Hashes every row from `from` on again, in seq order (after an import stored rows below the
+/// end, or to chain a store from before the chain), records the end and returns it.
+///
+/// # Errors
+/// On a database error.
+pub fn rechain_from(conn: &Connection, from: u64) -> rusqlite::Result<Chain> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let prev: Option<(i64, Option<String>)> = conn
+        .query_row("SELECT seq, hash FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [from], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let mut chain = prev.map_or_else(Chain::default, |(seq, hash)| Chain {
+        seq: u64::try_from(seq).unwrap_or(0),
+        hash: hash.unwrap_or_default(),
+    });
+    let rows: Vec<(i64, String, String)> = conn
+        .prepare("SELECT seq, mech, line FROM events WHERE seq >= ?1 ORDER BY seq")?
+        .query_map([from], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare_cached("UPDATE events SET hash = ?1 WHERE seq = ?2")?;
+    for (seq, mech, line) in rows {
+        let seq_u = u64::try_from(seq).unwrap_or(0);
+        chain.hash = row_hash(&chain.hash, seq_u, &mech, &line);
+        chain.seq = seq_u;
+        update.execute(params![chain.hash, seq])?;
+    }
+    chain.commit_head(conn)?;
+    Ok(chain)
+}
+
+/// Where the stored event rows stop adding up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// The first row that is wrong (or the end, when rows are missing there).
+    pub seq: u64,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the event rows are damaged at seq {}: {}", self.seq, self.why)
+    }
+}
+
+/// Checks every row's hash in seq order and the recorded end. A store from before the chain
+/// (no row hashed, no end recorded) is chained now when `upgrade`, else reported as `None`.
+/// Returns the end, or the first damage.
+///
+/// # Errors
+/// On a database error.
+pub fn verify_chain(conn: &Connection, upgrade: bool) -> rusqlite::Result<Result<Option<Chain>, Damage>> {
+    let head: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_SEQ], |row| row.get(0)).optional()?;
+    let mut chain = Chain::default();
+    let mut unhashed = 0u64;
+    let mut damage = None;
+    {
+        let mut stmt = conn.prepare("SELECT seq, mech, line, hash FROM events ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            let (mech, line) = (row.get_ref(1)?.as_str()?, row.get_ref(2)?.as_str()?);
+            let stored: Option<&str> = row.get_ref(3)?.as_str_or_null()?;
+            let want = row_hash(&chain.hash, seq, mech, line);
+            match stored {
+                None if head.is_none() => unhashed += 1,
+                None => {
+                    damage = Some(Damage { seq, why: "the row has no hash: it was written outside mechfund".into() });
+                    break;
+                }
+                Some(hash) if hash != want => {
+                    damage = Some(Damage {
+                        seq,
+                        why: "its hash does not match its content and the rows before it: it or a row before \
+                              it was edited, or a row before it was removed"
+                            .into(),
+                    });
+                    break;
+                }
+                Some(_) => {}
+            }
+            chain = Chain { seq, hash: want };
+        }
+    }
+    if let Some(damage) = damage {
+        return Ok(Err(damage));
+    }
+    match head.map(|h| u64::try_from(h).unwrap_or(0)) {
+        None if unhashed > 0 || chain.seq == 0 => {
+            // A store from before the chain (or an empty one): chained from here on.
+            if upgrade { Ok(Ok(Some(rechain_from(conn, 0)?))) } else { Ok(Ok(None)) }
+        }
+        None => Ok(Err(Damage { seq: chain.seq, why: "the record of the last row is missing from meta".into() })),
+        Some(head) if head > chain.seq => {
+            Ok(Err(Damage { seq: chain.seq, why: format!("the rows after it, up to seq {head}, are missing") }))
+        }
+        Some(head) if head < chain.seq => Ok(Err(Damage {
+            seq: head,
+            why: format!("rows above it, up to seq {}, were added outside mechfund", chain.seq),
+        })),
+        Some(_) => Ok(Ok(Some(chain))),
+    }
+}
+
+/// Whether the stored snapshot of `mech` is the state after its last event `last_seq`: at that
+/// seq, matching its digest, and decodable. The rules it was computed under are not checked.
+///
+/// # Errors
+/// On a database error; the inner `Err` says what is wrong with the snapshot.
+pub fn check_snapshot(
+    conn: &Connection,
+    mech: &str,
+    last_seq: u64,
+) -> rusqlite::Result<Result<(State, String), String>> {
+    let row: Option<(i64, String, String, Option<String>)> = conn
+        .query_row("SELECT last_seq, rules_hash, state, digest FROM snapshots WHERE mech = ?1", [mech], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()
+        .unwrap_or(None);
+    let Some((seq, rules_hash, text, digest)) = row else { return Ok(Err("no snapshot".to_owned())) };
+    if u64::try_from(seq).ok() != Some(last_seq) {
+        return Ok(Err(format!("snapshot at seq {seq}, log at {last_seq}")));
+    }
+    if digest != Some(snapshot_digest(&hash_at(conn, last_seq)?, &text)) {
+        return Ok(Err(
+            "the snapshot does not match its digest: it was edited, or not computed from this log".to_owned()
+        ));
+    }
+    Ok(Snapshot::decode(&text).and_then(|state| {
+        if state.mech_id != mech || state.last_event_seq != last_seq {
+            Err("the snapshot describes another mech or seq".to_owned())
+        } else {
+            Ok((state, rules_hash))
+        }
+    }))
+}
+
+/// The digest a snapshot row carries: sha256 over the hash of the event row it was computed up
+/// to and the state's text, so an edited snapshot (or one of another log) is noticed.
+#[must_use]
+pub fn snapshot_digest(row_hash: &str, state_text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"mechfund-snapshot\n");
+    h.update(row_hash.as_bytes());
+    h.update(b"\n");
+    h.update(state_text.as_bytes());
+    hex(&h.finalize())
+}
+
+fn hash_at(conn: &Connection, seq: u64) -> rusqlite::Result<String> {
+    let hash: Option<Option<String>> = conn
+        .query_row("SELECT hash FROM events WHERE seq = ?1", [i64::try_from(seq).unwrap_or(i64::MAX)], |row| row.get(0))
+        .optional()?;
+    Ok(hash.flatten().unwrap_or_default())
+}
+
 /// What start-up recovery found.
 #[derive(Debug)]
 pub struct Recovered {
@@ -143,6 +386,8 @@ pub struct Recovered {
     pub last_ts: Timestamp,
     /// Mechs whose snapshot was rebuilt by replay, with why.
     pub rebuilt: Vec<(String, String)>,
+    /// Where the event rows stop adding up, if they do: the store then takes no writes.
+    pub damage: Option<Damage>,
 }
 
 /// Loads each mech's snapshot, checks it against the log and the rules, rebuilds what disagrees
@@ -153,6 +398,7 @@ pub struct Recovered {
 pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recovered> {
     let hash = rules_hash(rules);
     let tx = conn.transaction()?;
+    let damage = verify_chain(&tx, true)?.err();
     let mut mechs: Vec<(String, u64)> = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech")?;
@@ -165,34 +411,15 @@ pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recover
     let mut states = HashMap::new();
     let mut rebuilt = Vec::new();
     for (mech, last_seq) in &mechs {
-        let row: Option<(i64, String, String)> = tx
-            .query_row("SELECT last_seq, rules_hash, state FROM snapshots WHERE mech = ?1", [mech], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .optional()
-            .unwrap_or(None);
-        let verdict = match row {
-            None => Err("no snapshot".to_owned()),
-            Some((seq, _, _)) if u64::try_from(seq).ok() != Some(*last_seq) => {
-                Err(format!("snapshot at seq {seq}, log at {last_seq}"))
-            }
-            Some((_, row_hash, _)) if row_hash != hash => Err("the rules changed".to_owned()),
-            Some((_, _, text)) => Snapshot::decode(&text).and_then(|state| {
-                if state.mech_id != *mech || state.last_event_seq != *last_seq {
-                    Err("the snapshot describes another mech or seq".to_owned())
-                } else {
-                    Ok(state)
-                }
-            }),
+        let verdict = match check_snapshot(&tx, mech, *last_seq)? {
+            Ok((_, row_hash)) if row_hash != hash => Err("the rules changed".to_owned()),
+            other => other.map(|(state, _)| state),
         };
         let state = match verdict {
             Ok(state) => state,
             Err(why) => {
                 let state = replay_state(&mech_lines(&tx, mech)?, mech, rules);
-                tx.execute(
-                    "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state) VALUES (?1, ?2, ?3, ?4)",
-                    params![mech, i64::try_from(*last_seq).unwrap_or(i64::MAX), hash, Snapshot::encode(&state)],
-                )?;
+                write_snapshot(&tx, &state, &hash)?;
                 rebuilt.push((mech.clone(), why));
                 state
             }
@@ -210,7 +437,7 @@ pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recover
         last_ts = last_ts.max(ts);
     }
     states.entry("main".to_owned()).or_insert_with(|| State::initial("main", rules, [None; 10]));
-    Ok(Recovered { states, next_seq, last_ts, rebuilt })
+    Ok(Recovered { states, next_seq, last_ts, rebuilt, damage })
 }
 
 /// The `meta` key of the lowest seq the next event may get.
@@ -395,9 +622,17 @@ pub fn check_not_emptied(dir: &Path, lock_existed: bool) -> Result<(), String> {
 /// # Errors
 /// On a database error.
 pub fn write_snapshot(conn: &Connection, state: &State, hash: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state) VALUES (?1, ?2, ?3, ?4)",
-        params![state.mech_id, i64::try_from(state.last_event_seq).unwrap_or(i64::MAX), hash, Snapshot::encode(state)],
-    )?;
+    let text = Snapshot::encode(state);
+    let digest = snapshot_digest(&hash_at(conn, state.last_event_seq)?, &text);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        state.mech_id,
+        i64::try_from(state.last_event_seq).unwrap_or(i64::MAX),
+        hash,
+        text,
+        digest
+    ])?;
     Ok(())
 }

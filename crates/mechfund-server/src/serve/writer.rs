@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
-use super::store::{MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{Chain, MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
 use super::stream::Feed;
 
 /// Requests committed together at most.
@@ -230,21 +230,30 @@ struct Ctx {
     last_ts: Timestamp,
     /// Idempotency keys kept: the oldest beyond this many are forgotten.
     idempotency_keys: u64,
+    /// The end of the hash chain over the event rows.
+    chain: Chain,
+    /// Why the store takes no writes: its event rows are damaged (found at start-up).
+    damage: Option<String>,
 }
 
 /// Starts the writer thread; it stops once every sender is dropped and the queue is drained.
 ///
 /// # Errors
 /// If the thread cannot be spawned.
+/// With `damage` (the store's event rows do not add up), every write is refused with 503
+/// `store_damaged` and what to run: nothing is appended to a log that is known to be wrong.
 pub fn spawn(
     conn: Connection,
     shared: Arc<Shared>,
     next_seq: u64,
     last_ts: Timestamp,
     idempotency_keys: u64,
+    damage: Option<String>,
 ) -> std::io::Result<(mpsc::Sender<WriteRequest>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    let ctx = Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts, idempotency_keys };
+    let chain = Chain::head(&conn).map_err(std::io::Error::other)?;
+    let ctx =
+        Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts, idempotency_keys, chain, damage };
     let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(conn, ctx, rx))?;
     Ok((tx, handle))
 }
@@ -275,7 +284,7 @@ fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>)
 }
 
 fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteRequest>) {
-    let (seq_before, ts_before) = (ctx.next_seq, ctx.last_ts);
+    let (seq_before, ts_before, chain_before) = (ctx.next_seq, ctx.last_ts, ctx.chain.clone());
     let mut working: HashMap<String, State> = HashMap::new();
     // The mechs this group changed, with their new lines in seq order.
     let mut fresh: HashMap<String, Vec<(u64, String)>> = HashMap::new();
@@ -287,6 +296,9 @@ fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteReque
         }
         for state in fresh.keys().filter_map(|mech| working.get(mech)) {
             write_snapshot(&tx, state, &ctx.rules_hash)?;
+        }
+        if ctx.chain.seq != chain_before.seq {
+            ctx.chain.commit_head(&tx)?;
         }
         forget_old_keys(&tx, ctx.idempotency_keys)?;
         tx.commit()?;
@@ -313,7 +325,7 @@ fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteReque
         }
         Err(e) => {
             tracing::error!(error = %e, requests = group.len(), "write group failed; rolled back");
-            (ctx.next_seq, ctx.last_ts) = (seq_before, ts_before);
+            (ctx.next_seq, ctx.last_ts, ctx.chain) = (seq_before, ts_before, chain_before);
             group.iter().map(|_| Err(ApiError::internal())).collect()
         }
     };
@@ -338,6 +350,9 @@ impl Ctx {
         fresh: &mut HashMap<String, Vec<(u64, String)>>,
         request: &WriteRequest,
     ) -> rusqlite::Result<Result<Stored, ApiError>> {
+        if let Some(damage) = &self.damage {
+            return Ok(Err(damaged(damage)));
+        }
         if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
             return Ok(known);
         }
@@ -384,11 +399,10 @@ impl Ctx {
             Err(e) => return Ok(Err(e.into())),
         };
         if !events.is_empty() {
-            let mut insert = tx.prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?;
             let lines = fresh.entry(mech.to_owned()).or_default();
             for event in &events {
                 let line = event.to_json_line();
-                insert.execute(params![i64::try_from(event.seq).unwrap_or(i64::MAX), event.mech_id, line])?;
+                self.chain.append(tx, event.seq, &event.mech_id, &line)?;
                 lines.push((event.seq, line));
             }
         }
@@ -416,10 +430,18 @@ impl Ctx {
     /// snapshot written, then the state published and the seq and clock moved past the import.
     fn import(&mut self, conn: &mut Connection, request: WriteRequest) {
         let Op::Import { lines } = &request.op else { return };
+        if let Some(damage) = &self.damage {
+            let _ = request.reply.send(Err(damaged(damage)));
+            return;
+        }
         let mech = request.mech.as_str();
         let answer = match import_committed(conn, &request, lines, &self.shared.rules()) {
             Ok(ImportOutcome::Imported { stored, imported, latest_ts }) => {
                 self.next_seq = self.next_seq.max(imported.last_seq + 1);
+                match Chain::head(conn) {
+                    Ok(chain) => self.chain = chain,
+                    Err(e) => tracing::error!(error = %e, "cannot read the chain's end after an import"),
+                }
                 self.last_ts = self.last_ts.max(latest_ts.unwrap_or(self.last_ts));
                 tracing::info!(mech, events = imported.events, last_seq = imported.last_seq, "imported");
                 let state = Arc::new(imported.state);
@@ -441,6 +463,18 @@ impl Ctx {
     }
 }
 
+/// The answer to every write while the store's event rows are damaged.
+fn damaged(damage: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_damaged",
+        format!(
+            "the store takes no writes: {damage}. Run `mechfund verify --data DIR` to see the first bad row, \
+             then restore a backup with `mechfund restore BACKUP --data DIR`"
+        ),
+    )
+}
+
 /// How an import request ended, when the store did not refuse it.
 enum ImportOutcome {
     /// Committed.
@@ -460,7 +494,7 @@ fn import_committed(
     if let Some(known) = known_response(&tx, request.idempotency.as_ref())? {
         return Ok(ImportOutcome::Answered(known));
     }
-    let mut importer = Importer::new(&tx, Some(&request.mech));
+    let mut importer = Importer::new(&tx, Some(&request.mech))?;
     importer.block(lines)?;
     let latest_ts = importer.latest_ts();
     let Some(imported) = importer.finish(rules)?.remove(&request.mech) else {
