@@ -7,6 +7,7 @@
 //! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
 //! - [`files`]: the dashboard and the JS package, with no 5xx for any path;
 //! - [`clientlog`]: the budget of log lines about client errors;
+//! - [`conn`]: the connections: the cap, the head, body and send timeouts;
 //! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
 //! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
@@ -19,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod card;
 pub mod clientlog;
+pub mod conn;
 pub mod error;
 pub mod files;
 pub mod follow;
@@ -81,6 +83,9 @@ pub struct ServeArgs {
     /// Largest body of `POST …/import`, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_import_mib: u32,
+    /// Timeouts and the cap on connections.
+    #[command(flatten)]
+    connections: conn::ConnArgs,
 }
 
 /// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
@@ -311,27 +316,21 @@ fn app_state(
 /// Listens on `--addr` and serves until SIGINT or SIGTERM, then ends the event streams and
 /// finishes the requests in flight.
 async fn listen(args: &ServeArgs, state: AppState) -> Result<(), String> {
-    let listener =
-        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    // Raises the limit of open files before the first connection counts against it.
+    let limits = args.connections.limits();
+    let listener = conn::bind(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let bound = listener.local_addr().map_err(|e| format!("no local address: {e}"))?;
+    let signal = shutdown_signal();
     println!("listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
-    // Answers and event-stream batches are small writes that must leave at once: without
-    // TCP_NODELAY, Nagle's algorithm holds one back until the previous is acknowledged.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
     let shared = state.shared.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Event streams never end on their own; the graceful shutdown waits for them.
-            shared.end_streams();
-        })
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    conn::serve(listener, app(state), limits, async move {
+        signal.await;
+        // Event streams never end on their own; the graceful shutdown waits for them.
+        shared.end_streams();
+    })
+    .await;
+    Ok(())
 }
 
 /// An open store: the published states and the running writer.
@@ -376,28 +375,38 @@ pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result
     Ok(Opened { shared, writer, writer_thread })
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: once `listening` is printed, a SIGTERM is a graceful stop, never the default
+/// kill (building the app and starting to accept take milliseconds after that line).
+fn shutdown_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            () = received(signals.0) => {}
+            () = received(signals.1) => {}
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+        tracing::info!("shutting down: finishing the requests in flight");
     }
-    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// The first delivery of a signal (never, when its handler could not be installed).
+#[cfg(unix)]
+async fn received(signal: std::io::Result<tokio::signal::unix::Signal>) {
+    match signal {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
 }
 
 #[cfg(test)]
