@@ -80,7 +80,7 @@ pub fn gzip_len(path: &Path) -> Result<u64> {
 #[derive(Clone, Copy, Debug)]
 pub enum Build {
     /// The embeddable package: smallest. Profile `wasm-release` (opt-level z, LTO), the standard
-    /// library rebuilt for size with panics as immediate aborts, `wasm-opt -Oz`.
+    /// library rebuilt for size with panics as immediate aborts, `wasm-opt -Oz --converge`.
     Size,
     /// The same code at full speed, for the wasm-vs-native benchmark: profile `wasm-speed`
     /// (opt-level 3, LTO), the prebuilt standard library, `wasm-opt -O3`.
@@ -93,10 +93,12 @@ pub enum Build {
 /// `-Zbuild-std` rebuilds `std` with `optimize_for_size` and `-Cpanic=immediate-abort` drops
 /// panic messages and locations (a panic is a bare `unreachable` trap; the API never panics on
 /// any input, which the browser tests check): 118 KB -> under 100 KB gzipped, the budget.
+/// `-Zlocation-detail=none` drops the source paths `#[track_caller]` code still records.
 /// These are unstable options of the installed stable toolchain, enabled for this one cargo run
 /// with `RUSTC_BOOTSTRAP=1` (`rust-src` is installed by `cargo xtask setup`); no other build
 /// uses them. If a toolchain upgrade breaks them, the package build fails loudly here.
-const SIZE_RUSTFLAGS: &str = "-Ctarget-feature=+simd128 -Zunstable-options -Cpanic=immediate-abort";
+const SIZE_RUSTFLAGS: &str =
+    "-Ctarget-feature=+simd128 -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none";
 
 impl Build {
     fn profile(self) -> &'static str {
@@ -106,20 +108,30 @@ impl Build {
         }
     }
 
-    fn wasm_opt(self) -> &'static str {
+    /// wasm-opt's optimisation flags; the size build repeats `-Oz` until it stops shrinking.
+    fn wasm_opt(self) -> &'static [&'static str] {
         match self {
-            Build::Size => "-Oz",
-            Build::Speed => "-O3",
+            Build::Size => &["-Oz", "--converge"],
+            Build::Speed => &["-O3"],
         }
     }
 }
+
+/// The hand-written files of the package, `(source in the workspace, name in the package)`: the
+/// entry module that defines `<mechfund-progress>` before the wasm is instantiated, its types,
+/// and the element's stylesheet (for the error the entry module shows when that fails).
+const PACKAGE_FILES: [(&str, &str); 3] = [
+    ("crates/mechfund-wasm/js/mechfund-progress.js", "mechfund-progress.js"),
+    ("crates/mechfund-wasm/js/mechfund-progress.d.ts", "mechfund-progress.d.ts"),
+    ("crates/mechfund-wasm/src/element/style.css", "mechfund-progress.css"),
+];
 
 /// Builds the embeddable package into `examples/embed/pkg`.
 pub fn build_package() -> Result<Sizes> {
     build_package_with(Build::Size, &package_dir())
 }
 
-/// Builds the package (cargo, wasm-bindgen `--target web`, wasm-opt) into `out`.
+/// Builds the package (cargo, wasm-bindgen `--target web`, wasm-opt, [`PACKAGE_FILES`]) into `out`.
 pub fn build_package_with(build: Build, out: &Path) -> Result<Sizes> {
     let path = path_with_tools();
     let profile = build.profile();
@@ -135,13 +147,23 @@ pub fn build_package_with(build: Build, out: &Path) -> Result<Sizes> {
     }
     run(&mut cargo)?;
     let wasm = target_dir()?.join(format!("wasm32-unknown-unknown/{profile}/mechfund_wasm.wasm"));
+    // wasm-bindgen adds snippets but never removes old ones.
+    let snippets = out.join("snippets");
+    if snippets.is_dir() {
+        std::fs::remove_dir_all(&snippets).with_context(|| format!("removing {}", snippets.display()))?;
+    }
     run(Command::new("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(out).arg(&wasm).env("PATH", &path))?;
     let bg = out.join("mechfund_wasm_bg.wasm");
     run(Command::new("wasm-opt")
-        .args([build.wasm_opt(), "--strip-debug", "--strip-producers", "-o"])
+        .args(build.wasm_opt())
+        .args(["--strip-debug", "--strip-producers", "-o"])
         .arg(&bg)
         .arg(&bg)
         .env("PATH", &path))?;
+    for (source, name) in PACKAGE_FILES {
+        let source = root().join(source);
+        std::fs::copy(&source, out.join(name)).with_context(|| format!("copying {}", source.display()))?;
+    }
     let js = out.join("mechfund_wasm.js");
     Ok(Sizes {
         wasm: std::fs::metadata(&bg)?.len(),

@@ -33,9 +33,8 @@ pub const CHROMIUM_FLAGS: [&str; 8] = [
 ];
 
 /// How to build the JS package, for messages.
-pub const BUILD_PACKAGE: &str = "cargo xtask wasm   (or by hand: cargo build -p mechfund-wasm --target \
-    wasm32-unknown-unknown --profile wasm-release && wasm-bindgen --target web --out-dir examples/embed/pkg \
-    $CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/mechfund_wasm.wasm)";
+pub const BUILD_PACKAGE: &str = "cargo xtask wasm   (cargo build, wasm-bindgen, wasm-opt, and the package's \
+    hand-written entry module and stylesheet from crates/mechfund-wasm)";
 
 /// How to build the dashboard, for messages.
 pub const BUILD_DASHBOARD: &str = "cargo xtask dashboard   (or by hand: PATH=$PWD/node_modules/.bin:$PATH trunk \
@@ -107,7 +106,7 @@ fn check_fresh(built: &Path, sources: &[PathBuf], rebuild: &str) -> Result<()> {
 /// If `examples/embed/pkg/` lacks the package, or is stale; the message says how to build it.
 pub fn require_package() -> Result<()> {
     let pkg = embed_dir().join("pkg");
-    for file in ["mechfund_wasm.js", "mechfund_wasm_bg.wasm"] {
+    for file in ["mechfund-progress.js", "mechfund-progress.css", "mechfund_wasm.js", "mechfund_wasm_bg.wasm"] {
         let path = pkg.join(file);
         ensure!(
             path.is_file(),
@@ -118,7 +117,11 @@ pub fn require_package() -> Result<()> {
     let root = workspace_root();
     check_fresh(
         &pkg.join("mechfund_wasm_bg.wasm"),
-        &[root.join("crates/mechfund-core/src"), root.join("crates/mechfund-wasm/src")],
+        &[
+            root.join("crates/mechfund-core/src"),
+            root.join("crates/mechfund-wasm/src"),
+            root.join("crates/mechfund-wasm/js"),
+        ],
         BUILD_PACKAGE,
     )
 }

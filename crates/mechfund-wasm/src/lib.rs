@@ -2,8 +2,11 @@
 //!
 //! Two things, both thin: the JS API of DESIGN §3 (`replayLog`, `goalFor`, `goalTable`,
 //! `previewDonation`, `defaultRules`), which only converts between JS values and the core's
-//! types, and the `<mechfund-progress>` custom element ([`element`]), defined when the module is
-//! initialised (`await init()`). No domain logic lives here.
+//! types, and the `<mechfund-progress>` custom element ([`element`]). The package's entry module
+//! `mechfund-progress.js` (`js/`, copied into the package by `cargo xtask wasm`) defines the
+//! element before it instantiates the wasm, so a page whose CSP forbids WebAssembly shows why;
+//! `init()` of `mechfund_wasm.js` alone still defines it once the wasm runs. No domain logic
+//! lives here.
 //!
 //! Every JS value crossing in is checked and refused with a JS `Error` that names the field (or
 //! the log line, with a `line` property) — never a panic, never a silent default.
@@ -54,7 +57,7 @@ export interface Display {
 }
 export type DiagnosticKind = "bad_line" | "duplicate_seq" | "ts_backwards" | "invalid_payload" | "unknown_type"
   | "bad_delete_target" | "recorded_goal_differs" | "levelup_missing" | "levelup_extra" | "levelup_mismatch"
-  | "superseded" | "no_events";
+  | "superseded" | "no_events" | "bonus_deletion" | "ddc_snapshot_differs";
 export interface Diagnostic { kind: DiagnosticKind; severity: "info" | "warning"; line?: number; seq?: number; message: string }
 export interface LevelUp {
   seq: number; ts: string; from_level: number; to_level: number; exact_hit: boolean;
@@ -75,7 +78,7 @@ export interface Preview { events: MechEvent[]; state: MechState }
 export interface MechfundError extends Error { line?: number }
 "#;
 
-/// Defines `<mechfund-progress>` when the module is initialised.
+/// Gives `<mechfund-progress>` its implementation when the module is initialised.
 ///
 /// No panic hook: nothing here panics on any input, and the package is built with panics as
 /// immediate aborts (the size budget), where a hook would never run.
