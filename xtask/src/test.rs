@@ -36,6 +36,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "stream", 4),
     ("mechfund-server", "openapi", 3),
     ("mechfund-e2e", "embed", 5),
+    ("mechfund-e2e", "ddc", 5),
     ("mechfund-e2e", "dashboard", 12),
     ("mechfund-e2e", "live", 8),
 ];

@@ -365,3 +365,43 @@ async fn src_with_refresh_reloads_the_log() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn level_eleven_reads_max_level() -> Result<()> {
+    // $400.00 at level 1 passes every goal (default rules, no members: $370.00 in all).
+    let log = "{\"seq\":1,\"ts\":\"2025-01-01T00:00:00Z\",\"type\":\"DonationAdded\",\"mech_id\":\"main\",\"payload\":{\"units\":40000}}\n";
+    let routes = Router::new().route("/max.jsonl", get(move || async move { log }));
+    with_page(routes, async |page| {
+        page.goto("index.html?src=max.jsonl&now=2025-01-01T01:00:00Z").await?;
+        let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+        check_eq("data-status", widget["status"].as_str().unwrap_or_default(), "ready")?;
+        check_eq("level data-value", attr(&widget["level"], "data-value"), "11")?;
+        let evo = &widget["evo"];
+        check_eq("evolution role", attr(evo, "role"), "progressbar")?;
+        check_eq("evolution aria-valuetext", attr(evo, "aria-valuetext"), "Max level")?;
+        check_eq("evolution aria-valuenow", attr(evo, "aria-valuenow"), "100")?;
+        check_eq("evolution aria-valuemax", attr(evo, "aria-valuemax"), "100")?;
+        let shown = evo["text"].as_str().unwrap_or_default();
+        ensure!(shown.contains("Max level") && !shown.contains('$'), "the evolution bar at level 11 reads {shown:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn init_of_mechfund_wasm_js_alone_still_defines_the_element() -> Result<()> {
+    // Pages written before the entry module import the wasm-bindgen module and call init().
+    let html = format!(
+        r#"<!doctype html><meta charset="utf-8">
+<mechfund-progress id="plain" src="ddc-small.jsonl" now="{NOW_LIVE}"></mechfund-progress>
+<script type="module">import init from "./pkg/mechfund_wasm.js"; await init();</script>"#
+    );
+    let cli = replay_cli(NOW_LIVE)?;
+    let routes = Router::new().route("/plain.html", get(move || async move { axum::response::Html(html) }));
+    with_page(routes, async |page| {
+        page.goto("plain.html").await?;
+        let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("#plain")]).await?;
+        check_widget(&widget, &cli)
+    })
+    .await
+}
