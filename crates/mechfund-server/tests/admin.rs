@@ -475,9 +475,13 @@ async fn edited_removed_or_added_rows_are_found_and_the_store_takes_no_writes() 
         assert_eq!(report["chain"]["first_bad_seq"], first_bad, "{what}: {report}");
         // The server starts (reads go on) but refuses every write, saying what to run.
         let server = Server::start(&data);
-        assert!(server.stderr_text().contains(&format!("damaged at seq {first_bad}")), "{what}: {}", server.stderr_text());
         let (status, body) = post(&client(), &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await;
         assert_eq!(status, 503, "{what}: {body}");
+        assert!(
+            server.stderr_text().contains(&format!("damaged at seq {first_bad}")),
+            "{what}: {}",
+            server.stderr_text()
+        );
         assert_eq!(body["error"]["code"], "store_damaged");
         assert!(body["error"]["message"].as_str().unwrap().contains("mechfund verify --data"), "{body}");
         assert_eq!(get_json(&client(), &server.url("/mechs/main/state")).await["state"]["level"], 1);
@@ -513,7 +517,10 @@ async fn an_edited_snapshot_is_not_served_the_log_is() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_from_before_the_chain_is_chained_at_start() {
     let (_dir, data) = store_with_donations().await;
-    sql(&data, "UPDATE events SET hash = NULL; UPDATE snapshots SET digest = NULL; DELETE FROM meta WHERE key = 'head_seq';");
+    sql(
+        &data,
+        "UPDATE events SET hash = NULL; UPDATE snapshots SET digest = NULL; DELETE FROM meta WHERE key = 'head_seq';",
+    );
     let (code, report) = verify_store(&data);
     assert_eq!(code, Some(1), "snapshots without a digest: {report}");
     assert!(report["chain"]["unchained"].is_string(), "{report}");

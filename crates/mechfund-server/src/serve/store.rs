@@ -314,10 +314,7 @@ pub fn verify_chain(conn: &Connection, upgrade: bool) -> rusqlite::Result<Result
         Some(head) if head > chain.seq => {
             Ok(Err(Damage { seq: chain.seq, why: format!("the rows after it, up to seq {head}, are missing") }))
         }
-        Some(head) if head < chain.seq => Ok(Err(Damage {
-            seq: head,
-            why: format!("rows above it, up to seq {}, were added outside mechfund", chain.seq),
-        })),
+        Some(head) if head < chain.seq => Ok(Err(added_above(conn, head, chain.seq)?)),
         Some(_) => Ok(Ok(Some(chain))),
     }
 }
@@ -354,6 +351,42 @@ pub fn check_snapshot(
             Ok((state, rules_hash))
         }
     }))
+}
+
+/// Rows above the recorded last row `head`, up to `end`: the first of them is the damage.
+fn added_above(conn: &Connection, head: u64, end: u64) -> rusqlite::Result<Damage> {
+    let first: Option<i64> = conn.query_row(
+        "SELECT min(seq) FROM events WHERE seq > ?1",
+        [i64::try_from(head).unwrap_or(i64::MAX)],
+        |row| row.get(0),
+    )?;
+    let seq = first.and_then(|s| u64::try_from(s).ok()).unwrap_or(end);
+    let why =
+        format!("the rows from it up to seq {end} were added outside mechfund (the last row written is seq {head})");
+    Ok(Damage { seq, why })
+}
+
+/// The end of the chain against the recorded last row, without reading every row: rows removed
+/// from or added at the end are found at once. A store from before the chain is chained now.
+///
+/// # Errors
+/// On a database error.
+pub fn check_chain_end(conn: &Connection) -> rusqlite::Result<Result<Chain, Damage>> {
+    let head: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_SEQ], |row| row.get(0)).optional()?;
+    let end = Chain::head(conn)?;
+    match head.map(|h| u64::try_from(h).unwrap_or(0)) {
+        None if end.hash.is_empty() => Ok(Ok(rechain_from(conn, 0)?)),
+        None => Ok(Err(Damage { seq: end.seq, why: "the record of the last row is missing from meta".into() })),
+        Some(head) if head > end.seq => {
+            Ok(Err(Damage { seq: end.seq, why: format!("the rows after it, up to seq {head}, are missing") }))
+        }
+        Some(head) if head < end.seq => Ok(Err(added_above(conn, head, end.seq)?)),
+        Some(_) if end.seq > 0 && end.hash.is_empty() => {
+            Ok(Err(Damage { seq: end.seq, why: "the row has no hash: it was written outside mechfund".into() }))
+        }
+        Some(_) => Ok(Ok(end)),
+    }
 }
 
 /// The digest a snapshot row carries: sha256 over the hash of the event row it was computed up
@@ -398,7 +431,9 @@ pub struct Recovered {
 pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recovered> {
     let hash = rules_hash(rules);
     let tx = conn.transaction()?;
-    let damage = verify_chain(&tx, true)?.err();
+    // The cheap half of the chain's check (the end; a store from before the chain is chained);
+    // the writer checks every row before its first write, off the start-up path.
+    let damage = check_chain_end(&tx)?.err();
     let mut mechs: Vec<(String, u64)> = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech")?;
@@ -583,7 +618,7 @@ pub fn lock_store(dir: &Path) -> Result<std::fs::File, LockError> {
 
 /// Refuses a data dir that held a store whose database is now missing or empty: SQLite would
 /// take a 0-byte file as a new database and hand out seq 1 again. The dir was in use when the
-/// admin token is there or the lock file (left by every server, import and restore) was there
+/// admin token is there (beside an empty database) or the lock file (left by every server, import and restore) was there
 /// before this process took the lock (`lock_existed`).
 ///
 /// # Errors
@@ -598,7 +633,8 @@ pub fn check_not_emptied(dir: &Path, lock_existed: bool) -> Result<(), String> {
     };
     let mut marks: Vec<String> = Vec::new();
     let token = dir.join(super::auth::TOKEN_FILE);
-    if token.exists() {
+    // A token beside no database at all may be one put there for a first start.
+    if token.exists() && what != "is missing" {
         marks.push(token.display().to_string());
     }
     if lock_existed {

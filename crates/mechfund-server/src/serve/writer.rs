@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
 use super::import::{ImportError, Imported, Importer};
-use super::store::{Chain, MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot};
+use super::store::{Chain, MAX_SEQ, mech_lines, replay_state, rules_hash, verify_chain, write_snapshot};
 use super::stream::Feed;
 
 /// Requests committed together at most.
@@ -259,6 +259,22 @@ pub fn spawn(
 }
 
 fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>) {
+    // Every row's hash, before the first write (reads are served meanwhile): nothing is appended
+    // to a chain that does not add up.
+    if ctx.damage.is_none() {
+        let started = std::time::Instant::now();
+        match verify_chain(&conn, false) {
+            Ok(Ok(_)) => tracing::info!(ms = started.elapsed().as_millis(), "event rows verified"),
+            Ok(Err(damage)) => {
+                tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify --data` shows more");
+                ctx.damage = Some(damage.to_string());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot verify the event rows; the store takes no writes");
+                ctx.damage = Some(format!("its event rows cannot be read ({e})"));
+            }
+        }
+    }
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
