@@ -264,3 +264,125 @@ async fn event_streams_outlive_the_connection_timeouts() {
     let (seq, line) = stream.next_line(Duration::from_secs(5)).await.expect("the stream is still open");
     assert_eq!(seq, 1, "{line}");
 }
+
+/// A log of `lines` donations to `mech` from seq `first` on, about 200 bytes a line.
+fn big_log(mech: &str, first: u32, lines: u32) -> Vec<u8> {
+    let mut log = Vec::new();
+    for seq in first..first + lines {
+        let line = format!(
+            r#"{{"seq":{seq},"ts":"2025-06-01T00:00:00+00:00","type":"DonationAdded","mech_id":"{mech}","payload":{{"units":{},"donor":"Discord:donor-{seq}-with-a-longer-name-for-bulk","channel_id":"123456789012345678"}}}}"#,
+            seq % 7 + 1
+        );
+        log.extend_from_slice(line.as_bytes());
+        log.push(b'\n');
+    }
+    log
+}
+
+/// A download that reads nothing: a GET sent, a receive buffer of 4 KiB, never read from.
+async fn stalled_download(server: &Server, path: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    tcp.write_all(format!("GET /api/v1{path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    tcp
+}
+
+/// `PRAGMA wal_checkpoint(MODE)` from another connection: (busy, WAL frames, frames checkpointed).
+fn checkpoint(data: &Path, mode: &str) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(data.join("mechfund.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+}
+
+fn wal_bytes(data: &Path) -> u64 {
+    std::fs::metadata(data.join("mechfund.db-wal")).map_or(0, |m| m.len())
+}
+
+async fn donations(c: &reqwest::Client, server: &Server, tag: &str, count: usize) {
+    for i in 0..count {
+        let (status, body) =
+            post(c, &server.url("/mechs/main/donations"), &json!({"amount": "1.00", "donor": format!("{tag}-{i}")}))
+                .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_exports_give_up_their_transaction_and_later_exports_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let stall = Duration::from_secs(4);
+    let server = Server::start_args(
+        dir.path(),
+        Some(TOKEN),
+        &["--export-stall-secs", &stall.as_secs().to_string(), "--max-exports", "2"],
+    );
+    let c = client();
+    // ~20 MB: far more than the socket buffers and the export's two chunks hold.
+    let log = big_log("big", 1, 100_000);
+    let (status, body) = common::post_raw(&c, &server.url("/mechs/big/import"), log.clone(), Some(TOKEN), None).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Two downloads that read nothing take both export slots; a third is refused, not queued.
+    let opened = Instant::now();
+    let mut stalled = vec![
+        stalled_download(&server, "/mechs/big/events.jsonl").await,
+        stalled_download(&server, "/mechs/big/events.jsonl").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = c.get(server.url("/mechs/big/events.jsonl")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(response.text().await.unwrap().contains("\"busy\""));
+
+    // Writes go on while the stalled exports pin the WAL: no checkpoint gets past them, so the
+    // WAL grows past the 1,000 pages at which the writer checkpoints and starts it over.
+    let (status, body) =
+        common::post_raw(&c, &server.url("/mechs/mid/import"), big_log("mid", 100_001, 10_000), Some(TOKEN), None)
+            .await;
+    assert_eq!(status, 201, "{body}");
+    donations(&c, &server, "during", 100).await;
+    let (_, pinned, checkpointed) = checkpoint(dir.path(), "PASSIVE");
+    assert!(opened.elapsed() < stall, "the writes took longer than the stall time: make it longer");
+    assert!(checkpointed < pinned, "the stalled exports pin the WAL: {checkpointed} of {pinned} frames checkpointed");
+    assert!(pinned > 1000, "{pinned} frames");
+
+    // After the stall time the exports give up: the slots are free while the stalled clients
+    // still hold their connections (the send timeout is 30 s), and checkpoints complete.
+    tokio::time::sleep((opened + stall + Duration::from_millis(1500)).saturating_duration_since(Instant::now())).await;
+    let (status, exported) = get_text(&c, &server.url("/mechs/big/events.jsonl")).await;
+    assert_eq!(status, 200);
+    assert!(exported.as_bytes() == log, "a later export is the whole log");
+    let (busy, frames, checkpointed) = checkpoint(dir.path(), "PASSIVE");
+    assert_eq!((busy, checkpointed), (0, frames), "every WAL frame is checkpointed once the stalled exports gave up");
+    // The writer starts the WAL over again (it would hold the frames before too otherwise).
+    donations(&c, &server, "after", 100).await;
+    let (_, after, _) = checkpoint(dir.path(), "PASSIVE");
+    assert!(after < pinned, "{after} frames in the WAL after 100 writes, {pinned} before");
+    // And nothing holds it: it can be truncated to nothing.
+    let wal_before = wal_bytes(dir.path());
+    assert_eq!(checkpoint(dir.path(), "TRUNCATE").0, 0);
+    let wal_truncated = wal_bytes(dir.path());
+    eprintln!(
+        "WAL frames: {pinned} while pinned, {after} after the stalled exports gave up and 100 writes; \
+         the file: {wal_before} bytes, {wal_truncated} once truncated"
+    );
+    assert_eq!(wal_truncated, 0);
+
+    // What the stalled clients got is a broken transfer, never a short log that looks complete.
+    for tcp in &mut stalled {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the server closed the connection");
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        assert!(got.starts_with(b"HTTP/1.1 200 "), "{:?}", String::from_utf8_lossy(&got[..head_end]));
+        assert!(String::from_utf8_lossy(&got[..head_end]).contains("transfer-encoding: chunked"));
+        assert!(!got.ends_with(b"\r\n0\r\n\r\n"), "a stalled export ended like a complete one");
+        assert!(got.len() < log.len(), "{} bytes of {}", got.len(), log.len());
+    }
+    let stderr = server.stderr_text();
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    assert_eq!(stderr.matches("the export gave up its read transaction").count(), 2, "{stderr}");
+}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Extension, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +35,7 @@ use utoipa_axum::routes;
 use super::auth::require_token;
 use super::card::{self, Theme};
 use super::error::{ApiError, json_body};
+use super::export::Exports;
 use super::files::Files;
 use super::openapi::{
     ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
@@ -41,7 +43,7 @@ use super::openapi::{
     Unauthorized, Unavailable, donation_amount_schema, make_private, system_amount_schema,
 };
 use super::ratelimit::RateLimiter;
-use super::store::{Readers, for_each_line, hex, lines_after};
+use super::store::{Readers, hex, lines_after};
 use super::writer::{Idempotency, Op, Shared, WriteRequest, WriteResponse, state_json};
 
 /// Largest request body accepted (413 above).
@@ -75,6 +77,8 @@ pub struct AppState {
     pub import_limit: usize,
     /// Why writes are refused (403 `read_only`): the server follows a DDC installation.
     pub read_only: Option<Arc<str>>,
+    /// The exports of `…/events.jsonl` streaming now, and their limits.
+    pub exports: Arc<Exports>,
 }
 
 /// The one route table of `/api/v1`: each `routes!` entry registers the handler in the router
@@ -103,7 +107,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(get_state))
         .routes(routes!(get_card))
         .routes(routes!(get_events))
-        .routes(routes!(get_events_jsonl))
+        .routes(routes!(super::export::get_events_jsonl))
         .routes(routes!(super::stream::get_event_stream))
         .routes(routes!(get_whatif))
         .routes(routes!(get_rules));
@@ -160,7 +164,22 @@ pub fn app(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         )
     };
-    router.layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
+    router.layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure)).with_state(state)
+}
+
+/// A 5xx is the server's failure: an ERROR line; but a 503 is the server declining work (every
+/// export slot busy, shutting down), logged where that is decided. A response body that ends in
+/// an error is logged where it fails: a failed read as an ERROR there, an export given up on a
+/// client that took nothing within the budget of client errors. Not again here: a client could
+/// make those at will.
+fn log_failure(failure: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {}
+        ServerErrorsFailureClass::StatusCode(status) => {
+            tracing::error!(%status, latency_ms = latency.as_millis(), "response failed");
+        }
+        ServerErrorsFailureClass::Error(error) => tracing::debug!(error, "response body ended in an error"),
+    }
 }
 
 /// Middleware for the write routes of a server that follows a DDC installation: 403 `read_only`.
@@ -497,57 +516,6 @@ async fn get_events(
     }
     body.push(']');
     Ok(json_response(StatusCode::OK, body))
-}
-
-/// Bytes per chunk of a streamed export.
-const EXPORT_CHUNK: usize = 256 << 10;
-
-/// The mech's whole log as `events.jsonl` (format 2.3), imported lines byte for byte, streamed
-/// in chunks from one read transaction (a consistent export of any size, in bounded memory,
-/// while writes go on).
-#[utoipa::path(get, path = "/mechs/{mech}/events.jsonl", tag = "reads", operation_id = "export_events",
-    security((), ("bearer" = [])),
-    params(("mech" = String, Path, description = "The mech id", example = "main")),
-    responses(
-        (status = 200, description = "One JSON event per line", body = String, content_type = "application/x-ndjson"),
-        Unauthorized, NotFound, Internal,
-    ),
-)]
-async fn get_events_jsonl(
-    State(app): State<AppState>,
-    mech: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let Path(mech) = mech.map_err(|e| path_error(&e))?;
-    existing(&app, &mech)?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let readers = app.readers.clone();
-    tokio::task::spawn_blocking(move || {
-        let sent = readers.with(|conn| {
-            let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
-            let complete = for_each_line(conn, &mech, |line| {
-                chunk.extend_from_slice(line);
-                chunk.push(b'\n');
-                if chunk.len() >= EXPORT_CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK + 4096));
-                    // A client that went away stops the export.
-                    return tx.blocking_send(Ok(full.into())).is_ok();
-                }
-                true
-            })?;
-            if complete && !chunk.is_empty() {
-                let _ = tx.blocking_send(Ok(chunk.into()));
-            }
-            Ok(())
-        });
-        if let Err(e) = sent {
-            tracing::error!(error = %e, "export failed");
-            // The body ends with an error: the client sees a broken transfer, never a short log.
-            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-        }
-    });
-    let mut response = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    Ok(response)
 }
 
 /// The answer of `GET …/state`.

@@ -8,6 +8,7 @@
 //! - [`files`]: the dashboard and the JS package, with no 5xx for any path;
 //! - [`clientlog`]: the budget of log lines about client errors;
 //! - [`conn`]: the connections: the cap, the head, body and send timeouts;
+//! - [`export`]: the streamed export of a mech's log, with its stall timeout and slots;
 //! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
 //! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
@@ -22,6 +23,7 @@ pub mod card;
 pub mod clientlog;
 pub mod conn;
 pub mod error;
+pub mod export;
 pub mod files;
 pub mod follow;
 pub mod import;
@@ -86,6 +88,9 @@ pub struct ServeArgs {
     /// Timeouts and the cap on connections.
     #[command(flatten)]
     connections: conn::ConnArgs,
+    /// The exports' stall timeout and slots.
+    #[command(flatten)]
+    exports: export::ExportArgs,
 }
 
 /// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
@@ -310,6 +315,7 @@ fn app_state(
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
         import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
         read_only,
+        exports: Arc::new(export::Exports::from(&args.exports)),
     })
 }
 

@@ -201,6 +201,15 @@ pub struct Internal(ErrorBody<'static>);
 #[response(status = 503, description = "The server is shutting down (`unavailable`)")]
 pub struct Unavailable(ErrorBody<'static>);
 
+/// 503: every export slot is streaming.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "Every export slot is streaming (`busy`): retry after the seconds given",
+    headers(("Retry-After" = u64, description = "Whole seconds to wait"))
+)]
+pub struct Busy(ErrorBody<'static>);
+
 // ---- schema-only mirrors of what mechfund-core serialises ----
 
 /// A mech's state after its last event (`mechfund_core::State`).

@@ -43,6 +43,7 @@ impl Server {
             rate_limiter: None,
             import_limit,
             read_only: None,
+            exports: std::sync::Arc::default(),
         };
         Server { state, _dir: dir }
     }
