@@ -29,6 +29,13 @@ fn open_fds(pid: u32) -> Option<usize> {
     std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(Iterator::count)
 }
 
+/// Resident memory of a process in MiB (Linux; `None` elsewhere).
+fn rss_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
+
 /// How a hostile client's connection ended.
 #[derive(Debug)]
 struct Ended {
@@ -184,10 +191,10 @@ async fn idle_and_trickling_connections_are_closed_while_others_get_answers() {
     }
     hostile.connected().await;
     let slowest = slowest_answers(&server, 5).await;
-    let fds = open_fds(server.pid());
+    let (fds, rss) = (open_fds(server.pid()), rss_mib(server.pid()));
     eprintln!(
         "holding {idle} idle connections, {heads} trickled heads and {bodies} trickled bodies ({fds:?} descriptors \
-         open in the server): the slowest health check + read + write took {slowest:?}"
+         open in the server, {rss:?} MiB resident): the slowest health check + read + write took {slowest:?}"
     );
     assert!(slowest < Duration::from_secs(1), "answers took {slowest:?} while hostile clients held connections");
     let mut latest = std::collections::BTreeMap::<&str, Duration>::new();
@@ -336,11 +343,28 @@ async fn stalled_exports_give_up_their_transaction_and_later_exports_start() {
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "5");
     assert!(response.text().await.unwrap().contains("\"busy\""));
+    // More downloads that read nothing are refused at once too, and cost nothing but their
+    // connections; the server answers everything else as before.
+    let refused = 20 * scale();
+    let mut more = Vec::new();
+    for _ in 0..refused {
+        more.push(stalled_download(&server, "/mechs/big/events.jsonl").await);
+    }
+    let slowest = slowest_answers(&server, 5).await;
+    eprintln!(
+        "with 2 stalled exports and {refused} more refused: the slowest health check + read + write took {slowest:?}"
+    );
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    for mut tcp in more {
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 503");
+    }
 
     // Writes go on while the stalled exports pin the WAL: no checkpoint gets past them, so the
     // WAL grows past the 1,000 pages at which the writer checkpoints and starts it over.
     let (status, body) =
-        common::post_raw(&c, &server.url("/mechs/mid/import"), big_log("mid", 100_001, 10_000), Some(TOKEN), None)
+        common::post_raw(&c, &server.url("/mechs/mid/import"), big_log("mid", 200_001, 10_000), Some(TOKEN), None)
             .await;
     assert_eq!(status, 201, "{body}");
     donations(&c, &server, "during", 100).await;
