@@ -22,7 +22,7 @@ measures its peak RSS and CPU time with /usr/bin/time -f '%M %U %S'. The smalles
 and from stdin (`-`); `cat FILE` and `wc -l FILE` are timed on every log for context.
 --quick is --runs 2 --sizes 100000 (a smoke test, e.g. for CI).";
 
-/// The target of DESIGN's benchmark issue for the 1M-event log.
+/// The targets for the 1M-event log (BENCHMARKS.md).
 const TARGET_SECS: f64 = 0.3;
 const TARGET_RSS_MIB: f64 = 64.0;
 const GNU_TIME: &str = "/usr/bin/time";

@@ -1,5 +1,5 @@
 //! `cargo xtask <command>`: the project's developer commands, the same ones the README and CI
-//! call (STYLE 14). Each command is one module with a `run(Args)`; adding one is adding a row to
+//! call. Each command is one module with a `run(Args)`; adding one is adding a row to
 //! [`COMMANDS`].
 //!
 //! It is not a build system: it only calls cargo, the built binaries and a few standard tools.

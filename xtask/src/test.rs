@@ -45,7 +45,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
 /// release build, before any browser runs (the tests would generate them slowly otherwise).
 const DASHBOARD_LOGS: &[(u64, u64)] = &[(1_000_000, 1), (44_000, 1)];
 
-/// The only normal dependencies mechfund-core may have (STYLE 2).
+/// The only normal dependencies mechfund-core may have (no I/O: docs/architecture.md).
 const CORE_DEPENDENCIES: &[&str] = &["memchr", "serde", "serde_json", "sha2", "thiserror"];
 
 fn step(name: &str) {

@@ -19,7 +19,7 @@ pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bind
 /// The version of binaryen whose `wasm-opt` understands what rustc 1.95 emits.
 const BINARYEN: &str = "132";
 
-/// The Trunk that builds the dashboard: 0.22 needs rustc >= 1.96 (TOOLCHAIN).
+/// The Trunk that builds the dashboard: 0.22 needs rustc >= 1.96.
 const TRUNK: &str = "0.21.14";
 
 /// The schemathesis that tests the server against its OpenAPI document (`cargo xtask schemathesis`).

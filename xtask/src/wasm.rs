@@ -1,5 +1,5 @@
 //! `cargo xtask wasm`: builds the embeddable JS package into `examples/embed/pkg/` and checks
-//! its size budget (DESIGN/issue: the `.wasm` after wasm-opt <= 100 KB gzipped).
+//! its size budget (the `.wasm` after wasm-opt <= 100 KB gzipped; BENCHMARKS.md).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Commands and `decide` (DESIGN §2.6): validate a request against the state and turn it into
+//! Commands and `decide` (spec §2.6): validate a request against the state and turn it into
 //! the events to append. Nothing here changes state; [`State::apply`] does that.
 
 use std::collections::BTreeSet;
@@ -221,7 +221,7 @@ pub struct Stamp {
     pub now: Timestamp,
 }
 
-/// Checks a text field (DESIGN §2.1): length in characters and no control characters.
+/// Checks a text field (spec §2.1): length in characters and no control characters.
 ///
 /// # Errors
 /// [`DomainError::EmptyText`], [`DomainError::TextTooLong`] or [`DomainError::ControlCharacter`].

@@ -1,4 +1,4 @@
-//! What a UI shows at a given moment (DESIGN §2.5, DDC's `compute_ui_state`).
+//! What a UI shows at a given moment (spec §2.5, DDC's `compute_ui_state`).
 
 use serde::Serialize;
 

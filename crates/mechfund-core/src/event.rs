@@ -1,4 +1,4 @@
-//! Events mechfund writes, serialised exactly as DDC writes them (DESIGN §2.3).
+//! Events mechfund writes, serialised exactly as DDC writes them (spec §2.3).
 //!
 //! Compact separators, keys in the contract's order, non-ASCII as `\u` escapes (Python's
 //! `json.dumps` defaults) and `ts` as Python's `isoformat()` in UTC, so DDC can read our lines.

@@ -1,4 +1,4 @@
-//! Replay: the pure fold of a log into a state (DESIGN §2.4), with diagnostics.
+//! Replay: the pure fold of a log into a state (spec §2.4), with diagnostics.
 //!
 //! Replay reads the log twice. The first pass collects what later lines decide about earlier
 //! ones (deletion toggles and recorded goals); the second pass folds the events with
@@ -102,7 +102,7 @@ pub struct TimelinePoint {
     pub member_count: i64,
 }
 
-/// The replay result of the contract (DESIGN §3).
+/// The replay result of the contract (spec §3.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReplayResult {
     /// The final state (serialises the contract's ten fields).

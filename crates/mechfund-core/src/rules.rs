@@ -1,4 +1,4 @@
-//! The rules in force (DESIGN §2.1): base costs, member pricing, caps, difficulty, decay.
+//! The rules in force (spec §2.1): base costs, member pricing, caps, difficulty, decay.
 //!
 //! The JSON form is a contract: every key optional, unknown keys rejected with their path.
 
@@ -14,7 +14,7 @@ pub const MAX_RULE_VALUE: i64 = (1 << 53) - 1;
 /// A normal donation is 1..=this many cents when it is recorded (`decide`; the seed's $10,000).
 pub const MAX_DONATION: i64 = 1_000_000;
 /// A recorded `DonationAdded` is valid in replay up to this many cents: DDC's donation validation
-/// allows $1,000,000, and no donation of a real DDC log may be dropped (DESIGN §2.1).
+/// allows $1,000,000, and no donation of a real DDC log may be dropped (spec §2.1).
 pub const MAX_REPLAYED_DONATION: i64 = 100_000_000;
 /// A system donation or power gift is 1..=this many cents.
 pub const MAX_SYSTEM_DONATION: i64 = 100_000;
@@ -129,7 +129,7 @@ fn join(parent: &str, key: &str) -> String {
 }
 
 impl Rules {
-    /// Reads rules from their JSON form (DESIGN §2.1); missing keys take the defaults.
+    /// Reads rules from their JSON form (spec §2.1); missing keys take the defaults.
     ///
     /// # Errors
     /// [`RulesError`] naming the key path for malformed JSON, unknown keys, wrong types and values
@@ -220,7 +220,7 @@ impl Rules {
         member_count.clamp(0, self.member_cap)
     }
 
-    /// The member-dependent part of a goal (DESIGN §2.2).
+    /// The member-dependent part of a goal (spec §2.2).
     #[must_use]
     pub fn dynamic_cost(&self, member_count: i64) -> i64 {
         let billable = i128::from((self.clamp_members(member_count) - self.freebie_members).max(0));
@@ -228,7 +228,7 @@ impl Rules {
         saturate(cost.min(i128::from(self.dynamic_cap)))
     }
 
-    /// The goal for `level` at `member_count` members (DESIGN §2.2); 0 at level 11.
+    /// The goal for `level` at `member_count` members (spec §2.2); 0 at level 11.
     #[must_use]
     pub fn goal(&self, level: u8, member_count: i64) -> i64 {
         self.goal_parts(level, member_count).goal

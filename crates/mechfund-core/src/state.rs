@@ -1,4 +1,4 @@
-//! The mech's state and the fold step `apply` (DESIGN §2.4.5–2.4.6).
+//! The mech's state and the fold step `apply` (spec §2.4.5–2.4.6).
 //!
 //! [`State::apply`] is the single place where an event changes the state: replay calls it for
 //! every event it keeps, and the server calls it for every event it writes, so the live path and
@@ -21,7 +21,7 @@ pub struct RecordedGoal {
     pub goal: i64,
 }
 
-/// A goal known from outside the log: DDC's snapshot of the mech (DESIGN §2.8). It prices
+/// A goal known from outside the log: DDC's snapshot of the mech (spec §2.8). It prices
 /// `level` when that level is entered by an event at or before `seq` (the snapshot is not older
 /// than the level-up), unless the log records a goal for the level at a higher seq.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct KnownGoal {
     pub seq: u64,
 }
 
-/// The keys of the contract's `state` object (DESIGN §3), in order.
+/// The keys of the contract's `state` object (spec §3.1), in order.
 pub const STATE_FIELDS: [&str; 10] = [
     "mech_id",
     "level",
@@ -169,7 +169,7 @@ pub fn decay(power: i64, remainder: i64, elapsed_us: i64, rate: i64) -> (i64, i6
 }
 
 /// Records a positive `goal` for `level` (1..=10) unless a higher seq already recorded one
-/// ("highest seq wins", DESIGN §2.4.4). Anything that is not a positive integer is ignored.
+/// ("highest seq wins", spec §2.4.4). Anything that is not a positive integer is ignored.
 pub fn record_goal(goals: &mut [Option<RecordedGoal>; 10], level: Val, goal: Val, seq: u64) {
     let (Val::Int(level), Val::Int(goal)) = (level, goal) else {
         return;
@@ -208,7 +208,7 @@ impl State {
         State::initial_known(mech_id, rules, recorded_goals, None)
     }
 
-    /// Like [`State::initial`], with a goal known from DDC's snapshot (DESIGN §2.8).
+    /// Like [`State::initial`], with a goal known from DDC's snapshot (spec §2.8).
     #[must_use]
     pub fn initial_known(
         mech_id: &str,
@@ -262,7 +262,7 @@ impl State {
         self.recorded_goals.get(index).copied().flatten().map(|r| r.goal)
     }
 
-    /// Moves the decay clock to `ts` (DESIGN §2.4.5).
+    /// Moves the decay clock to `ts` (spec §2.4.5).
     fn advance_clock(&mut self, rec: &Record, rules: &Rules, effects: &mut Effects) {
         if let Some(clock) = self.clock {
             let elapsed = rec.ts.micros().saturating_sub(clock.micros());

@@ -1,4 +1,4 @@
-//! The goal what-if calculator (DESIGN §2.7): goals for a hypothetical member count, the cost
+//! The goal what-if calculator (spec §2.7): goals for a hypothetical member count, the cost
 //! of reaching each level from the current state, where the goal stops growing, and previews.
 
 use serde::Serialize;

@@ -1,5 +1,5 @@
-//! Given/when/then tests for `decide` (DESIGN §2.6), every expected value worked by hand from
-//! DESIGN §2.1–2.6 with the default rules.
+//! Given/when/then tests for `decide` (spec §2.6), every expected value worked by hand from
+//! spec §2.1–2.6 with the default rules.
 //!
 //! `given` builds the state the way the server does at start-up: by replaying the log
 //! (`replay_bytes` over the events' `to_json_line()`s, or over raw DDC lines). `then` checks the
@@ -146,7 +146,7 @@ impl When {
         let replayed = replay_state(&given.mech, &lines, &given.rules);
         let deletes = bodies.iter().any(|b| matches!(b, EventBody::DonationDeleted { .. }));
         if !deletes {
-            // The live path (apply each written event) must equal replay (DESIGN §2.4).
+            // The live path (apply each written event) must equal replay (spec §2.4).
             let mut live = given.state.clone();
             let mut effects = Effects::default();
             for event in &events {
@@ -246,7 +246,7 @@ fn leveled(from: u8, to: u8, old_goal: i64, exact: bool, new_goal: i64, members:
     }
 }
 
-/// DDC's exact-hit bonus (DESIGN §2.1 `exact_hit_bonus` 100; the reason as in DDC's logs).
+/// DDC's exact-hit bonus (spec §2.1 `exact_hit_bonus` 100; the reason as in DDC's logs).
 fn bonus(from: u8, to: u8) -> EventBody {
     EventBody::ExactHitBonusGranted {
         power_units: 100,
@@ -340,7 +340,7 @@ fn out_of_range(amount: i64, max: i64) -> DomainError {
     DomainError::AmountOutOfRange { field: "amount", amount: Cents(amount), min: Cents(1), max: Cents(max) }
 }
 
-/// Default goals at 0 members (DESIGN §2.1 base costs, §2.2): level -> goal.
+/// Default goals at 0 members (spec §2.1 base costs, §2.2): level -> goal.
 const GOALS_AT_0: [i64; 10] = [1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 10000];
 
 // ---------------------------------------------------------------------------------------------
@@ -518,7 +518,7 @@ fn donation_with_a_member_count_that_does_not_level_up_records_no_count() {
 
 #[test]
 fn donation_amount_limits() {
-    // DESIGN §2.1: a normal donation is 1..=1_000_000 cents.
+    // spec §2.1: a normal donation is 1..=1_000_000 cents.
     given(vec![]).when(donate(0)).then_err(out_of_range(0, 1_000_000));
     given(vec![]).when(donate(-500)).then_err(out_of_range(-500, 1_000_000));
     given(vec![]).when(donate(1_000_001)).then_err(out_of_range(1_000_001, 1_000_000));
@@ -537,14 +537,14 @@ fn system_donation_adds_power_and_total_but_never_evolution() {
 
 #[test]
 fn system_donation_amount_limits() {
-    // DESIGN §2.1: a system donation is 1..=100_000 cents.
+    // spec §2.1: a system donation is 1..=100_000 cents.
     given(vec![]).when(system_donate(100_001, "Launch", None)).then_err(out_of_range(100_001, 100_000));
     given(vec![]).when(system_donate(0, "Launch", None)).then_err(out_of_range(0, 100_000));
     given(vec![]).when(system_donate(100_000, "Launch", None)).then(vec![system_donated(100_000, "Launch", None)]);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Strings (DESIGN §2.1: donor 1..=100 chars, event name 1..=100, description <= 500, no
+// Strings (spec §2.1: donor 1..=100 chars, event name 1..=100, description <= 500, no
 // control characters; counted in characters, not bytes)
 // ---------------------------------------------------------------------------------------------
 
@@ -621,7 +621,7 @@ fn description_is_at_most_500_characters_without_control_characters() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Amounts as text (DESIGN §2.6: parsed exactly, never truncated)
+// Amounts as text (spec §2.6: parsed exactly, never truncated)
 // ---------------------------------------------------------------------------------------------
 
 #[test]

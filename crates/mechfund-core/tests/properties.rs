@@ -1,4 +1,4 @@
-//! Property tests of the decide/apply/replay triangle (DESIGN §2.4, §2.6).
+//! Property tests of the decide/apply/replay triangle (spec §2.4, §2.6).
 //!
 //! A generator produces command sequences with time gaps (0 s to 30 days), donations (small,
 //! huge, exactly hitting the goal, crossing several goals, carrying member counts), system
@@ -12,7 +12,7 @@
 //! non-deleted donations, (c) below level 11 evo < goal, (d) nothing is negative, (g) replay has
 //! no diagnostics but `superseded` / `recorded_goal_differs`. Before every step with a time gap,
 //! (e) decay over the gap equals decay over the same gap split by many clock-moving events, and
-//! the DESIGN §2.4.5 formula. (f) replay never panics on arbitrary or mutated input.
+//! the spec §2.4.5 formula. (f) replay never panics on arbitrary or mutated input.
 //!
 //! The interesting cases are counted, printed, and each must be hit at least once.
 
@@ -329,7 +329,7 @@ impl Model {
                 let used = self.main.iter().any(
                     |e| matches!(&e.body, EventBody::PowerGiftGranted { campaign_id, .. } if campaign_id == campaign),
                 );
-                // DESIGN §2.5: power decayed from the clock to `now`, as the display shows it.
+                // spec §2.5: power decayed from the clock to `now`, as the display shows it.
                 let now = Now::parse(&self.now.to_string()).ok();
                 let power = self.replay(now).display.power_now;
                 (Command::GrantPowerGift { campaign_id: campaign.to_owned() }, Expect::Gift { used, power })
@@ -403,7 +403,7 @@ impl Model {
         }
         split.apply(&event(self.next_seq + cuts.len() as u64, self.now).record(), &self.rules, &mut effects);
 
-        // DESIGN §2.4.5 by hand: n = elapsed * rate + remainder; power -= n / day.
+        // spec §2.4.5 by hand: n = elapsed * rate + remainder; power -= n / day.
         let rate = i128::from(self.rules.decay_per_day.at(self.live.level));
         let n = i128::from(gap) * rate + i128::from(self.live.decay_remainder);
         let lost = n / i128::from(DAY);
@@ -901,10 +901,10 @@ fn split_points_are_inside_the_gap() {
 /// seq 5 a donation of 1000 hits 1000 exactly (LevelUpCommitted 1->2 recording the level-1 goal
 /// 1000 at seq 6, bonus at seq 7); seq 8 restores seq 2.
 ///
-/// Replaying the whole log, the recorded level-1 goal 1000 (DESIGN §2.4.4) now prices level 1
+/// Replaying the whole log, the recorded level-1 goal 1000 (spec §2.4.4) now prices level 1
 /// from the start, so the restored donation of 1010 at seq 2 levels up: replay derives a
 /// LevelUpCommitted that the log does not record, a `levelup_missing` at S = 2 (its donation).
-/// DESIGN §2.4.7 supersedes it only if a later deletion toggled an event *below* S; the restore
+/// spec §2.4.7 supersedes it only if a later deletion toggled an event *below* S; the restore
 /// toggled seq 2 itself, so it stays a warning and `mechfund verify` would fail a log the
 /// server wrote by itself. Property (g) says such a log verifies clean.
 #[test]
@@ -930,7 +930,7 @@ fn server_written_log_with_a_restored_donation_verifies_clean() {
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(hits.get(RESTORE), 1);
     let replayed = model.replay(None);
-    // By hand (DESIGN §2.4): recorded goals 1 -> 1000, 2 -> 1500 (seq 6). seq 1: goal 1000
+    // By hand (spec §2.4): recorded goals 1 -> 1000, 2 -> 1500 (seq 6). seq 1: goal 1000
     // (recorded), seq 2: 1010 >= 1000 -> level 2, carry 10, goal 1500 (recorded; the formula
     // gives 1500 + 2 * 10 = 1520), seq 3: sample 0, seq 5: evo 1010, power 1010.
     let s = &replayed.state;

@@ -1,4 +1,4 @@
-//! Events mechfund writes are DDC-style lines, byte for byte (DESIGN §2.3): compact separators,
+//! Events mechfund writes are DDC-style lines, byte for byte (spec §2.3): compact separators,
 //! envelope `seq, ts, type, mech_id, payload`, payload keys in the order of the §2.3 table,
 //! non-ASCII as lowercase `\u` escapes (UTF-16 surrogate pairs above U+FFFF), `ts` in UTC as
 //! Python's `isoformat()` (fraction omitted when zero, else six digits).

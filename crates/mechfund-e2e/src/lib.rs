@@ -2,8 +2,9 @@
 //!
 //! It starts chromedriver on a free port, serves `examples/embed/` or the built dashboard `dist/`
 //! (plus test-specific routes) on 127.0.0.1, and opens a headless Chromium session with the flags
-//! of `docs`/TOOLCHAIN. It also finds and runs the real `mechfund` binary, whose output the pages
-//! are checked against, and generates (and caches) large seeded logs.
+//! that work on a machine running as root without network (`CHROMIUM_FLAGS`). It also finds and
+//! runs the real `mechfund` binary, whose output the pages are checked against, and generates
+//! (and caches) large seeded logs.
 //!
 //! It is not a test framework: a missing prerequisite (the built JS package or dashboard,
 //! chromedriver, Chromium, the release binary) is an error that says how to get it, so the tests

@@ -1,5 +1,5 @@
 //! The Yew dashboard (`dist/`, built by Trunk) in headless Chromium, checked against the
-//! `mechfund` CLI on the same logs: every DOM test id of DESIGN's contract, `?log=` loading, the
+//! `mechfund` CLI on the same logs: every DOM test id of spec §3.6's contract, `?log=` loading, the
 //! what-if goals, diagnostics with line numbers, user strings rendered as text, settings kept
 //! across reloads, a 1M-event log loading without freezing the page, axe-core (light and dark),
 //! 375 px, and the README's screenshot.
@@ -136,7 +136,7 @@ async fn wait_for_texts(page: &Page, what: &str, secs: u64, expected: &[(impl As
 }
 
 /// Whether the first-visit screen has settled: the quiet attempt at the server's log
-/// (DESIGN: a static server answers 404 and the page stays on the first-visit screen) is over.
+/// (spec §3.6: a static server answers 404 and the page stays on the first-visit screen) is over.
 /// A load started before it ended could be overtaken by it.
 const SETTLED: &str = r#"
 const tried = performance.getEntriesByType('resource')

@@ -6,7 +6,7 @@
 //! dashboard follows a restore of the server's store, and axe-core finds nothing serious in the
 //! forms.
 //!
-//! Every expected number is worked by hand from DESIGN §2 (default rules: level 1 costs $10.00
+//! Every expected number is worked by hand from spec §2 (default rules: level 1 costs $10.00
 //! and level 2 $15.00 for 0 members).
 //!
 //! Prerequisites: `dist/` (`cargo xtask dashboard`), the JS package (`cargo xtask wasm`),

@@ -1,5 +1,4 @@
-//! The store's admin commands: `import`, `export`, `backup` and `restore` (DESIGN §3, server
-//! issue item 5).
+//! The store's admin commands: `import`, `export`, `backup` and `restore` (spec §3.2).
 //!
 //! - `import` fills mechs that have no events yet from a DDC `events.jsonl`: every line parsed
 //!   with the core, seqs kept as written (strictly increasing), lines stored byte for byte, the

@@ -1,4 +1,4 @@
-//! The `mechfund` command line (DESIGN §3, CLI contract).
+//! The `mechfund` command line (spec §3.2, the CLI contract).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -34,7 +34,7 @@ enum Command {
     /// Replay a log and print its diagnostics; exit 1 if any is a warning other than
     /// recorded_goal_differs.
     Verify(VerifyArgs),
-    /// Print the rules JSON (DESIGN §2.1) equivalent to a DDC installation's files.
+    /// Print the rules JSON (spec §2.1) equivalent to a DDC installation's files.
     Rules(RulesArgs),
     /// Run the HTTP server (SQLite event store, admin token, dashboard at `/`).
     Serve(crate::serve::ServeArgs),
@@ -54,7 +54,7 @@ enum Command {
 struct LogArgs {
     /// The events.jsonl to read; `-` for stdin; `.gz` files are decompressed.
     file: Option<PathBuf>,
-    /// Rules JSON (DESIGN §2.1); defaults when omitted.
+    /// Rules JSON (spec §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
     rules: Option<PathBuf>,
     /// Read a DockerDiscordControl installation instead of FILE and --rules: DDC's config dir

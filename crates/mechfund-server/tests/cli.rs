@@ -1,4 +1,4 @@
-//! The `mechfund` CLI contract (DESIGN §3), run as a real process.
+//! The `mechfund` CLI contract (spec §3.2), run as a real process.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

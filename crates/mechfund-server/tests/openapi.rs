@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const TOKEN: &str = "openapi-token-0123456789";
 
-/// Every operation of DESIGN §3, as (method, path).
+/// Every operation of spec §3.3, as (method, path).
 const CONTRACT: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/api/v1/healthz"),

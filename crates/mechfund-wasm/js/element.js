@@ -51,7 +51,7 @@ function allowing(policy, source) {
   return current ? `${current} ${source}` : `connect-src 'self' ${source}`;
 }
 
-// Why `fetch(url)` failed with `error`: [code, message] with the fix (DESIGN §3's codes).
+// Why `fetch(url)` failed with `error`: [code, message] with the fix (spec §3.5's codes).
 async function fetchFailure(url, what, error) {
   const page = location.origin;
   const target = origin(url);

@@ -1,4 +1,4 @@
-//! `<mechfund-progress>`: a progress widget for existing web pages (DESIGN §3 "Custom element").
+//! `<mechfund-progress>`: a progress widget for existing web pages (spec §3.5).
 //!
 //! Custom elements must be JS classes extending `HTMLElement`. The package's entry module
 //! `mechfund-progress.js` defines that class at import, before the WebAssembly is instantiated,

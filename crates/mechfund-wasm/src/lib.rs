@@ -1,6 +1,6 @@
 //! mechfund-wasm: `mechfund-core` for the browser.
 //!
-//! Two things, both thin: the JS API of DESIGN §3 (`replayLog`, `goalFor`, `goalTable`,
+//! Two things, both thin: the JS API of spec §3.4 (`replayLog`, `goalFor`, `goalTable`,
 //! `previewDonation`, `defaultRules`), which only converts between JS values and the core's
 //! types, and the `<mechfund-progress>` custom element ([`element`]). The package's entry module
 //! `mechfund-progress.js` (`js/`, copied into the package by `cargo xtask wasm`) defines the
@@ -30,7 +30,7 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
-/** Rules in the JSON form of DESIGN §2.1; every key optional. */
+/** Rules in the JSON form of spec §2.1; every key optional. */
 export interface Rules {
   level_base_costs?: number[];
   freebie_members?: number;
@@ -221,7 +221,7 @@ fn integer_arg(value: &JsValue, what: &str) -> Result<i64, JsValue> {
     Ok(n as i64)
 }
 
-/// Replays an events.jsonl text and returns the replay result of DESIGN §3.
+/// Replays an events.jsonl text and returns the replay result of spec §3.1.
 ///
 /// `options = {mech?, rules?, now?, strict?, timeline?, ddc_snapshot?}` (`ddc_snapshot`: the
 /// object of DDC's `progress/snapshots/{mech}.json`, spec §2.8). Throws an `Error` naming the bad

@@ -1,5 +1,5 @@
 //! The rules editor of the what-if calculator: the base costs, member pricing, difficulty and
-//! decay of DESIGN §2.1 as form fields. The form is turned into the rules' JSON form and checked
+//! decay of spec §2.1 as form fields. The form is turned into the rules' JSON form and checked
 //! by the core (`Rules::from_value`), so its error names the key path; until the form is valid
 //! again the calculator keeps the last valid rules.
 
@@ -121,7 +121,7 @@ impl RulesForm {
         next
     }
 
-    /// The rules' JSON form (DESIGN §2.1) of what the form says.
+    /// The rules' JSON form (spec §2.1) of what the form says.
     #[must_use]
     pub fn to_value(&self) -> Value {
         let mut value = self.rest.to_value();

@@ -1,4 +1,4 @@
-//! The goal what-if calculator (DESIGN §2.7): goals for a hypothetical member count next to the
+//! The goal what-if calculator (spec §2.7): goals for a hypothetical member count next to the
 //! goals the log froze, where goals stop growing, the cost of the remaining levels, a donation
 //! preview, a rules editor, and a link that shares the scenario. Works with or without a log.
 //!

@@ -1,4 +1,4 @@
-//! Reading one log line (DESIGN §2.3, §2.4.1) into what replay needs, without allocating.
+//! Reading one log line (spec §2.3, §2.4.1) into what replay needs, without allocating.
 //!
 //! Lines are parsed with borrowed serde deserializers; payload fields replay does not use are
 //! skipped ([`serde::de::IgnoredAny`]), so a line costs one pass of the JSON tokenizer.

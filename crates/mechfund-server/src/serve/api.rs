@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN §3, prefix `/api/v1`) and the dashboard files: [`app`] builds the
+//! The HTTP API (spec §3.3, prefix `/api/v1`) and the dashboard files: [`app`] builds the
 //! router from an [`AppState`], with no socket, so tests can call it directly.
 //!
 //! Handlers only decode (JSON body, path, query), hand a validated [`Op`] to the writer (which
@@ -320,7 +320,7 @@ async fn get_mechs(State(app): State<AppState>) -> Result<Response, ApiError> {
     ok_json(&app.shared.mechs())
 }
 
-/// The rules in force (`--rules`, else the defaults; DESIGN §2.1).
+/// The rules in force (`--rules`, else the defaults; spec §2.1).
 #[utoipa::path(get, path = "/rules", tag = "reads", operation_id = "get_rules",
     security((), ("bearer" = [])),
     responses((status = 200, description = "The rules", body = RulesSchema), Unauthorized),
@@ -904,7 +904,7 @@ pub struct ImportResponse<'a> {
 }
 
 /// `POST …/import`: the body is a DDC `events.jsonl` (every line of mech `{mech}`), imported into
-/// a mech that has no events yet, all or nothing (DESIGN §3; `mechfund import` over HTTP).
+/// a mech that has no events yet, all or nothing (spec §3.3; `mechfund import` over HTTP).
 #[utoipa::path(post, path = "/mechs/{mech}/import", tag = "writes", operation_id = "import_events",
     request_body(content = String, content_type = "text/plain",
         description = "A DDC events.jsonl: one JSON event of this mech per line, seqs strictly increasing \

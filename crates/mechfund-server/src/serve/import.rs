@@ -119,7 +119,7 @@ impl<'t> Importer<'t> {
         let number = self.number;
         let bad = |why: String| ImportError::Line { number, why };
         if bytes.trim_ascii().is_empty() {
-            // Blank lines are no events (DESIGN §2.4); there is nothing to store.
+            // Blank lines are no events (spec §2.4); there is nothing to store.
             return Ok(());
         }
         let (text, mech) = line_mech(bytes).map_err(bad)?;

@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// Directory of the database (`mechfund.db`) and the generated admin token.
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// Rules JSON (DESIGN §2.1); defaults when omitted.
+    /// Rules JSON (spec §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
     rules: Option<PathBuf>,
     /// Follow a DockerDiscordControl installation read-only instead of a store: DDC's config dir.

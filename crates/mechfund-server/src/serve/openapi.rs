@@ -5,9 +5,10 @@
 //! the document, so a route cannot exist without its entry or the other way round. Request and
 //! response bodies derive `ToSchema` on the types the handlers decode and serialise.
 //!
-//! `mechfund-core` stays free of utoipa (STYLE 2), so the shapes it serialises itself (state,
-//! display, events, rules, goal rows) are described here by schema-only mirrors; the tests at the
-//! bottom validate real serialised core values against them, so they cannot drift unnoticed.
+//! `mechfund-core` stays free of utoipa (its dependencies stay few: docs/architecture.md), so
+//! the shapes it serialises itself (state, display, events, rules, goal rows) are described here
+//! by schema-only mirrors; the tests at the bottom validate real serialised core values against
+//! them, so they cannot drift unnoticed.
 //! This module also holds the reusable error responses, one type per status, and the parameters
 //! every write shares.
 
@@ -25,7 +26,7 @@ use super::error::ErrorBody;
 #[openapi(
     info(
         title = "mechfund",
-        description = "The mech donation server (DESIGN §3). Money is integer cents; amounts in \
+        description = "The mech donation server (spec §3.3). Money is integer cents; amounts in \
                        requests are dollars. Writes need `Authorization: Bearer <token>`; reads are \
                        public unless the server runs with `--private`.",
     ),
@@ -393,7 +394,7 @@ pub struct ExactHitBonusGrantedPayload {
     reason: String,
 }
 
-/// The rules in force (`Rules::to_value`, DESIGN §2.1).
+/// The rules in force (`Rules::to_value`, spec §2.1).
 #[derive(Serialize, ToSchema)]
 #[schema(as = Rules)]
 #[serde(deny_unknown_fields)]

@@ -380,7 +380,7 @@ async fn a_large_export_streams_every_line_in_order() {
     assert_eq!(server.state_of("big").await, replayed(&log, "big"));
 }
 
-/// A small log, worked by hand with the default rules (DESIGN §2.4-2.5):
+/// A small log, worked by hand with the default rules (spec §2.4-2.5):
 /// - seq 1: 20 members at level 1 before any donation re-price the level-1 goal:
 ///   1000 + (20 - 10) * 10 = 1100;
 /// - seq 2: $15.00 reaches it: level 2, carry 400 (evolution and power), goal 1500 + 100 = 1600;

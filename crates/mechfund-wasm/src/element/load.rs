@@ -1,6 +1,6 @@
 //! What the element's attributes ask for, and fetching it: an events.jsonl (`src`), a mechfund
 //! server (`api`) or a DDC installation (`ddc`). Every failure is a [`Failure`]: the `code` of
-//! DESIGN §3's `mechfund-error` and a message saying what to fix.
+//! spec §3.5's `mechfund-error` and a message saying what to fix.
 
 use mechfund_core::ddc::{self, CONFIG_FILE, DECAY_FILE, EVENTS_FILE, EVOLUTION_MODE_FILE, RulesFiles, Snapshot};
 use mechfund_core::replay::{Diagnostic, DiagnosticKind};
@@ -33,7 +33,7 @@ extern "C" {
     fn absolute_url(url: &str) -> String;
 }
 
-/// `detail.code` of a `mechfund-error` (DESIGN §3).
+/// `detail.code` of a `mechfund-error` (spec §3.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Code {
     /// The page's Content-Security-Policy blocked the WebAssembly or a request.
