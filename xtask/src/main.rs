@@ -9,6 +9,7 @@ mod bench;
 mod bench_follow;
 mod bench_server;
 mod dashboard;
+mod docs;
 mod gen_log;
 mod schemathesis;
 mod test;
@@ -34,6 +35,12 @@ const COMMANDS: &[Command] = &[
         about: "run everything CI checks: fmt, clippy, all tests, docs, guards",
         usage: test::USAGE,
         run: test::run_tests,
+    },
+    Command {
+        name: "links",
+        about: "check that every relative link in the repository's Markdown names a file of it",
+        usage: docs::USAGE,
+        run: docs::run_links,
     },
     Command {
         name: "schemathesis",

@@ -4,8 +4,9 @@
 //! and again for wasm32), the native test suite, schemathesis against the server's OpenAPI
 //! document, the wasm package and its size budget, the dashboard (Trunk) and its size budget,
 //! rustdoc with warnings as errors, the example page and the dashboard in headless Chromium, the
-//! JS API in headless Chromium, and two guards: the core's dependency list stays tiny, and the
-//! suites that must run tests did run them (a suite that silently runs 0 tests is a failure).
+//! JS API in headless Chromium, and three guards: every relative link of the repository's
+//! Markdown names a file of the repository (`docs`), the core's dependency list stays tiny, and
+//! the suites that must run tests did run them (a suite that silently runs 0 tests is a failure).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -21,7 +22,7 @@ use crate::workspace::{cargo, root, run, target_dir};
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const USAGE: &str = "cargo xtask test   (fmt, clippy, tests, docs, dependency and suite guards)";
+pub const USAGE: &str = "cargo xtask test   (fmt, links, clippy, tests, docs, dependency and suite guards)";
 
 /// Native test suites that must exist and hold at least this many tests.
 const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
@@ -58,6 +59,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     setup()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("Markdown links stay inside the repository");
+    let links = crate::docs::check_links(&root())?;
+    eprintln!("{links} links checked: every relative link names a file of the repository");
     step("cargo clippy -D warnings");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("core dependencies");
