@@ -8,6 +8,9 @@
 //! Links are read from inline links and images (`[text](target "title")`), reference
 //! definitions (`[id]: target`) and `href`/`src` attributes of inline HTML, outside fenced code
 //! blocks and code spans.
+//!
+//! A second guard keeps the spec's rule ids in step with the conformance cases: every id of
+//! `tests/conformance/rules.json` appears in `docs/spec.md`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -27,6 +30,35 @@ pub fn run_links(args: Args) -> Result<()> {
     let checked = check_links(&root())?;
     eprintln!("{checked} links checked: every relative link names a file of the repository");
     Ok(())
+}
+
+/// The conformance rules, whose ids `docs/spec.md` must show next to the rules they name.
+const RULES: &str = "tests/conformance/rules.json";
+/// The spec.
+const SPEC: &str = "docs/spec.md";
+
+/// Checks that `docs/spec.md` names every rule id of `tests/conformance/rules.json` (as
+/// `` `id` ``), so a case's `rules_covered` leads to the rule's text; returns how many ids.
+///
+/// # Errors
+/// Unreadable files, or the ids the spec does not name.
+pub fn check_spec_rule_ids(root: &Path) -> Result<usize> {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"));
+    let (rules, spec) = (read(RULES)?, read(SPEC)?);
+    let ids = rule_ids(&rules)?;
+    let missing: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !spec.contains(&format!("`{id}`"))).collect();
+    ensure!(missing.is_empty(), "{SPEC} does not name these rule ids of {RULES}: {}", missing.join(", "));
+    Ok(ids.len())
+}
+
+/// The `id`s of a `rules.json` text.
+fn rule_ids(text: &str) -> Result<Vec<String>> {
+    let doc: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{RULES} is not JSON"))?;
+    let rules = doc["rules"].as_array().with_context(|| format!("{RULES} has no \"rules\" array"))?;
+    rules
+        .iter()
+        .map(|r| r["id"].as_str().map(str::to_owned).with_context(|| format!("{RULES}: a rule without an id")))
+        .collect()
 }
 
 /// A link target found in a Markdown text.
@@ -450,6 +482,27 @@ mod tests {
         assert_eq!(resolve("docs", "../../x.md"), None);
         assert!(has_scheme("https://example.org") && has_scheme("mailto:a@b") && !has_scheme("docs/a:b.md"));
         assert_eq!(percent_decode("with%20space.md"), "with space.md");
+    }
+
+    #[test]
+    fn rule_ids_are_read_and_must_be_named_in_the_spec() {
+        let rules = r#"{"rules": [{"id": "2.4.3-toggle-odd-deleted", "text": "…"}, {"id": "2.8-snapshot-goal"}]}"#;
+        assert_eq!(rule_ids(rules).unwrap(), ["2.4.3-toggle-odd-deleted", "2.8-snapshot-goal"]);
+        assert!(rule_ids(r#"{"rules": [{"text": "no id"}]}"#).is_err());
+        assert!(rule_ids("[]").is_err());
+
+        let root = std::env::temp_dir().join(format!("xtask-rule-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::create_dir_all(root.join("tests/conformance")).unwrap();
+        std::fs::write(root.join(RULES), rules).unwrap();
+        std::fs::write(root.join(SPEC), "Odd counts delete (rule `2.4.3-toggle-odd-deleted`).\n").unwrap();
+        let error = check_spec_rule_ids(&root).unwrap_err().to_string();
+        std::fs::write(root.join(SPEC), "(rules `2.4.3-toggle-odd-deleted`, `2.8-snapshot-goal`)\n").unwrap();
+        let count = check_spec_rule_ids(&root).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(error.ends_with("rule ids of tests/conformance/rules.json: 2.8-snapshot-goal"), "{error}");
+        assert_eq!(count, 2);
     }
 
     #[test]

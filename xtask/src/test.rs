@@ -4,9 +4,10 @@
 //! and again for wasm32), the native test suite, schemathesis against the server's OpenAPI
 //! document, the wasm package and its size budget, the dashboard (Trunk) and its size budget,
 //! rustdoc with warnings as errors, the example page and the dashboard in headless Chromium, the
-//! JS API in headless Chromium, and three guards: every relative link of the repository's
-//! Markdown names a file of the repository (`docs`), the core's dependency list stays tiny, and
-//! the suites that must run tests did run them (a suite that silently runs 0 tests is a failure).
+//! JS API in headless Chromium, and four guards: every relative link of the repository's
+//! Markdown names a file of the repository and `docs/spec.md` names every conformance rule id
+//! (`docs`), the core's dependency list stays tiny, and the suites that must run tests did run
+//! them (a suite that silently runs 0 tests is a failure).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -62,6 +63,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     step("Markdown links stay inside the repository");
     let links = crate::docs::check_links(&root())?;
     eprintln!("{links} links checked: every relative link names a file of the repository");
+    step("the spec names every conformance rule");
+    let ids = crate::docs::check_spec_rule_ids(&root())?;
+    eprintln!("docs/spec.md names all {ids} rule ids of tests/conformance/rules.json");
     step("cargo clippy -D warnings");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("core dependencies");
