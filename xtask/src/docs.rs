@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(resolve("docs", "spec.md").as_deref(), Some("docs/spec.md"));
         assert_eq!(resolve("docs", "../README.md").as_deref(), Some("README.md"));
         assert_eq!(resolve("tests/samples/ddc-dirs", "../../../docs/./spec.md").as_deref(), Some("docs/spec.md"));
-        assert_eq!(resolve("", "../shared/DESIGN.md"), None);
+        assert_eq!(resolve("", "../sibling/notes.md"), None);
         assert_eq!(resolve("docs", "../../x.md"), None);
         assert!(has_scheme("https://example.org") && has_scheme("mailto:a@b") && !has_scheme("docs/a:b.md"));
         assert_eq!(percent_decode("with%20space.md"), "with space.md");
@@ -522,13 +522,13 @@ mod tests {
         std::fs::write(
             root.join("README.md"),
             "# R\n[ok](docs/spec.md#24-replay) [dir](docs/) [self](#r) [web](https://x.org/a.md)\n\
-             [out](../shared/DESIGN.md)\n[gone](docs/nope.md)\n[anchor](docs/spec.md#25-display)\n\
+             [out](../sibling/notes.md)\n[gone](docs/nope.md)\n[anchor](docs/spec.md#25-display)\n\
              [built](dist/index.html)\n",
         )
         .unwrap();
         let error = check_links(&root).unwrap_err().to_string();
         let _ = std::fs::remove_dir_all(&root);
-        assert!(error.contains("README.md:3: ../shared/DESIGN.md: leaves the repository"), "{error}");
+        assert!(error.contains("README.md:3: ../sibling/notes.md: leaves the repository"), "{error}");
         assert!(error.contains("README.md:4: docs/nope.md: no such file in the repository: docs/nope.md"), "{error}");
         assert!(error.contains("README.md:5: docs/spec.md#25-display: no heading or anchor #25-display in"), "{error}");
         assert!(error.contains("README.md:6: dist/index.html: dist/index.html is ignored by git"), "{error}");
