@@ -93,6 +93,9 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // A reader that held the WAL back (a stalled export) lets it grow; once checkpointed, the
+    // file is cut back to this size instead of keeping its peak on disk.
+    conn.pragma_update(None, "journal_size_limit", 64_i64 << 20)?;
     conn.execute_batch(SCHEMA)?;
     for (table, column) in ADDED_COLUMNS {
         let present: bool = conn.query_row(
