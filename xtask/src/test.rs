@@ -42,6 +42,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "hostile", 5),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "ddc", 5),
+    ("mechfund-e2e", "standalone", 2),
     ("mechfund-e2e", "dashboard", 12),
     ("mechfund-e2e", "live", 8),
 ];

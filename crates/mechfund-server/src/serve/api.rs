@@ -36,7 +36,7 @@ use super::auth::require_token;
 use super::card::{self, Theme};
 use super::error::{ApiError, json_body};
 use super::export::Exports;
-use super::files::Files;
+use super::files::{Dashboard, Files, Package};
 use super::openapi::{
     ApiDoc, Conflict, DisplaySchema, EventSchema, GoalPartsSchema, IdempotencyKey, Internal, Invalid, Malformed,
     MechPath, NewMechPath, NotFound, RateLimited, ReadOnly, RemainingSchema, RulesSchema, StateSchema, TooLarge,
@@ -63,10 +63,10 @@ pub struct AppState {
     pub readers: Arc<Readers>,
     /// The admin token.
     pub token: Arc<str>,
-    /// The dashboard's files.
-    pub dist: PathBuf,
-    /// The JS package, served at `/embed/`.
-    pub embed: PathBuf,
+    /// The dashboard's files; `None`: the ones built into the binary.
+    pub dist: Option<PathBuf>,
+    /// The JS package, served at `/embed/`; `None`: the one built into the binary.
+    pub embed: Option<PathBuf>,
     /// Origins allowed by CORS (none: no CORS headers; `*` alone: any origin).
     pub cors_origins: Vec<HeaderValue>,
     /// Reads need the token too (not `/healthz`, the dashboard or `/embed/`).
@@ -134,19 +134,24 @@ pub fn app(state: AppState) -> Router {
     // Serialising the document (strings and maps) cannot fail.
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     let router = router.layer(Extension(OpenApiJson(doc)));
-    let router = if state.embed.is_dir() {
-        router.nest_service("/embed", Files::new(&state.embed))
-    } else {
-        router
+    let package = match &state.embed {
+        Some(dir) => dir.is_dir().then(|| Files::new(dir)),
+        None => Files::embedded::<Package>("mechfund-progress.js"),
+    };
+    let router = match package {
+        Some(files) => router.nest_service("/embed", files),
+        None => router
             .route("/embed", get(no_embed))
             .route("/embed/", get(no_embed))
-            .route("/embed/{*rest}", get(api_not_found))
+            .route("/embed/{*rest}", get(api_not_found)),
     };
-    let index = state.dist.join("index.html");
-    let router = if index.is_file() {
-        router.fallback_service(Files::new(&state.dist))
-    } else {
-        router.route("/", get(no_dashboard)).fallback(api_not_found)
+    let dashboard = match &state.dist {
+        Some(dir) => dir.join("index.html").is_file().then(|| Files::new(dir)),
+        None => Files::embedded::<Dashboard>("index.html"),
+    };
+    let router = match dashboard {
+        Some(files) => router.fallback_service(files),
+        None => router.route("/", get(no_dashboard)).fallback(api_not_found),
     };
     let router = router.layer(DefaultBodyLimit::max(BODY_LIMIT));
     let router = if state.cors_origins.is_empty() {

@@ -1,5 +1,6 @@
-//! The dashboard (`--dist`, at `/`) and the JS package (`--embed`, at `/embed/`): tower-http's
-//! `ServeDir`, except that no request path gets a 5xx.
+//! The dashboard (at `/`) and the JS package (at `/embed/`): built into the binary when they
+//! were built before it ([`Dashboard`], [`Package`]), or a directory given with `--dist` /
+//! `--embed`, served by tower-http's `ServeDir` except that no request path gets a 5xx.
 //!
 //! `ServeDir` answers 500 (and logs an ERROR) for every file-system error but "not found",
 //! "permission denied" and "not a directory", and for a directory asked for in authority form
@@ -18,7 +19,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tower::Service;
 use tower_http::services::ServeDir;
@@ -26,17 +27,85 @@ use tower_http::services::ServeDir;
 use super::clientlog::client_error;
 use super::error::ApiError;
 
-/// The files of a directory, as a service for `nest_service` and `fallback_service`.
+/// The dashboard as built into the binary (`dist/` when the binary was built; read from there
+/// at run time in debug builds).
+#[derive(rust_embed::Embed)]
+#[folder = "../../dist"]
+#[allow_missing = true]
+pub struct Dashboard;
+
+/// The JS package as built into the binary (`examples/embed/pkg/`, as `cargo xtask wasm` builds it).
+#[derive(rust_embed::Embed)]
+#[folder = "../../examples/embed/pkg"]
+#[allow_missing = true]
+pub struct Package;
+
+/// Where files come from.
+#[derive(Clone, Debug)]
+enum Source {
+    /// A directory on disk.
+    Dir(ServeDir),
+    /// Files built into the binary.
+    Embedded(fn(&str) -> Option<rust_embed::EmbeddedFile>),
+}
+
+/// The files of a directory or of the binary, as a service for `nest_service` and
+/// `fallback_service`.
 #[derive(Clone, Debug)]
 pub struct Files {
-    dir: ServeDir,
+    source: Source,
 }
 
 impl Files {
     /// The files under `dir` (`index.html` for a directory).
     pub fn new(dir: &Path) -> Files {
-        Files { dir: ServeDir::new(dir) }
+        Files { source: Source::Dir(ServeDir::new(dir)) }
     }
+
+    /// The files built into the binary as `E`, if it holds `required` (else it was built before
+    /// them, and there is nothing to serve).
+    pub fn embedded<E: rust_embed::Embed>(required: &str) -> Option<Files> {
+        E::get(required).is_some().then(|| Files { source: Source::Embedded(E::get) })
+    }
+}
+
+/// A file built into the binary: `index.html` for a directory, a strong `ETag` (its sha256) with
+/// `Cache-Control: no-cache`, 304 for a matching `If-None-Match`; only GET and HEAD.
+fn embedded_file(get: fn(&str) -> Option<rust_embed::EmbeddedFile>, request: &Request) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed on files", request.method()),
+        )
+        .into_response();
+    }
+    let path = request.uri().path().trim_start_matches('/');
+    let name = if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.to_owned() };
+    let Some(file) = get(&name) else {
+        return no_file(&shorten(request.uri().path()), "no such file in the binary");
+    };
+    let etag = format!("\"{}\"", super::store::hex(&file.metadata.sha256_hash()));
+    let matches = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag || tag.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Body::from(file.data.into_owned()).into_response();
+        if let Ok(kind) = HeaderValue::from_str(file.metadata.mimetype()) {
+            response.headers_mut().insert(header::CONTENT_TYPE, kind);
+        }
+        response
+    };
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 impl Service<Request> for Files {
@@ -57,8 +126,15 @@ impl Service<Request> for Files {
             return Box::pin(async move { Ok(no_file(&target, "the request target is not a path")) });
         };
         *request.uri_mut() = Uri::from(origin);
+        let dir = match &mut self.source {
+            Source::Dir(dir) => dir,
+            Source::Embedded(get) => {
+                let response = embedded_file(*get, &request);
+                return Box::pin(async move { Ok(response) });
+            }
+        };
         let path = shorten(request.uri().path());
-        let answer = self.dir.try_call(request);
+        let answer = dir.try_call(request);
         Box::pin(async move {
             Ok(match answer.await {
                 Ok(response) => response.map(Body::new),

@@ -64,12 +64,12 @@ pub struct ServeArgs {
     /// Its log, rules files and snapshots are followed as DDC writes them; writes answer 403.
     #[arg(long, value_name = "DIR", conflicts_with = "rules")]
     ddc: Option<PathBuf>,
-    /// The built dashboard, served at `/`.
-    #[arg(long, default_value = "dist")]
-    dist: PathBuf,
-    /// The JS package (wasm-pack output), served at `/embed/`.
-    #[arg(long, default_value = "examples/embed/pkg")]
-    embed: PathBuf,
+    /// A built dashboard to serve at `/` instead of the one built into the binary.
+    #[arg(long, value_name = "DIR")]
+    dist: Option<PathBuf>,
+    /// A JS package to serve at `/embed/` instead of the one built into the binary.
+    #[arg(long, value_name = "DIR")]
+    embed: Option<PathBuf>,
     /// An origin allowed to read the API from a browser (CORS); repeatable.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,

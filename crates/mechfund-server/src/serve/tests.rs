@@ -36,8 +36,8 @@ impl Server {
             writer,
             readers: std::sync::Arc::new(Readers::new(db)),
             token: TOKEN.into(),
-            dist: dir.path().join("no-dist"),
-            embed: dir.path().join("no-embed"),
+            dist: Some(dir.path().join("no-dist")),
+            embed: Some(dir.path().join("no-embed")),
             cors_origins: Vec::new(),
             private: false,
             rate_limiter: None,
@@ -569,8 +569,8 @@ fn dist_dir(root: &std::path::Path) -> PathBuf {
 async fn no_request_path_gets_a_5xx_from_the_dashboard_or_the_js_package() {
     let mut server = Server::new(1 << 20);
     let dist = dist_dir(server._dir.path());
-    server.state.dist = dist.clone();
-    server.state.embed = dist;
+    server.state.dist = Some(dist.clone());
+    server.state.embed = Some(dist);
     let long = "a".repeat(300);
     let deep = "/a".repeat(3000);
     let mut odd: Vec<(String, &str)> = Vec::new();
