@@ -9,6 +9,13 @@
 //! It is not a test framework: a missing prerequisite (the built JS package or dashboard,
 //! chromedriver, Chromium, the release binary) is an error that says how to get it, so the tests
 //! fail instead of skipping.
+//!
+//! It ends exactly what it starts: chromedriver runs with no stdin, stdout or stderr of ours in
+//! a process group of its own ([`mechfund_procgroup::Group`]), with the Chromium it starts, and
+//! closing or dropping the [`Page`] ends that group by its id. (Chromium's crash handler,
+//! `chrome_crashpad_handler`, puts itself in a session of its own; it holds nothing of ours and
+//! exits once the browser it watches is gone.) A [`MechfundServer`] is ended by its own child
+//! handle. Both are drop guards, so a failing test ends them too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +25,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use axum::Router;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
+use mechfund_procgroup::Group;
 use serde_json::{Value, json};
 use tower_http::services::ServeDir;
 
@@ -271,48 +279,37 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A chromedriver process in its own process group; dropping it ends the group (chromedriver
-/// and any browser it started).
+/// chromedriver in a process group of its own, with no stdin, stdout or stderr of ours; dropping
+/// it ends the group (chromedriver and the browser it started) by its id.
 #[derive(Debug)]
 struct Chromedriver {
-    child: Child,
+    group: Group,
     port: u16,
 }
 
 impl Chromedriver {
     async fn start() -> Result<Chromedriver> {
-        use std::os::unix::process::CommandExt;
         let install = "install it with `apt-get install -y chromium chromium-driver`";
         let driver = program("CHROMEDRIVER", "/usr/bin/chromedriver", install)?;
         let port = free_port()?;
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", driver.display()))?;
-        let mut driver = Chromedriver { child, port };
+        let group = Group::spawn(
+            Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .with_context(|| format!("starting {}", driver.display()))?;
+        let mut driver = Chromedriver { group, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if let Some(status) = driver.child.try_wait()? {
-                bail!("chromedriver exited at start ({status})");
+            if !driver.group.running()? {
+                bail!("chromedriver exited at start ({})", driver.group.end()?);
             }
             ensure!(Instant::now() < deadline, "chromedriver did not listen on port {port} within 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(driver)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        // The group's id is chromedriver's pid (process_group(0)).
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -405,6 +402,13 @@ impl Page {
         let chromium = program("CHROMIUM", "/usr/bin/chromium", "install it with `apt-get install -y chromium`")?;
         let (client, driver) = session(&chromium, flags).await?;
         Ok(Page { client, origin: origin.trim_end_matches('/').to_owned(), server: None, _driver: driver })
+    }
+
+    /// The id of the process group chromedriver and its browser run in (chromedriver's pid);
+    /// the group is ended when the page is closed or dropped.
+    #[must_use]
+    pub fn process_group(&self) -> u32 {
+        self._driver.group.id()
     }
 
     /// Navigates to `path` (relative to the page server's origin).
