@@ -11,6 +11,7 @@ mod bench_server;
 mod dashboard;
 mod docs;
 mod gen_log;
+mod group;
 mod schemathesis;
 mod test;
 mod tools;

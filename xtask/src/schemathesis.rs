@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
+use mechfund_procgroup::Group;
 
 use crate::args::Args;
 use crate::tools::schemathesis_bin;
@@ -31,7 +32,7 @@ pub fn run_schemathesis(mut args: Args) -> Result<()> {
     schemathesis(examples, seed.as_deref())
 }
 
-/// A server process that is killed when dropped.
+/// The server process, killed by its own handle when dropped (also on every early return).
 struct Server(Child);
 
 impl Drop for Server {
@@ -59,7 +60,7 @@ pub fn schemathesis(examples: u32, seed: Option<&str>) -> Result<()> {
 const STREAM_OPERATION: &str = "stream_events";
 
 fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, seed: Option<&str>) -> Result<()> {
-    let mut child = Command::new(mechfund)
+    let child = Command::new(mechfund)
         .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
         .arg(work.join("data"))
         .arg("--dist")
@@ -72,8 +73,8 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", mechfund.display()))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let server = Server(child);
+    let mut server = Server(child);
+    let stdout = server.0.stdout.take().context("server stdout")?;
     let mut line = String::new();
     let mut lines = BufReader::new(stdout);
     lines.read_line(&mut line).context("reading the server's address")?;
@@ -97,7 +98,10 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
         command.args(["--seed", seed]);
     }
     let started = std::time::Instant::now();
-    let status = command.status().with_context(|| format!("running {}", st.display()))?;
+    // In a process group of its own, ended (with anything it started) once it exits.
+    let status = Group::spawn(command.stdin(Stdio::null()))
+        .and_then(|mut schemathesis| schemathesis.wait())
+        .with_context(|| format!("running {}", st.display()))?;
     drop(server);
     let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
     let report: serde_json::Value = serde_json::from_str(&text).context("parsing the schemathesis report")?;

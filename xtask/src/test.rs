@@ -4,20 +4,23 @@
 //! and again for wasm32), the native test suite, schemathesis against the server's OpenAPI
 //! document, the wasm package and its size budget, the dashboard (Trunk) and its size budget,
 //! rustdoc with warnings as errors, the example page and the dashboard in headless Chromium, the
-//! JS API in headless Chromium, and four guards: every relative link of the repository's
+//! JS API in headless Chromium (each test command in a process group of its own, ended by its
+//! id when it exits; a headless Chromium the browser steps did not start must still answer
+//! after them: `group.rs`), and four guards: every relative link of the repository's
 //! Markdown names a file of the repository and `docs/spec.md` names every conformance rule id
 //! (`docs`), the core's dependency list stays tiny, and the suites that must run tests did run
 //! them (a suite that silently runs 0 tests is a failure).
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::args::Args;
 use crate::bench::ensure_log;
 use crate::dashboard::build_dashboard;
-use crate::tools::{path_with_tools, reap_browsers, setup};
+use crate::group::{Bystander, count_passed};
+use crate::tools::{path_with_tools, setup};
 use crate::wasm::build_package;
 use crate::workspace::{cargo, root, run, target_dir};
 use std::path::PathBuf;
@@ -45,6 +48,8 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-e2e", "standalone", 2),
     ("mechfund-e2e", "dashboard", 12),
     ("mechfund-e2e", "live", 8),
+    ("mechfund-e2e", "processes", 2),
+    ("mechfund-procgroup", "group", 4),
 ];
 
 /// The generated logs (events, seed) the dashboard's browser tests load; made here with a
@@ -95,9 +100,8 @@ pub fn run_tests(args: Args) -> Result<()> {
     check_required_suites()?;
     step("cargo doc -D warnings");
     run(cargo().args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
-    // The browser suites are compiled first and their test binaries run directly: a cargo run
-    // started after a headless Chromium has been seen to fail its `rustc -` probe on stray
-    // browser output, so no cargo runs once a browser has.
+    // The browser suites are compiled first and their test binaries run directly, each in a
+    // process group of its own that is ended when it exits (`count_passed`).
     step("build the browser suites");
     run(cargo().args(["build", "--locked", "--release", "--bin", "mechfund"]))?;
     let mechfund = target_dir()?.join("release/mechfund");
@@ -118,6 +122,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     for &(events, seed) in DASHBOARD_LOGS {
         ensure_log(&data, events, seed)?;
     }
+    step("a headless Chromium the browser steps did not start");
+    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let bystander = Bystander::start(&chromium, &target_dir()?)?;
     step("pages in headless Chromium (mechfund-e2e: the embed page and the dashboard)");
     let mut e2e_passed = 0;
     for exe in &e2e {
@@ -127,7 +134,6 @@ pub fn run_tests(args: Args) -> Result<()> {
     }
     ensure!(e2e_passed > 0, "the page suites ran no tests");
     passed += e2e_passed;
-    reap_browsers();
     step("JS API in headless Chromium (wasm-bindgen-test)");
     let mut wasm_passed = 0;
     for module in &wasm {
@@ -142,7 +148,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     }
     ensure!(wasm_passed > 0, "the browser suites of mechfund-wasm ran no tests");
     passed += wasm_passed;
-    reap_browsers();
+    step("the browser steps ended only what they started");
+    bystander.answers(Duration::from_secs(5)).context("the browser steps ended a Chromium they did not start")?;
+    drop(bystander);
     eprintln!("\nxtask test: all checks passed ({passed} tests)");
     Ok(())
 }
@@ -183,25 +191,6 @@ fn check_core_dependencies() -> Result<()> {
 fn test_workspace(command: &mut Command) -> Result<usize> {
     let passed = count_passed(command)?;
     ensure!(passed > 0, "{command:?} ran no tests at all");
-    Ok(passed)
-}
-
-/// Runs a test command, echoing its output; fails if it fails; returns how many tests passed.
-fn count_passed(command: &mut Command) -> Result<usize> {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().context("running tests")?;
-    let stdout = child.stdout.take().context("cargo test stdout")?;
-    let mut passed = 0;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo test output")?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ok. ") {
-            passed += rest.split_whitespace().next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
-        }
-    }
-    let status = child.wait().context("waiting for cargo test")?;
-    if !status.success() {
-        bail!("{command:?} failed ({status})");
-    }
     Ok(passed)
 }
 

@@ -191,30 +191,3 @@ pub fn path_with_tools() -> std::ffi::OsString {
     paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     std::env::join_paths(paths).unwrap_or_default()
 }
-
-/// Headless Chromium and chromedriver processes left by a browser test step.
-fn stray_browsers() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline);
-            text.contains("chromedriver") || (text.contains("chromium") && text.contains("--headless"))
-        })
-        .collect()
-}
-
-/// Waits for browser test processes to exit (killing them after 10 s). A lingering Chromium
-/// writing to inherited pipes has been seen to corrupt the next cargo run's `rustc -` probe.
-pub fn reap_browsers() {
-    for _ in 0..100 {
-        if stray_browsers().is_empty() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    for pid in stray_browsers() {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
-}
