@@ -503,16 +503,18 @@ impl MechfundServer {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {}", Path::new(bin).display()))?;
-        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+        let stdout = child.stdout.take();
+        // Held by `self` from here on, so that every way out below (and a drop) ends it.
+        self.child = Some(child);
+        let mut out = BufReader::new(stdout.context("stdout")?);
         let mut line = String::new();
-        out.read_line(&mut line)?;
+        let read = out.read_line(&mut line);
         let Some(origin) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            bail!("mechfund serve printed no address ({line:?}); stderr: {}", self.stderr_text());
+            self.kill();
+            bail!("mechfund serve printed no address ({read:?}, {line:?}); stderr: {}", self.stderr_text());
         };
         std::thread::spawn(move || for _ in out.lines() {});
         self.origin = origin;
-        self.child = Some(child);
         Ok(())
     }
 

@@ -45,7 +45,7 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mechfund"))
+        let child = Command::new(env!("CARGO_BIN_EXE_mechfund"))
             .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
             .arg(data)
             .arg("--dist")
@@ -54,17 +54,20 @@ impl Server {
             .arg(data.join("no-embed"))
             .args(extra)
             .env("MECHFUND_ADMIN_TOKEN", TOKEN)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("mechfund serve starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
+        // The guard first: a panic below drops it, which kills the server.
+        let mut server = Server { child, base: String::new() };
+        let mut out = BufReader::new(server.child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let base =
+        server.base =
             line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}")).to_owned();
         std::thread::spawn(move || for _ in out.lines() {});
-        Server { child, base }
+        server
     }
 }
 
