@@ -91,7 +91,6 @@ pub fn build_dashboard() -> Result<DistSizes> {
         .args(["build", "--release", "--offline"])
         .current_dir(root())
         .env("PATH", path_with_tools())
-        .env("CARGO_CACHE_RUSTC_INFO", "0")
         .stdin(Stdio::null()))
     .context("building the dashboard (`cargo xtask setup` installs trunk, wasm-bindgen-cli and wasm-opt)")?;
     dist_sizes(&dist_dir())

@@ -20,10 +20,8 @@ pub fn root() -> PathBuf {
 pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root());
-    // Never hand our stdin to cargo: its `rustc -` target probe would read (and cache) it.
+    // xtask's cargo runs read no input: they get none of ours.
     command.stdin(std::process::Stdio::null());
-    // The target dir may be shared across clones: don't reuse its cached probe results.
-    command.env("CARGO_CACHE_RUSTC_INFO", "0");
     command
 }
 
