@@ -55,6 +55,14 @@ impl Args {
         self.value(name)?.with_context(|| format!("{name} is required"))
     }
 
+    /// Takes what is left as positional arguments; an option left over (`--typo`) is an error.
+    pub fn positionals(self) -> Result<Vec<String>> {
+        if let Some(option) = self.rest.iter().find(|a| a.starts_with('-')) {
+            bail!("unexpected option {option:?} (see --help)");
+        }
+        Ok(self.rest)
+    }
+
     /// Fails if anything was not consumed (a typo must not be ignored silently).
     pub fn finish(self) -> Result<()> {
         if let Some(extra) = self.rest.first() {

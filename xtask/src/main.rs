@@ -12,6 +12,7 @@ mod dashboard;
 mod docs;
 mod gen_log;
 mod group;
+mod layout;
 mod schemathesis;
 mod test;
 mod tools;
@@ -42,6 +43,12 @@ const COMMANDS: &[Command] = &[
         about: "check that every relative link in the repository's Markdown names a file of it",
         usage: docs::USAGE,
         run: docs::run_links,
+    },
+    Command {
+        name: "layout",
+        about: "list a crate's modules, their lines and imports, and the import cycles between them",
+        usage: layout::USAGE,
+        run: layout::run,
     },
     Command {
         name: "schemathesis",
