@@ -19,7 +19,7 @@ use yew::prelude::*;
 
 use crate::format::{count, money, when};
 
-use super::AnalysisProps as Props;
+use super::props::AnalysisProps as Props;
 
 /// The SVG's height in its own units (pixels, as the width follows the container).
 const HEIGHT: f64 = 300.0;

@@ -16,7 +16,7 @@ use crate::analysis::{Analysis, EventRow, Filter, filtered, to_csv};
 use crate::browser;
 use crate::format::{count, money, when};
 
-use super::AnalysisProps as Props;
+use super::props::AnalysisProps as Props;
 
 /// Rows per page.
 const PAGE: usize = 50;

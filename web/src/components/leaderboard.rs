@@ -6,7 +6,7 @@ use yew::prelude::*;
 
 use crate::format::{count, money};
 
-use super::AnalysisProps as Props;
+use super::props::AnalysisProps as Props;
 
 /// How many donors are listed.
 const TOP: usize = 10;

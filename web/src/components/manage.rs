@@ -18,17 +18,9 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::props::Admin;
 use crate::api::{self, Failure};
 use crate::format::{count, money};
-
-/// What a signed-in user can do, handed to the forms and the event table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Admin {
-    pub token: Rc<str>,
-    pub mech: String,
-    /// After a successful write.
-    pub on_written: Callback<()>,
-}
 
 #[derive(Properties, PartialEq)]
 pub struct Props {

@@ -9,7 +9,8 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::manage::{Admin, focus, join};
+use super::manage::{focus, join};
+use super::props::Admin;
 use crate::api;
 
 #[derive(Properties, PartialEq)]
