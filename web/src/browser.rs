@@ -1,5 +1,5 @@
 //! The browser at the edge: the clock, yielding to the event loop, reading files and URLs into
-//! memory in slices, downloads and the page URL. Everything else in the app is plain Rust.
+//! memory in slices, downloads, focus and the page URL. Everything else in the app is plain Rust.
 
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
@@ -160,6 +160,15 @@ pub fn download(name: &str, mime: &str, text: &str) -> Result<(), JsValue> {
     anchor.set_download(name);
     anchor.click();
     web_sys::Url::revoke_object_url(&url)
+}
+
+/// Focuses the element with `id`, if any.
+pub fn focus(id: &str) {
+    if let Some(element) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id))
+        && let Ok(element) = wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element)
+    {
+        let _ = element.focus();
+    }
 }
 
 /// A query parameter of the page URL, when present and not blank.

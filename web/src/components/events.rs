@@ -175,7 +175,7 @@ pub fn view(props: &Props) -> Html {
         let confirming = confirming.clone();
         Callback::from(move |()| {
             if let Some(seq) = *confirming {
-                super::manage::focus(&format!("toggle-{seq}"));
+                browser::focus(&format!("toggle-{seq}"));
             }
             confirming.set(None);
         })

@@ -20,7 +20,8 @@ use yew::prelude::*;
 
 use super::props::Admin;
 use crate::api::{self, Failure};
-use crate::format::{count, money};
+use crate::browser::focus;
+use crate::format::{count, join, money};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -36,15 +37,6 @@ pub struct Props {
 pub fn now_or(now: Option<&Now>) -> Now {
     #[allow(clippy::cast_possible_truncation, reason = "Date.now() is whole milliseconds")]
     now.cloned().unwrap_or_else(|| Now::from_millis(js_sys::Date::now() as i64))
-}
-
-/// Focuses the element with `id`, if any.
-pub fn focus(id: &str) {
-    if let Some(element) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id))
-        && let Ok(element) = wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element)
-    {
-        let _ = element.focus();
-    }
 }
 
 #[function_component(Manage)]
@@ -549,12 +541,6 @@ fn write_form(props: &FormProps) -> Html {
             }
         </form>
     }
-}
-
-/// The parts, concatenated (ids and messages: cheaper than a `format!` per call site).
-#[must_use]
-pub fn join(parts: &[&str]) -> String {
-    parts.concat()
 }
 
 #[cfg(test)]

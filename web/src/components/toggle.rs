@@ -9,9 +9,10 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::manage::{focus, join};
 use super::props::Admin;
 use crate::api;
+use crate::browser::focus;
+use crate::format::join;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
