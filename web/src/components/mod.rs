@@ -11,3 +11,4 @@ pub mod rules_editor;
 pub mod summary;
 pub mod toggle;
 pub mod whatif;
+pub mod write_form;
