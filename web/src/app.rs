@@ -60,6 +60,7 @@ pub enum Phase {
 }
 
 /// App state.
+#[derive(Clone)]
 pub struct Model {
     pub phase: Phase,
     pub log: Option<Rc<Log>>,
@@ -153,11 +154,11 @@ impl Reducible for Model {
                 phase: Phase::Loading { what, progress: Progress { phase: "Reading", fraction: 0.0 } },
                 generation,
                 live,
-                ..clone_model(&self)
+                ..(*self).clone()
             },
             Action::Progress { generation, progress } if current(generation) => match &self.phase {
                 Phase::Loading { what, .. } => {
-                    Model { phase: Phase::Loading { what: what.clone(), progress }, ..clone_model(&self) }
+                    Model { phase: Phase::Loading { what: what.clone(), progress }, ..(*self).clone() }
                 }
                 _ => return self,
             },
@@ -167,28 +168,28 @@ impl Reducible for Model {
                 analysis: Some(analysis),
                 mech,
                 shown: generation,
-                ..clone_model(&self)
+                ..(*self).clone()
             },
             Action::Failed { generation, message } if current(generation) => {
-                Model { phase: Phase::Failed(message), ..clone_model(&self) }
+                Model { phase: Phase::Failed(message), ..(*self).clone() }
             }
             Action::Idle { generation } if current(generation) => {
-                Model { phase: Phase::Idle, shown: generation, ..clone_model(&self) }
+                Model { phase: Phase::Idle, shown: generation, ..(*self).clone() }
             }
-            Action::Rules(rules) => Model { rules, ..clone_model(&self) },
-            Action::Now(now) => Model { now, ..clone_model(&self) },
-            Action::Server => Model { server: true, ..clone_model(&self) },
+            Action::Rules(rules) => Model { rules, ..(*self).clone() },
+            Action::Now(now) => Model { now, ..(*self).clone() },
+            Action::Server => Model { server: true, ..(*self).clone() },
             Action::Live { shown, commit } if shown == self.shown && self.live && shown == self.generation => {
                 let Some(analysis) = &self.analysis else {
                     if commit.lines.is_empty() && commit.mark.is_none_or(|mark| mark.last_event_seq == 0) {
                         return self;
                     }
                     // The store was empty when loaded: load it now that it has events.
-                    return Rc::new(Model { reloads: self.reloads + 1, ..clone_model(&self) });
+                    return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() });
                 };
                 let next = match analysis.extend(&self.mech, &commit.lines, &self.rules, self.now.as_ref()) {
                     Extension::Same => None,
-                    Extension::Rewrite => return Rc::new(Model { reloads: self.reloads + 1, ..clone_model(&self) }),
+                    Extension::Rewrite => return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() }),
                     Extension::Next(next, level_ups) => {
                         let announcement = level_ups.last().map(|up| {
                             let number = self.announcement.as_ref().map_or(1, |(n, _)| n + 1);
@@ -203,7 +204,7 @@ impl Reducible for Model {
                         Some(Model {
                             analysis: Some(Rc::from(next)),
                             announcement: announcement.or_else(|| self.announcement.clone()),
-                            ..clone_model(&self)
+                            ..(*self).clone()
                         })
                     }
                 };
@@ -215,11 +216,11 @@ impl Reducible for Model {
                         if self.mismatch_reloads >= MAX_MISMATCH_RELOADS {
                             return self;
                         }
-                        let model = next.unwrap_or_else(|| clone_model(&self));
+                        let model = next.unwrap_or_else(|| (*self).clone());
                         Model { reloads: self.reloads + 1, mismatch_reloads: self.mismatch_reloads + 1, ..model }
                     }
                     Some(_) if self.mismatch_reloads > 0 => {
-                        Model { mismatch_reloads: 0, ..next.unwrap_or_else(|| clone_model(&self)) }
+                        Model { mismatch_reloads: 0, ..next.unwrap_or_else(|| (*self).clone()) }
                     }
                     _ => match next {
                         Some(model) => model,
@@ -235,24 +236,6 @@ impl Reducible for Model {
 
 /// Reloads in a row for a replay that disagrees with the server's `state` messages.
 pub const MAX_MISMATCH_RELOADS: u32 = 3;
-
-fn clone_model(m: &Model) -> Model {
-    Model {
-        phase: m.phase.clone(),
-        log: m.log.clone(),
-        analysis: m.analysis.clone(),
-        mech: m.mech.clone(),
-        rules: Rc::clone(&m.rules),
-        now: m.now.clone(),
-        generation: m.generation,
-        server: m.server,
-        live: m.live,
-        shown: m.shown,
-        reloads: m.reloads,
-        mismatch_reloads: m.mismatch_reloads,
-        announcement: m.announcement.clone(),
-    }
-}
 
 /// Starts loads; owns the generation counter so a newer load wins.
 #[derive(Clone)]
