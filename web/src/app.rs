@@ -1,5 +1,5 @@
-//! The dashboard's root: app state as a `Reducible`, the loading pipeline (source -> bytes ->
-//! sliced replay -> [`Analysis`]) and the page layout.
+//! The dashboard's root: the loading pipeline (source -> bytes -> sliced replay -> analysis)
+//! and the page layout. Its state (model, actions, reducer) is the `state` module.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -9,7 +9,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::analysis::{Analysis, Extension};
 use crate::browser::{self, PageHost};
 use crate::components::chart::Chart;
 use crate::components::diagnostics::Diagnostics;
@@ -22,6 +21,8 @@ use crate::components::summary::Summary;
 use crate::components::whatif::WhatIf;
 use crate::live::{self, Status};
 use crate::replay_job::{self, Progress};
+use crate::state::action::Action;
+use crate::state::model::{Log, Model, Phase};
 
 /// The bundled sample logs (`tests/samples`, copied into `dist/samples` by Trunk): a small
 /// community part-way to level 10, and a longer log whose history was rewritten (diagnostics).
@@ -33,12 +34,6 @@ fn server_log(mech: &str) -> String {
 }
 const SERVER_RULES: &str = "api/v1/rules";
 
-/// A log held in memory, so a different mech can be replayed without reading it again.
-pub struct Log {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
 /// Where a log comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
@@ -46,196 +41,6 @@ pub enum Source {
     Url(String),
     Text(String),
 }
-
-/// What the page is doing.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Phase {
-    /// Nothing loaded (the first-visit screen) or showing a load.
-    Idle,
-    Loading {
-        what: String,
-        progress: Progress,
-    },
-    Failed(String),
-}
-
-/// App state.
-#[derive(Clone)]
-pub struct Model {
-    pub phase: Phase,
-    pub log: Option<Rc<Log>>,
-    pub analysis: Option<Rc<Analysis>>,
-    pub mech: String,
-    /// The rules replay uses (`&rules=URL`, the server's, or the defaults).
-    pub rules: Rc<Rules>,
-    /// A frozen clock (`&now=`), else the browser's.
-    pub now: Option<Now>,
-    /// Bumped by every load; results of older ones are dropped.
-    pub generation: u64,
-    /// The mechfund API answered: the page is served by `mechfund serve`.
-    pub server: bool,
-    /// The load on screen (or running) is the server's log of `mech`, so it follows the stream.
-    pub live: bool,
-    /// The generation of the load on screen; streamed lines of older loads are dropped.
-    pub shown: u64,
-    /// Bumped when streamed lines need a full reload (a deletion rewrote history, or the
-    /// server's log is not where the replay is: a restore took it back).
-    pub reloads: u64,
-    /// Reloads for a replay that disagreed with the server since one last agreed (at most
-    /// [`MAX_MISMATCH_RELOADS`] in a row, so a lasting disagreement cannot reload forever).
-    pub mismatch_reloads: u32,
-    /// The latest level-up announcement, numbered so a repeat is announced again.
-    pub announcement: Option<(u64, String)>,
-}
-
-impl Default for Model {
-    fn default() -> Model {
-        Model {
-            phase: Phase::Idle,
-            log: None,
-            analysis: None,
-            mech: "main".to_owned(),
-            rules: Rc::new(Rules::default()),
-            now: None,
-            generation: 0,
-            server: false,
-            live: false,
-            shown: 0,
-            reloads: 0,
-            mismatch_reloads: 0,
-            announcement: None,
-        }
-    }
-}
-
-/// What changes the state.
-pub enum Action {
-    Start {
-        generation: u64,
-        what: String,
-        live: bool,
-    },
-    Progress {
-        generation: u64,
-        progress: Progress,
-    },
-    Loaded {
-        generation: u64,
-        log: Rc<Log>,
-        analysis: Rc<Analysis>,
-        mech: String,
-    },
-    Failed {
-        generation: u64,
-        message: String,
-    },
-    /// A quiet failure: back to the first-visit screen.
-    Idle {
-        generation: u64,
-    },
-    Rules(Rc<Rules>),
-    Now(Option<Now>),
-    /// The mechfund API answered.
-    Server,
-    /// Lines from the stream of the load `shown`, and the server's mark after them.
-    Live {
-        shown: u64,
-        commit: live::Commit,
-    },
-}
-
-impl Reducible for Model {
-    type Action = Action;
-
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
-        let current = |g: u64| g == self.generation;
-        let next = match action {
-            Action::Start { generation, what, live } => Model {
-                phase: Phase::Loading { what, progress: Progress { phase: "Reading", fraction: 0.0 } },
-                generation,
-                live,
-                ..(*self).clone()
-            },
-            Action::Progress { generation, progress } if current(generation) => match &self.phase {
-                Phase::Loading { what, .. } => {
-                    Model { phase: Phase::Loading { what: what.clone(), progress }, ..(*self).clone() }
-                }
-                _ => return self,
-            },
-            Action::Loaded { generation, log, analysis, mech } if current(generation) => Model {
-                phase: Phase::Idle,
-                log: Some(log),
-                analysis: Some(analysis),
-                mech,
-                shown: generation,
-                ..(*self).clone()
-            },
-            Action::Failed { generation, message } if current(generation) => {
-                Model { phase: Phase::Failed(message), ..(*self).clone() }
-            }
-            Action::Idle { generation } if current(generation) => {
-                Model { phase: Phase::Idle, shown: generation, ..(*self).clone() }
-            }
-            Action::Rules(rules) => Model { rules, ..(*self).clone() },
-            Action::Now(now) => Model { now, ..(*self).clone() },
-            Action::Server => Model { server: true, ..(*self).clone() },
-            Action::Live { shown, commit } if shown == self.shown && self.live && shown == self.generation => {
-                let Some(analysis) = &self.analysis else {
-                    if commit.lines.is_empty() && commit.mark.is_none_or(|mark| mark.last_event_seq == 0) {
-                        return self;
-                    }
-                    // The store was empty when loaded: load it now that it has events.
-                    return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() });
-                };
-                let next = match analysis.extend(&self.mech, &commit.lines, &self.rules, self.now.as_ref()) {
-                    Extension::Same => None,
-                    Extension::Rewrite => return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() }),
-                    Extension::Next(next, level_ups) => {
-                        let announcement = level_ups.last().map(|up| {
-                            let number = self.announcement.as_ref().map_or(1, |(n, _)| n + 1);
-                            let levels = if level_ups.len() > 1 {
-                                format!("levels {}–{}", level_ups[0].to_level, up.to_level)
-                            } else {
-                                format!("level {}", up.to_level)
-                            };
-                            let exact = if up.exact_hit { " Exact hit: bonus power!" } else { "" };
-                            (number, format!("Level up! The mech reached {levels}.{exact}"))
-                        });
-                        Some(Model {
-                            analysis: Some(Rc::from(next)),
-                            announcement: announcement.or_else(|| self.announcement.clone()),
-                            ..(*self).clone()
-                        })
-                    }
-                };
-                let state = &next.as_ref().and_then(|m| m.analysis.as_deref()).unwrap_or(analysis).result.state;
-                match commit.mark {
-                    // The server's log is not where this replay is (a restore took it back, say):
-                    // load it again, but not forever if the two keep disagreeing.
-                    Some(mark) if !mark.matches(state) => {
-                        if self.mismatch_reloads >= MAX_MISMATCH_RELOADS {
-                            return self;
-                        }
-                        let model = next.unwrap_or_else(|| (*self).clone());
-                        Model { reloads: self.reloads + 1, mismatch_reloads: self.mismatch_reloads + 1, ..model }
-                    }
-                    Some(_) if self.mismatch_reloads > 0 => {
-                        Model { mismatch_reloads: 0, ..next.unwrap_or_else(|| (*self).clone()) }
-                    }
-                    _ => match next {
-                        Some(model) => model,
-                        None => return self,
-                    },
-                }
-            }
-            _ => return self, // a stale load
-        };
-        Rc::new(next)
-    }
-}
-
-/// Reloads in a row for a replay that disagrees with the server's `state` messages.
-pub const MAX_MISMATCH_RELOADS: u32 = 3;
 
 /// Starts loads; owns the generation counter so a newer load wins.
 #[derive(Clone)]

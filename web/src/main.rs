@@ -14,6 +14,7 @@ mod components;
 mod format;
 mod live;
 mod replay_job;
+mod state;
 mod storage;
 
 fn main() {

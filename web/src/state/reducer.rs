@@ -1,0 +1,101 @@
+//! The reducer: each [`Action`] applied to the [`Model`], with no I/O (a live commit is applied
+//! through `Analysis::extend`, which is pure too).
+
+use std::rc::Rc;
+
+use yew::Reducible;
+
+use super::action::Action;
+use super::model::{MAX_MISMATCH_RELOADS, Model, Phase};
+use crate::analysis::Extension;
+use crate::replay_job::Progress;
+
+impl Reducible for Model {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let current = |g: u64| g == self.generation;
+        let next = match action {
+            Action::Start { generation, what, live } => Model {
+                phase: Phase::Loading { what, progress: Progress { phase: "Reading", fraction: 0.0 } },
+                generation,
+                live,
+                ..(*self).clone()
+            },
+            Action::Progress { generation, progress } if current(generation) => match &self.phase {
+                Phase::Loading { what, .. } => {
+                    Model { phase: Phase::Loading { what: what.clone(), progress }, ..(*self).clone() }
+                }
+                _ => return self,
+            },
+            Action::Loaded { generation, log, analysis, mech } if current(generation) => Model {
+                phase: Phase::Idle,
+                log: Some(log),
+                analysis: Some(analysis),
+                mech,
+                shown: generation,
+                ..(*self).clone()
+            },
+            Action::Failed { generation, message } if current(generation) => {
+                Model { phase: Phase::Failed(message), ..(*self).clone() }
+            }
+            Action::Idle { generation } if current(generation) => {
+                Model { phase: Phase::Idle, shown: generation, ..(*self).clone() }
+            }
+            Action::Rules(rules) => Model { rules, ..(*self).clone() },
+            Action::Now(now) => Model { now, ..(*self).clone() },
+            Action::Server => Model { server: true, ..(*self).clone() },
+            Action::Live { shown, commit } if shown == self.shown && self.live && shown == self.generation => {
+                let Some(analysis) = &self.analysis else {
+                    if commit.lines.is_empty() && commit.mark.is_none_or(|mark| mark.last_event_seq == 0) {
+                        return self;
+                    }
+                    // The store was empty when loaded: load it now that it has events.
+                    return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() });
+                };
+                let next = match analysis.extend(&self.mech, &commit.lines, &self.rules, self.now.as_ref()) {
+                    Extension::Same => None,
+                    Extension::Rewrite => return Rc::new(Model { reloads: self.reloads + 1, ..(*self).clone() }),
+                    Extension::Next(next, level_ups) => {
+                        let announcement = level_ups.last().map(|up| {
+                            let number = self.announcement.as_ref().map_or(1, |(n, _)| n + 1);
+                            let levels = if level_ups.len() > 1 {
+                                format!("levels {}–{}", level_ups[0].to_level, up.to_level)
+                            } else {
+                                format!("level {}", up.to_level)
+                            };
+                            let exact = if up.exact_hit { " Exact hit: bonus power!" } else { "" };
+                            (number, format!("Level up! The mech reached {levels}.{exact}"))
+                        });
+                        Some(Model {
+                            analysis: Some(Rc::from(next)),
+                            announcement: announcement.or_else(|| self.announcement.clone()),
+                            ..(*self).clone()
+                        })
+                    }
+                };
+                let state = &next.as_ref().and_then(|m| m.analysis.as_deref()).unwrap_or(analysis).result.state;
+                match commit.mark {
+                    // The server's log is not where this replay is (a restore took it back, say):
+                    // load it again, but not forever if the two keep disagreeing.
+                    Some(mark) if !mark.matches(state) => {
+                        if self.mismatch_reloads >= MAX_MISMATCH_RELOADS {
+                            return self;
+                        }
+                        let model = next.unwrap_or_else(|| (*self).clone());
+                        Model { reloads: self.reloads + 1, mismatch_reloads: self.mismatch_reloads + 1, ..model }
+                    }
+                    Some(_) if self.mismatch_reloads > 0 => {
+                        Model { mismatch_reloads: 0, ..next.unwrap_or_else(|| (*self).clone()) }
+                    }
+                    _ => match next {
+                        Some(model) => model,
+                        None => return self,
+                    },
+                }
+            }
+            _ => return self, // a stale load
+        };
+        Rc::new(next)
+    }
+}
