@@ -22,7 +22,7 @@ use crate::components::whatif::WhatIf;
 use crate::live::{self, Status};
 use crate::replay_job::{self, Progress};
 use crate::state::action::Action;
-use crate::state::model::{Log, Model, Phase};
+use crate::state::model::{Log, Model};
 
 /// The bundled sample logs (`tests/samples`, copied into `dist/samples` by Trunk): a small
 /// community part-way to level 10, and a longer log whose history was rewritten (diagnostics).
@@ -227,14 +227,6 @@ pub fn app() -> Html {
             });
         });
     }
-    let loading = match &model.phase {
-        Phase::Loading { what, progress } => Some((what.clone(), *progress)),
-        _ => None,
-    };
-    let failed = match &model.phase {
-        Phase::Failed(message) => Some(message.clone()),
-        _ => None,
-    };
     let on_mech = {
         let loads = loads.clone();
         let log = model.log.clone();
@@ -256,8 +248,8 @@ pub fn app() -> Html {
         let dispatch = model.dispatcher();
         let status = status.clone();
         let retries = retries.clone();
-        let after = model.analysis.as_ref().map_or(0, |a| a.result.state.last_event_seq);
-        let follow = model.live && model.shown == model.generation && !matches!(model.phase, Phase::Loading { .. });
+        let after = model.last_event_seq();
+        let follow = model.follows_stream();
         use_effect_with((follow, model.shown, model.mech.clone(), *retries), move |(follow, shown, mech, tries)| {
             let mut stream = None;
             if *follow {
@@ -321,17 +313,13 @@ pub fn app() -> Html {
             }
         })
     };
-    let manage = model.server && model.live;
+    let manage = model.manages();
     let admin = match (&*token, manage) {
         (Some(token), true) => {
             Some(Admin { token: Rc::clone(token), mech: model.mech.clone(), on_written: on_written.clone() })
         }
         _ => None,
     };
-    let state = model.analysis.as_ref().map_or_else(
-        || mechfund_core::State::initial(&model.mech, &model.rules, [None; 10]),
-        |a| a.result.state.clone(),
-    );
     html! {
         <div class="app">
             <header class="masthead">
@@ -341,8 +329,8 @@ pub fn app() -> Html {
             <main>
                 <Loader
                     loads={loads.clone()}
-                    loading={loading}
-                    failed={failed}
+                    loading={model.loading()}
+                    failed={model.failure()}
                     log_name={model.log.as_ref().map(|l| l.name.clone())}
                     log_size={model.analysis.as_ref().map(|a| (a.bytes, a.lines))}
                     mechs={model.analysis.as_ref().map(|a| a.mechs.clone()).unwrap_or_default()}
@@ -383,7 +371,7 @@ pub fn app() -> Html {
                 }
                 if manage {
                     <Manage token={(*token).clone()} on_token={on_token} admin={admin.clone()}
-                            state={state} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
+                            state={model.state()} rules={Rc::clone(&model.rules)} now={model.now.clone()} />
                 }
                 <WhatIf
                     analysis={model.analysis.clone().filter(|_| stage >= 1)}

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use mechfund_core::{Now, Rules};
+use mechfund_core::{Now, Rules, State};
 
 use crate::analysis::Analysis;
 use crate::replay_job::Progress;
@@ -75,5 +75,61 @@ impl Default for Model {
             mismatch_reloads: 0,
             announcement: None,
         }
+    }
+}
+
+/// What the page shows and does, derived from the model rather than kept beside it.
+impl Model {
+    /// What is being loaded and how far it got, while a load runs.
+    #[must_use]
+    pub fn loading(&self) -> Option<(String, Progress)> {
+        match &self.phase {
+            Phase::Loading { what, progress } => Some((what.clone(), *progress)),
+            _ => None,
+        }
+    }
+
+    /// Why the last load failed, if it did.
+    #[must_use]
+    pub fn failure(&self) -> Option<String> {
+        match &self.phase {
+            Phase::Failed(message) => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether lines streamed for the load `shown` apply: it is the load on screen, no newer
+    /// one has started, and it is the server's log.
+    #[must_use]
+    pub fn takes_stream_of(&self, shown: u64) -> bool {
+        shown == self.shown && self.live && shown == self.generation
+    }
+
+    /// Whether the page should be subscribed to the server's stream: the load on screen is the
+    /// server's log and the latest load, and no load is running.
+    #[must_use]
+    pub fn follows_stream(&self) -> bool {
+        self.live && self.shown == self.generation && !matches!(self.phase, Phase::Loading { .. })
+    }
+
+    /// The seq of the last event on screen (0 before any): the stream resumes after it.
+    #[must_use]
+    pub fn last_event_seq(&self) -> u64 {
+        self.analysis.as_ref().map_or(0, |a| a.result.state.last_event_seq)
+    }
+
+    /// Whether the management forms are offered: the page is served by `mechfund serve` and
+    /// shows its log.
+    #[must_use]
+    pub fn manages(&self) -> bool {
+        self.server && self.live
+    }
+
+    /// The core state on screen, or the mech's initial state before any load.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.analysis
+            .as_ref()
+            .map_or_else(|| State::initial(&self.mech, &self.rules, [None; 10]), |a| a.result.state.clone())
     }
 }

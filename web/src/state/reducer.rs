@@ -45,7 +45,7 @@ impl Reducible for Model {
             Action::Rules(rules) => Model { rules, ..(*self).clone() },
             Action::Now(now) => Model { now, ..(*self).clone() },
             Action::Server => Model { server: true, ..(*self).clone() },
-            Action::Live { shown, commit } if shown == self.shown && self.live && shown == self.generation => {
+            Action::Live { shown, commit } if self.takes_stream_of(shown) => {
                 let Some(analysis) = &self.analysis else {
                     if commit.lines.is_empty() && commit.mark.is_none_or(|mark| mark.last_event_seq == 0) {
                         return self;
