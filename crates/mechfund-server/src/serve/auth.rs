@@ -12,10 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::store::hex;
-
-/// The token file in the data dir.
-pub const TOKEN_FILE: &str = "admin-token";
+use crate::store::{TOKEN_FILE, hex};
 
 /// Where the token came from, for the start-up message.
 #[derive(Debug, PartialEq, Eq)]

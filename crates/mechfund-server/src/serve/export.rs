@@ -6,11 +6,11 @@
 //! on). A client that never reads would hold all of that for ever, and enough of them would
 //! take every blocking thread. So:
 //!
-//! - at most [`ExportArgs::max_exports`] exports stream at once; one more answers 503 `busy` with
+//! - at most `--max-exports` exports ([`super::slots`]) stream at once; one more answers 503 `busy` with
 //!   `Retry-After` (the server is at capacity, not the client at fault: the standard overload
 //!   answer, which a client may retry);
 //! - at most [`BUFFERED`] chunks of [`CHUNK`] bytes wait for the client;
-//! - a chunk the client has not taken after [`ExportArgs::export_stall_secs`] ends the export:
+//! - a chunk the client has not taken after `--export-stall-secs` ends the export:
 //!   the transaction, the connection and the thread are given up, and the response ends in an
 //!   error (no last chunk), so the client sees a broken transfer, never a short log that looks
 //!   complete.
@@ -20,19 +20,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use clap::Args;
 use tokio::sync::mpsc::error::SendTimeoutError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::api::{AppState, existing, path_error};
 use super::clientlog::client_error;
 use super::error::ApiError;
+use super::extract::Mech;
 use super::openapi::{Busy, Internal, NotFound, Unauthorized};
-use super::store::{Readers, for_each_line};
+use super::state::AppState;
+use crate::store::{Readers, for_each_line};
 
 /// Bytes per chunk of an export.
 pub const CHUNK: usize = 256 << 10;
@@ -40,51 +39,6 @@ pub const CHUNK: usize = 256 << 10;
 pub const BUFFERED: usize = 2;
 /// The `Retry-After` of a 503 `busy`, in seconds.
 const RETRY_AFTER: &str = "5";
-
-/// The export options of `mechfund serve`.
-#[derive(Clone, Debug, Args)]
-pub struct ExportArgs {
-    /// Seconds an export of `…/events.jsonl` waits for a client to take its next 256 KiB before it
-    /// gives up its read transaction (the client sees a broken transfer).
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    export_stall_secs: u64,
-    /// Exports streaming at once (each holds a read transaction and a thread); one more answers
-    /// 503 busy with Retry-After.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
-    max_exports: u32,
-}
-
-/// The exports streaming now, and how long one waits for its client.
-#[derive(Debug)]
-pub struct Exports {
-    slots: Arc<Semaphore>,
-    max: usize,
-    stall: Duration,
-}
-
-impl Exports {
-    /// At most `max` exports at once, each giving up after `stall` without progress.
-    #[must_use]
-    pub fn new(max: usize, stall: Duration) -> Exports {
-        Exports { slots: Arc::new(Semaphore::new(max)), max, stall }
-    }
-}
-
-impl Default for Exports {
-    /// The defaults of [`ExportArgs`].
-    fn default() -> Exports {
-        Exports::new(16, Duration::from_secs(30))
-    }
-}
-
-impl From<&ExportArgs> for Exports {
-    fn from(args: &ExportArgs) -> Exports {
-        Exports::new(
-            usize::try_from(args.max_exports).unwrap_or(usize::MAX),
-            Duration::from_secs(args.export_stall_secs),
-        )
-    }
-}
 
 /// The mech's whole log as `events.jsonl` (format 2.3), imported lines byte for byte.
 ///
@@ -99,12 +53,8 @@ impl From<&ExportArgs> for Exports {
         Unauthorized, NotFound, Internal, Busy,
     ),
 )]
-pub async fn get_events_jsonl(
-    State(app): State<AppState>,
-    mech: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let Path(mech) = mech.map_err(|e| path_error(&e))?;
-    existing(&app, &mech)?;
+pub async fn get_events_jsonl(State(app): State<AppState>, Mech(mech): Mech) -> Result<Response, ApiError> {
+    app.mech(&mech)?;
     let Ok(slot) = app.exports.slots.clone().try_acquire_owned() else {
         client_error!(max_exports = app.exports.max, "an export was refused: every export slot is streaming");
         let message = format!("{} exports are streaming; retry in a few seconds", app.exports.max);

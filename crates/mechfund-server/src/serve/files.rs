@@ -29,13 +29,13 @@ use super::error::ApiError;
 
 /// The dashboard as built into the binary (`dist/` when the binary was built; read from there
 /// at run time in debug builds).
-#[derive(rust_embed::Embed)]
+#[derive(Debug, rust_embed::Embed)]
 #[folder = "../../dist"]
 #[allow_missing = true]
 pub struct Dashboard;
 
 /// The JS package as built into the binary (`examples/embed/pkg/`, as `cargo xtask wasm` builds it).
-#[derive(rust_embed::Embed)]
+#[derive(Debug, rust_embed::Embed)]
 #[folder = "../../examples/embed/pkg"]
 #[allow_missing = true]
 pub struct Package;
@@ -85,7 +85,7 @@ fn embedded_file(get: fn(&str) -> Option<rust_embed::EmbeddedFile>, request: &Re
     let Some(file) = get(&name) else {
         return no_file(&shorten(request.uri().path()), "no such file in the binary");
     };
-    let etag = format!("\"{}\"", super::store::hex(&file.metadata.sha256_hash()));
+    let etag = format!("\"{}\"", crate::store::hex(&file.metadata.sha256_hash()));
     let matches = request
         .headers()
         .get(header::IF_NONE_MATCH)

@@ -33,10 +33,11 @@ use mechfund_core::{Line, Record, ReplayOptions, Replayer, Rules, SecondPass, St
 use notify::{RecursiveMode, Watcher};
 use rusqlite::{Connection, params};
 
-use super::import::line_mech;
-use super::store::for_each_line;
-use super::writer::{Committed, Shared};
+use super::feed::Committed;
+use super::shared::Shared;
 use crate::ddc::Installation;
+use crate::store::for_each_line;
+use crate::store::import::line_mech;
 
 /// The longest wait between two looks at the files, whatever the watcher says.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -510,7 +511,7 @@ mod tests {
             std::fs::write(dir.join(snapshot_file("main")), text).unwrap();
         }
         let ddc = Installation::open(dir).unwrap();
-        let conn = super::super::store::open_writer(&dir.join("mirror.db")).unwrap();
+        let conn = crate::store::open_writer(&dir.join("mirror.db")).unwrap();
         let (shared, _commits) = Shared::new(CoreRules::default(), HashMap::new());
         Follower::new(ddc, conn, Arc::new(shared))
     }

@@ -1,37 +1,44 @@
 //! `mechfund serve`: the durable, concurrent, idempotent donation server.
 //!
-//! - [`api`]: the HTTP routes (`app(state) -> Router`), decoding and the answers;
-//! - [`card`]: the SVG progress card of `GET …/card.svg`, drawn from a state and its display;
-//! - [`error`]: the one `ApiError` and its `{"error":{"code","message"}}` shape;
-//! - [`openapi`]: the OpenAPI document's fixed parts, error responses and core-shape schemas;
-//! - [`auth`]: the admin token and the bearer check on writes (and reads with `--private`);
-//! - [`files`]: the dashboard and the JS package, with no 5xx for any path;
-//! - [`clientlog`]: the budget of log lines about client errors;
+//! The request path, in order:
 //! - [`conn`]: the connections: the cap, the head, body and send timeouts;
-//! - [`export`]: the streamed export of a mech's log, with its stall timeout and slots;
-//! - [`ratelimit`]: per-token and per-donor token buckets on writes (`--rate-limit`);
+//! - [`router`]: `app(state) -> Router`: the route table (which also makes the OpenAPI document),
+//!   the write middleware, the files, CORS; [`files`]: the dashboard and the JS package;
+//! - [`auth`]: the admin token and the bearer check; [`ratelimit`]: the write rate limits;
+//! - [`extract`]: the extractors, whose rejections are [`error::ApiError`]s;
+//! - [`read`] and [`write`]: the handlers; [`responses`]: their answers; [`card`]: the SVG card;
+//!   [`export`]: the streamed export and [`slots`], its limits; [`stream`]: the event streams;
+//! - [`state`]: what every handler gets ([`state::AppState`]);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;
-//! - [`store`]: the SQLite schema, start-up recovery and the read-only connections;
-//! - [`snapshot`]: the full-state snapshot stored with every commit.
+//! - [`shared`]: the rules and published states; [`feed`]: the fan-out of commits to streams;
+//! - [`follow`]: `--ddc DIR`, a DDC installation followed read-only;
+//! - [`openapi`]: the document's fixed parts, error responses and core-shape schemas;
+//!   [`clientlog`]: the budget of log lines about client errors.
 //!
-//! This module wires them: logging, rules, token, recovery, the socket, signals and the
-//! graceful shutdown (stop accepting, finish the requests in flight, let the writer drain).
+//! The store is [`crate::store`]. This module wires it all: logging, token, recovery, the socket,
+//! signals and the graceful shutdown (stop accepting, finish the requests in flight, let the
+//! writer drain). No module below imports this one.
 
-pub mod api;
 pub mod auth;
 pub mod card;
 pub mod clientlog;
 pub mod conn;
 pub mod error;
 pub mod export;
+pub mod extract;
+pub mod feed;
 pub mod files;
 pub mod follow;
-pub mod import;
 pub mod openapi;
 pub mod ratelimit;
-pub mod snapshot;
-pub mod store;
+pub mod read;
+pub mod responses;
+pub mod router;
+pub mod shared;
+pub mod slots;
+pub mod state;
 pub mod stream;
+pub mod write;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -43,10 +50,11 @@ use std::sync::Arc;
 use clap::Args;
 use mechfund_core::Rules;
 
-use self::api::{AppState, app};
 use self::auth::{TokenSource, load_token};
-use self::store::Readers;
-use self::writer::Shared;
+pub use self::router::app;
+use self::shared::Shared;
+use self::state::AppState;
+use crate::store::{self, Readers};
 
 /// Arguments of `mechfund serve`.
 #[derive(Debug, Args)]
@@ -90,12 +98,21 @@ pub struct ServeArgs {
     connections: conn::ConnArgs,
     /// The exports' stall timeout and slots.
     #[command(flatten)]
-    exports: export::ExportArgs,
+    exports: slots::ExportArgs,
 }
 
-/// Runs the server until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for failures.
+impl ServeArgs {
+    /// `--rules R.json`, read by the CLI (one reader of rules files for every command).
+    #[must_use]
+    pub fn rules_file(&self) -> Option<&std::path::Path> {
+        self.rules.as_deref()
+    }
+}
+
+/// Runs the server under `rules` until SIGINT or SIGTERM. Exit 2 for unusable arguments, 1 for
+/// failures.
 #[must_use]
-pub fn run(args: ServeArgs) -> ExitCode {
+pub fn run(args: ServeArgs, rules: Rules) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MECHFUND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -108,13 +125,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("mechfund: {message}");
         return ExitCode::from(2);
     }
-    let rules = match load_rules(args.rules.as_ref()) {
-        Ok(rules) => rules,
-        Err(message) => {
-            eprintln!("mechfund: {message}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -197,12 +207,6 @@ fn cors_origin(value: &str) -> Result<axum::http::HeaderValue, String> {
     axum::http::HeaderValue::from_str(&origin).map_err(|_| bad("not a valid header value"))
 }
 
-fn load_rules(path: Option<&PathBuf>) -> Result<Rules, String> {
-    let Some(path) = path else { return Ok(Rules::default()) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read rules {}: {e}", path.display()))?;
-    Rules::from_json(&text).map_err(|e| format!("invalid rules in {}: {e}", path.display()))
-}
-
 async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
     if let Some(dir) = args.ddc.clone() {
         return serve_ddc(args, &dir).await;
@@ -272,7 +276,7 @@ async fn serve_ddc(args: ServeArgs, dir: &std::path::Path) -> Result<(), String>
     let main = mechfund_core::State::initial("main", &rules, [None; 10]);
     let (shared, commits) = Shared::new(rules, HashMap::from([("main".to_owned(), Arc::new(main))]));
     let shared = Arc::new(shared);
-    tokio::spawn(stream::fan_out(commits, shared.streams()));
+    tokio::spawn(feed::fan_out(commits, shared.streams()));
     let started = std::time::Instant::now();
     let follow_shared = shared.clone();
     let following = tokio::task::spawn_blocking(move || follow::start(ddc, conn, follow_shared))
@@ -315,7 +319,7 @@ fn app_state(
         rate_limiter: ratelimit::RateLimiter::new(args.rate_limit).map(Arc::new),
         import_limit: usize::try_from(args.max_import_mib).unwrap_or(usize::MAX).saturating_mul(1 << 20),
         read_only,
-        exports: Arc::new(export::Exports::from(&args.exports)),
+        exports: Arc::new(slots::Exports::from(&args.exports)),
     })
 }
 
@@ -340,6 +344,7 @@ async fn listen(args: &ServeArgs, state: AppState) -> Result<(), String> {
 }
 
 /// An open store: the published states and the running writer.
+#[derive(Debug)]
 pub struct Opened {
     /// Rules and published states.
     pub shared: Arc<Shared>,
@@ -368,7 +373,7 @@ pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
     let (shared, commits) = Shared::new(rules, states);
     let shared = Arc::new(shared);
-    tokio::spawn(stream::fan_out(commits, shared.streams()));
+    tokio::spawn(feed::fan_out(commits, shared.streams()));
     let (writer, writer_thread) = writer::spawn(
         conn,
         shared.clone(),

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document served at `GET /api/v1/openapi.json`, generated with utoipa.
 //!
-//! The paths come from the `#[utoipa::path]` annotations of the handlers in [`super::api`],
+//! The paths come from the `#[utoipa::path]` annotations of the handlers in [`super::read`] and [`super::write`],
 //! registered through ONE route table (utoipa-axum's `routes!`) that feeds both the router and
 //! the document, so a route cannot exist without its entry or the other way round. Request and
 //! response bodies derive `ToSchema` on the types the handlers decode and serialise.
@@ -21,8 +21,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::error::ErrorBody;
 
-/// The document's fixed parts; the paths are added by the route table in [`super::api::app`].
-#[derive(OpenApi)]
+/// The document's fixed parts; the paths are added by the route table in [`super::router::api`].
+#[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "mechfund",
@@ -41,7 +41,7 @@ use super::error::ErrorBody;
 pub struct ApiDoc;
 
 /// `{mech}` of a write that may create the mech.
-#[derive(IntoParams)]
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct NewMechPath {
     /// The mech id (1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`); created by its first event
@@ -50,7 +50,7 @@ pub struct NewMechPath {
 }
 
 /// `{mech}` of any other write.
-#[derive(IntoParams)]
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MechPath {
     /// The mech id (1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`)
@@ -59,7 +59,7 @@ pub struct MechPath {
 }
 
 /// The optional `Idempotency-Key` header of every write.
-#[derive(IntoParams)]
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyKey {
     /// A retry with the same key and body answers the first response; another body 409
@@ -139,12 +139,12 @@ fn dollars(cents: i64) -> u32 {
 // ---- error responses, one type per status, combined per route ----
 
 /// 400: the body is not JSON.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 400, description = "The body is not valid JSON (`malformed_json`)")]
 pub struct Malformed(ErrorBody<'static>);
 
 /// 401: no or a wrong bearer token.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(
     status = 401,
     description = "No or a wrong bearer token (`unauthorized`); on reads only with `--private`",
@@ -153,7 +153,7 @@ pub struct Malformed(ErrorBody<'static>);
 pub struct Unauthorized(ErrorBody<'static>);
 
 /// 403: the server follows a DDC installation (`serve --ddc`) and takes no writes.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(
     status = 403,
     description = "The server follows a DockerDiscordControl installation read-only (`read_only`): DDC owns the log"
@@ -161,12 +161,12 @@ pub struct Unauthorized(ErrorBody<'static>);
 pub struct ReadOnly(ErrorBody<'static>);
 
 /// 404: no such mech, event or path.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 404, description = "No such mech, event or path (`not_found`)")]
 pub struct NotFound(ErrorBody<'static>);
 
 /// 409: a conflict.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(
     status = 409,
     description = "`idempotency_conflict` (the key was used for a different request) or `gift_not_eligible`"
@@ -174,17 +174,17 @@ pub struct NotFound(ErrorBody<'static>);
 pub struct Conflict(ErrorBody<'static>);
 
 /// 413: the body is too large.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)")]
 pub struct TooLarge(ErrorBody<'static>);
 
 /// 422: valid JSON (or query) with an invalid value.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 422, description = "A value is invalid (`invalid_value`); the message names the field")]
 pub struct Invalid(ErrorBody<'static>);
 
 /// 429: rate limited.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(
     status = 429,
     description = "Too many writes for this token or donor (`rate_limited`)",
@@ -193,17 +193,17 @@ pub struct Invalid(ErrorBody<'static>);
 pub struct RateLimited(ErrorBody<'static>);
 
 /// 500: a storage failure (details in the log).
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 500, description = "A storage failure (`internal`); the details are logged, not answered")]
 pub struct Internal(ErrorBody<'static>);
 
 /// 503: shutting down.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(status = 503, description = "The server is shutting down (`unavailable`)")]
 pub struct Unavailable(ErrorBody<'static>);
 
 /// 503: every export slot is streaming.
-#[derive(IntoResponses)]
+#[derive(Debug, IntoResponses)]
 #[response(
     status = 503,
     description = "Every export slot is streaming (`busy`): retry after the seconds given",
@@ -214,7 +214,7 @@ pub struct Busy(ErrorBody<'static>);
 // ---- schema-only mirrors of what mechfund-core serialises ----
 
 /// A mech's state after its last event (`mechfund_core::State`).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = State)]
 #[serde(deny_unknown_fields)]
 pub struct StateSchema {
@@ -242,7 +242,7 @@ pub struct StateSchema {
 }
 
 /// The display state (`mechfund_core::Display`).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Display)]
 #[serde(deny_unknown_fields)]
 pub struct DisplaySchema {
@@ -261,7 +261,7 @@ pub struct DisplaySchema {
 }
 
 /// One row of a goal table (`mechfund_core::GoalParts`).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = GoalParts)]
 #[serde(deny_unknown_fields)]
 pub struct GoalPartsSchema {
@@ -272,7 +272,7 @@ pub struct GoalPartsSchema {
 }
 
 /// The cost of reaching a level (`mechfund_core::whatif::Remaining`).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Remaining)]
 #[serde(deny_unknown_fields)]
 pub struct RemainingSchema {
@@ -281,7 +281,7 @@ pub struct RemainingSchema {
 }
 
 /// A stored event line, as imported or written (tolerant: imported DDC lines may carry more).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Event)]
 pub struct EventSchema {
     seq: u64,
@@ -297,7 +297,7 @@ pub struct EventSchema {
 }
 
 /// An event the server has just written (`mechfund_core::Event`): its payload by `type`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = NewEvent)]
 pub struct NewEventSchema {
     seq: u64,
@@ -309,7 +309,7 @@ pub struct NewEventSchema {
 }
 
 /// The `type` and `payload` of an event.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = EventBody)]
 #[serde(tag = "type", content = "payload")]
 pub enum EventBodySchema {
@@ -322,7 +322,7 @@ pub enum EventBodySchema {
     ExactHitBonusGranted(ExactHitBonusGrantedPayload),
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonationAddedPayload {
     units: i64,
@@ -336,7 +336,7 @@ pub struct DonationAddedPayload {
     idempotency_key: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SystemDonationAddedPayload {
     power_units: i64,
@@ -347,20 +347,20 @@ pub struct SystemDonationAddedPayload {
     idempotency_key: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberCountUpdatedPayload {
     member_count: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PowerGiftGrantedPayload {
     power_units: i64,
     campaign_id: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonationDeletedPayload {
     deleted_seq: u64,
@@ -374,7 +374,7 @@ pub struct DonationDeletedPayload {
     original_type: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LevelUpCommittedPayload {
     from_level: u8,
@@ -385,7 +385,7 @@ pub struct LevelUpCommittedPayload {
     member_count: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExactHitBonusGrantedPayload {
     power_units: i64,
@@ -395,7 +395,7 @@ pub struct ExactHitBonusGrantedPayload {
 }
 
 /// The rules in force (`Rules::to_value`, spec §2.1).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Rules)]
 #[serde(deny_unknown_fields)]
 pub struct RulesSchema {
@@ -413,7 +413,7 @@ pub struct RulesSchema {
 }
 
 /// `{"mode":"dynamic"}` or `{"mode":"static","multiplier_percent":N}`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Difficulty)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DifficultySchema {
@@ -422,7 +422,7 @@ pub enum DifficultySchema {
 }
 
 /// Cents per day, or a default with per-level overrides.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Decay)]
 #[serde(untagged)]
 pub enum DecaySchema {
@@ -430,7 +430,7 @@ pub enum DecaySchema {
     PerLevel(DecayPerLevel),
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecayPerLevel {
     default: i64,
@@ -450,9 +450,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::serve::api;
+    use crate::serve::write;
 
-    #[derive(OpenApi)]
+    #[derive(Debug, OpenApi)]
     #[openapi(components(schemas(
         StateSchema,
         DisplaySchema,
@@ -462,7 +462,7 @@ mod tests {
         NewEventSchema,
         RulesSchema,
         ErrorBody,
-        api::MemberCountForms
+        write::MemberCountForms
     )))]
     struct Mirrors;
 
@@ -677,8 +677,8 @@ mod tests {
         ];
         for (body, valid) in bodies {
             let documented = check(&schemas, &json!({"$ref": "MemberCountBody"}), &body, "body").is_empty();
-            let handled = serde_json::from_value::<api::MemberCountBody>(body.clone())
-                .is_ok_and(|decoded| api::member_source(decoded).is_ok());
+            let handled = serde_json::from_value::<write::MemberCountBody>(body.clone())
+                .is_ok_and(|decoded| write::member_source(decoded).is_ok());
             assert_eq!((documented, handled), (valid, valid), "{body}");
         }
     }

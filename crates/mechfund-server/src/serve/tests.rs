@@ -10,9 +10,9 @@ use mechfund_core::{ReplayOptions, Rules, replay_bytes};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use super::api::{AppState, app};
-use super::store::Readers;
-use super::{Opened, open};
+use super::state::AppState;
+use super::{Opened, app, open};
+use crate::store::Readers;
 
 const TOKEN: &str = "test-token";
 
@@ -176,7 +176,7 @@ async fn seqs_stay_within_what_javascript_holds_exactly() {
 
 #[test]
 fn a_data_dir_that_held_a_store_does_not_start_over() {
-    use super::store::check_not_emptied;
+    use crate::store::check_not_emptied;
     let dir = tempfile::tempdir().expect("temp dir");
     assert_eq!(check_not_emptied(dir.path(), false), Ok(()), "a new directory is a new store");
     std::fs::write(dir.path().join("mechfund.db"), b"").expect("write");

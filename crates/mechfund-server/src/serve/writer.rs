@@ -8,8 +8,7 @@
 //! publishes the new states and only then replies: an acknowledged write is durable.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,144 +17,21 @@ use mechfund_core::decide::DeletionTarget;
 use mechfund_core::parse::Kind;
 use mechfund_core::state::Effects;
 use mechfund_core::time::Timestamp;
-use mechfund_core::{Cents, Command, EventBody, MemberSource, Now, Rules, Stamp, State, decide, display};
+use mechfund_core::{Cents, Command, EventBody, MemberSource, Rules, Stamp, State, decide};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::api::{ImportResponse, StateResponse};
 use super::error::ApiError;
-use super::import::{ImportError, Imported, Importer};
-use super::store::{Chain, MAX_SEQ, mech_lines, replay_state, rules_hash, verify_chain, write_snapshot};
-use super::stream::Feed;
+use super::feed::Committed;
+use super::responses::{ImportResponse, WriteResponse};
+use super::shared::Shared;
+use crate::store::chain::verify_chain;
+use crate::store::{
+    Chain, ImportError, Imported, Importer, MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot,
+};
 
 /// Requests committed together at most.
 pub const MAX_GROUP: usize = 128;
-
-/// What the readers see: the rules, each mech's latest committed state, and the feed of
-/// commits the event streams follow.
-#[derive(Debug)]
-pub struct Shared {
-    /// The rules in force (replaced only when a followed DDC installation changes its files).
-    rules: RwLock<Arc<Rules>>,
-    /// Each mech's state after its last committed event.
-    pub states: RwLock<HashMap<String, Arc<State>>>,
-    /// Every commit, to the fan-out ([`super::stream::fan_out`]); never blocks the writer.
-    feed: mpsc::UnboundedSender<Committed>,
-    /// The fan-out's batches (and keep-alives, and the end), to every event stream.
-    streams: broadcast::Sender<Arc<Feed>>,
-    /// Set at shutdown, before [`Feed::End`] goes out: a stream that lagged past it still ends.
-    ending: AtomicBool,
-}
-
-/// Batches kept for a slow subscriber before it lags (and catches up from the store).
-const BATCH_CAPACITY: usize = 1024;
-
-impl Shared {
-    /// The rules and the recovered states; the receiver is the fan-out's end of the feed.
-    pub fn new(rules: Rules, states: HashMap<String, Arc<State>>) -> (Shared, mpsc::UnboundedReceiver<Committed>) {
-        let (feed, commits) = mpsc::unbounded_channel();
-        let streams = broadcast::channel(BATCH_CAPACITY).0;
-        let rules = RwLock::new(Arc::new(rules));
-        (Shared { rules, states: RwLock::new(states), feed, streams, ending: AtomicBool::new(false) }, commits)
-    }
-
-    /// The rules in force.
-    pub fn rules(&self) -> Arc<Rules> {
-        self.rules.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |rules| rules.clone())
-    }
-
-    /// Puts other rules in force (a followed DDC installation changed its rules files).
-    pub fn set_rules(&self, rules: Rules) {
-        let mut slot = self.rules.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *slot = Arc::new(rules);
-    }
-
-    /// The latest state of `mech`, if it exists.
-    pub fn state(&self, mech: &str) -> Option<Arc<State>> {
-        self.states.read().ok().and_then(|states| states.get(mech).cloned())
-    }
-
-    /// The ids of every mech, sorted.
-    pub fn mechs(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.states.read().map(|s| s.keys().cloned().collect()).unwrap_or_default();
-        ids.sort();
-        ids
-    }
-
-    /// Everything the fan-out sends from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Feed>> {
-        self.streams.subscribe()
-    }
-
-    /// Where the fan-out sends.
-    pub fn streams(&self) -> broadcast::Sender<Arc<Feed>> {
-        self.streams.clone()
-    }
-
-    /// Ends every event stream (the server is shutting down: a graceful shutdown waits for
-    /// every response, and streams never end on their own).
-    pub fn end_streams(&self) {
-        self.ending.store(true, Ordering::SeqCst);
-        self.restart_streams();
-    }
-
-    /// Ends every event stream now, so that clients reconnect (`EventSource` does, with
-    /// `Last-Event-ID`) and check themselves against the log again: a followed DDC log was
-    /// replaced or shrank.
-    pub fn restart_streams(&self) {
-        // No subscriber is no error.
-        let _ = self.streams.send(Arc::new(Feed::End));
-    }
-
-    /// Whether [`Shared::end_streams`] was called.
-    pub fn streams_ending(&self) -> bool {
-        self.ending.load(Ordering::SeqCst)
-    }
-
-    /// Hands a commit to the event streams' fan-out.
-    pub fn publish(&self, committed: Committed) {
-        // Only fails once the fan-out has stopped (the runtime is shutting down).
-        let _ = self.feed.send(committed);
-    }
-}
-
-/// `{"state","display"}` of a mech, as `GET …/state` answers (and, without `now`, the event
-/// stream's `state` messages carry).
-pub fn state_json(state: &State, rules: &Rules, now: Option<&Now>) -> String {
-    serde_json::to_string(&StateResponse { state, display: display(state, rules, now) }).unwrap_or_default()
-}
-
-/// One commit that changed a mech, as the event streams see it.
-#[derive(Debug)]
-pub struct Committed {
-    /// The mech.
-    pub mech: String,
-    /// Its new lines (seq, the exact stored line) in seq order; empty for an import, whose
-    /// lines subscribers read from the store instead (`catch_up`).
-    pub lines: Vec<(u64, String)>,
-    /// The lines are in the store only: read everything after the last seq sent.
-    pub catch_up: bool,
-    /// [`state_json`] after the commit.
-    pub state: Arc<str>,
-}
-
-impl Committed {
-    /// New lines of a mech and its state after them.
-    pub fn lines(rules: &Rules, state: &State, lines: Vec<(u64, String)>) -> Committed {
-        Committed { mech: state.mech_id.clone(), lines, catch_up: false, state: state_json(state, rules, None).into() }
-    }
-
-    /// Lines that subscribers read from the store, and the state after them.
-    pub fn catch_up(rules: &Rules, state: &State) -> Committed {
-        Committed {
-            mech: state.mech_id.clone(),
-            lines: Vec::new(),
-            catch_up: true,
-            state: state_json(state, rules, None).into(),
-        }
-    }
-}
 
 /// A write, already decoded and validated as far as the request alone allows.
 #[derive(Debug)]
@@ -209,18 +85,6 @@ pub struct WriteRequest {
     pub idempotency: Option<Idempotency>,
     /// The answer: the response to send, or an error.
     pub reply: oneshot::Sender<Result<Stored, ApiError>>,
-}
-
-/// The body of a successful write: the new events (full objects, in the log's key order) and the
-/// mech's state after them.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WriteResponse<'a> {
-    /// The events written, in seq order: the request's own, then any level-up it caused.
-    #[schema(value_type = Vec<super::openapi::NewEventSchema>)]
-    events: &'a [mechfund_core::Event],
-    /// The mech's state after them.
-    #[schema(value_type = super::openapi::StateSchema)]
-    state: &'a State,
 }
 
 struct Ctx {

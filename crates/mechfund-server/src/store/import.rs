@@ -14,7 +14,10 @@ use mechfund_core::{Line, Rules, State, parse_line};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
-use super::store::{Chain, MAX_SEQ, check_mech_id, mech_lines, rechain_from, replay_state, rules_hash, write_snapshot};
+use super::chain::{Chain, rechain_from};
+use super::log::{mech_lines, replay_state};
+use super::schema::{MAX_SEQ, check_mech_id, rules_hash};
+use super::snapshot::write_snapshot;
 
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +52,7 @@ pub struct Imported {
 }
 
 /// Just enough of a line to know its mech (the core's `parse_line` validates the rest).
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Ident<'a> {
     #[serde(borrow)]
     mech_id: Cow<'a, str>,
@@ -72,6 +75,7 @@ pub fn line_mech(bytes: &[u8]) -> Result<(&str, String), String> {
 
 /// Stores the lines of an import inside the caller's transaction, one block of whole lines at a
 /// time, then [`Importer::finish`] writes the snapshots.
+#[derive(Debug)]
 pub struct Importer<'t> {
     tx: &'t Transaction<'t>,
     /// The chain's end while lines arrive above it.

@@ -12,25 +12,21 @@
 //!   (and its `-wal`) aside, drop the stale `-shm`, and rename the copy into place.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use mechfund_core::Rules;
-use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde_json::json;
 
-use crate::cli::CliError;
-use crate::lines::for_each_block;
-use crate::serve::import::{ImportError, Importer};
-use crate::serve::store::{
-    DB_FILE, LOCK_FILE, LockError, check_not_emptied, check_snapshot, lock_store, next_seq, open_writer,
-    raise_seq_floor, verify_chain,
-};
+use super::error::CliError;
+use super::lines::for_each_block;
+use super::output::{bytes_bar, print_json};
+use super::rules::load_rules;
+use crate::store::backup::{backup, restore};
+use crate::store::verify::verify;
+use crate::store::{DB_FILE, ImportError, Importer, LOCK_FILE, LockError, check_not_emptied, lock_store, open_writer};
 
 /// Arguments of `mechfund import`.
 #[derive(Debug, Args)]
@@ -116,38 +112,10 @@ fn open_read_only(data: &Path) -> Result<(Connection, PathBuf), CliError> {
 /// No store, or a database error.
 pub fn verify_store(data: &Path) -> Result<std::process::ExitCode, CliError> {
     let (conn, db) = open_read_only(data)?;
-    let read = db_error("cannot read", &db);
-    // One read transaction: a consistent view even while a server appends.
-    conn.execute_batch("BEGIN").map_err(&read)?;
-    let (chain, damaged) = match verify_chain(&conn, false).map_err(&read)? {
-        Ok(Some(chain)) => (json!({"ok": true, "last_seq": chain.seq, "last_hash": chain.hash}), false),
-        Ok(None) => (
-            json!({"ok": true, "unchained": "written before the hash chain; the server adds it at its next start"}),
-            false,
-        ),
-        Err(damage) => (json!({"ok": false, "first_bad_seq": damage.seq, "why": damage.why}), true),
-    };
-    let mechs: Vec<(String, i64)> = conn
-        .prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech ORDER BY mech")
-        .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
-        .map_err(&read)?;
-    let mut snapshots = Vec::new();
-    let mut bad_snapshots = 0;
-    for (mech, last_seq) in mechs {
-        let last_seq = u64::try_from(last_seq).unwrap_or(0);
-        match check_snapshot(&conn, &mech, last_seq).map_err(&read)? {
-            Ok(_) => snapshots.push(json!({"mech": mech, "ok": true})),
-            Err(why) => {
-                bad_snapshots += 1;
-                snapshots.push(json!({"mech": mech, "ok": false, "why": why}));
-            }
-        }
-    }
-    let report = json!({"store": db.display().to_string(), "chain": chain, "snapshots": snapshots});
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from)?;
-    writeln!(out)?;
-    if damaged {
+    let mut verified = verify(&conn).map_err(db_error("cannot read", &db))?;
+    verified.report["store"] = json!(db.display().to_string());
+    print_json(&verified.report)?;
+    if verified.rows_damaged {
         eprintln!(
             "mechfund: the event rows of {} are damaged; restore a backup: mechfund restore BACKUP --data {}",
             db.display(),
@@ -155,9 +123,10 @@ pub fn verify_store(data: &Path) -> Result<std::process::ExitCode, CliError> {
         );
         return Ok(std::process::ExitCode::from(1));
     }
-    if bad_snapshots > 0 {
+    if verified.bad_snapshots > 0 {
         eprintln!(
-            "mechfund: {bad_snapshots} snapshot(s) do not match the log; the server rebuilds them from it at start"
+            "mechfund: {} snapshot(s) do not match the log; the server rebuilds them from it at start",
+            verified.bad_snapshots
         );
         return Ok(std::process::ExitCode::from(1));
     }
@@ -166,21 +135,6 @@ pub fn verify_store(data: &Path) -> Result<std::process::ExitCode, CliError> {
 
 // ---------------------------------------------------------------------------------------------
 // import
-
-/// The import's progress over the input, by bytes; hidden unless stderr is a terminal and the
-/// input is a big plain file.
-fn import_bar(total: u64) -> ProgressBar {
-    if !io::stderr().is_terminal() || total < (8 << 20) {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message("importing");
-    bar
-}
 
 /// The input of `import`, and its size when known (for the progress bar).
 fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64), CliError> {
@@ -211,7 +165,7 @@ pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliEr
     let mut conn = open_writer(&db).map_err(db_error("cannot open", &db))?;
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error("cannot write to", &db))?;
-    let bar = import_bar(size);
+    let bar = bytes_bar(size, size, "importing".to_owned());
     let mut importer = Importer::new(&tx, None).map_err(db_error("cannot read", &db))?;
     let read = for_each_block(input, |block| {
         importer.block(block).map_err(|e| import_failed(e, &db))?;
@@ -235,13 +189,6 @@ fn import_failed(e: ImportError, db: &Path) -> CliError {
         ImportError::Store(e) => failed(format!("cannot import into {}: {e}", db.display())),
         other => failed(other.to_string()),
     }
-}
-
-fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {
-    let Some(path) = path else { return Ok(Rules::default()) };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read rules {}: {e}", path.display())))?;
-    Rules::from_json(&text).map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,7 +246,7 @@ pub fn backup_command(args: &BackupArgs) -> Result<std::process::ExitCode, CliEr
             failed(format!("cannot create {}: {e}", args.path.display()))
         }
     })?;
-    match backup_into(&src, &args.path) {
+    match backup(&src, &args.path) {
         Ok(events) => {
             println!("backed up {events} events from {} to {}", db.display(), args.path.display());
             Ok(std::process::ExitCode::SUCCESS)
@@ -309,53 +256,6 @@ pub fn backup_command(args: &BackupArgs) -> Result<std::process::ExitCode, CliEr
             Err(failed(format!("backup of {} into {} failed: {e}", db.display(), args.path.display())))
         }
     }
-}
-
-fn backup_into(src: &Connection, path: &Path) -> Result<i64, String> {
-    copy_pages(src, path).map_err(|e| e.to_string())?;
-    let dst = Connection::open(path).map_err(|e| e.to_string())?;
-    let events = check_store(&dst)?;
-    dst.close().map_err(|(_, e)| e.to_string())?;
-    Ok(events)
-}
-
-fn copy_pages(src: &Connection, path: &Path) -> rusqlite::Result<()> {
-    let mut dst = Connection::open(path)?;
-    {
-        let backup = Backup::new(src, &mut dst)?;
-        // All pages in one step: one read transaction on the source, so a writer committing
-        // meanwhile cannot make the copy restart.
-        loop {
-            match backup.step(-1)? {
-                StepResult::Done => break,
-                StepResult::More => {}
-                StepResult::Busy | StepResult::Locked => sleep(Duration::from_millis(20)),
-                // The enum is non-exhaustive.
-                _ => sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-    dst.pragma_update(None, "journal_mode", "DELETE")?;
-    dst.close().map_err(|(_, e)| e)
-}
-
-/// Checks that `conn` is a sound mechfund store; returns its number of events.
-fn check_store(conn: &Connection) -> Result<i64, String> {
-    let sql = |e: rusqlite::Error| e.to_string();
-    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(sql)?;
-    if check != "ok" {
-        return Err(format!("integrity check failed: {check}"));
-    }
-    conn.prepare("SELECT seq, mech, line FROM events LIMIT 1").map_err(sql)?;
-    conn.prepare("SELECT mech, last_seq, rules_hash, state FROM snapshots LIMIT 1").map_err(sql)?;
-    conn.prepare("SELECT key, request_hash, status, body FROM idempotency LIMIT 1").map_err(sql)?;
-    conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0)).map_err(sql)
-}
-
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// `mechfund restore BACKUP [--data DIR]`: with the store's lock held (no server running),
@@ -373,87 +273,19 @@ pub fn restore_command(args: &RestoreArgs) -> Result<std::process::ExitCode, Cli
     }
     std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
     let _lock = lock(&args.data)?;
-    let db = args.data.join(DB_FILE);
-    // The seqs the database being replaced handed out (read before it is moved aside).
-    let handed_out = if db.exists() {
-        match Connection::open(&db).and_then(|conn| next_seq(&conn)) {
-            Ok(next) => Some(next),
-            Err(e) => {
-                eprintln!(
-                    "mechfund: warning: cannot read the last seq of {} ({e}); new events continue after the \
-                     backup's last seq, so seqs of events written after the backup may be given out again",
-                    db.display()
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let staged = sidecar(&db, ".restoring");
-    for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
-        remove_if_exists(&path)?;
-    }
-    std::fs::copy(&args.backup, &staged)
-        .map_err(|e| failed(format!("cannot copy {} to {}: {e}", args.backup.display(), staged.display())))?;
-    let checked = Connection::open_with_flags(&staged, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .map_err(|e| e.to_string())
-        .and_then(|conn| {
-            let events = check_store(&conn)?;
-            if let Some(next) = handed_out {
-                raise_seq_floor(&conn, next).map_err(|e| e.to_string())?;
-            }
-            let next = next_seq(&conn).map_err(|e| e.to_string())?;
-            conn.pragma_update(None, "journal_mode", "DELETE").map_err(|e| e.to_string())?;
-            conn.close().map_err(|(_, e)| e.to_string())?;
-            File::open(&staged).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
-            Ok((events, next))
-        });
-    let (events, next) = match checked {
-        Ok(checked) => checked,
-        Err(e) => {
-            for path in [staged.clone(), sidecar(&staged, "-wal"), sidecar(&staged, "-shm")] {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(failed(format!("{} is not a usable mechfund store: {e}", args.backup.display())));
-        }
-    };
-    let mut kept = None;
-    if db.exists() {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let aside = sidecar(&db, &format!(".before-restore-{secs}"));
-        rename(&db, &aside)?;
-        if sidecar(&db, "-wal").exists() {
-            rename(&sidecar(&db, "-wal"), &sidecar(&aside, "-wal"))?;
-        }
-        kept = Some(aside);
-    }
-    // A stale -wal or -shm must never be applied to the restored file.
-    remove_if_exists(&sidecar(&db, "-wal"))?;
-    remove_if_exists(&sidecar(&db, "-shm"))?;
-    rename(&staged, &db)?;
-    if let Ok(dir) = File::open(&args.data) {
-        let _ = dir.sync_all();
+    let restored = restore(&args.backup, &args.data).map_err(failed)?;
+    if let Some(warning) = &restored.warning {
+        eprintln!("mechfund: warning: {warning}");
     }
     println!(
-        "restored {events} events from {} into {}; the next event gets seq {next}",
+        "restored {} events from {} into {}; the next event gets seq {}",
+        restored.events,
         args.backup.display(),
-        db.display()
+        restored.db.display(),
+        restored.next_seq
     );
-    if let Some(aside) = kept {
+    if let Some(aside) = restored.kept {
         println!("the previous database is kept as {}", aside.display());
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-fn remove_if_exists(path: &Path) -> Result<(), CliError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
-    }
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), CliError> {
-    std::fs::rename(from, to).map_err(|e| failed(format!("cannot rename {} to {}: {e}", from.display(), to.display())))
 }

@@ -1,57 +1,27 @@
-//! The `mechfund` command line (spec §3.2, the CLI contract).
+//! The log commands (spec §3.2): `replay`, `whatif`, `verify` and `rules`, on an event log
+//! (a file, stdin or `.gz`) or a DockerDiscordControl installation (`--ddc DIR`).
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::Args;
+use indicatif::ProgressBar;
 use mechfund_core::replay::{Severity, candidate_lines, count_lines};
 use mechfund_core::whatif::goal_table;
-use mechfund_core::{
-    DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, StrictError, parse_line,
-};
+use mechfund_core::{DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, parse_line};
 use serde::Serialize;
 
+use super::error::CliError;
+use super::lines::{for_each_block, for_each_line};
+use super::output::{bytes_bar, print_json};
+use super::rules::load_rules;
 use crate::ddc::Installation;
-use crate::lines::{for_each_block, for_each_line};
 
-/// mechfund: the mech donation rules — replay logs, preview goals, verify logs.
-#[derive(Debug, Parser)]
-#[command(name = "mechfund", version, about, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Replay an event log and print the state, display, diagnostics and level-ups as JSON.
-    Replay(ReplayArgs),
-    /// Print the goal table for a member count.
-    Whatif(WhatifArgs),
-    /// Replay a log and print its diagnostics; exit 1 if any is a warning other than
-    /// recorded_goal_differs.
-    Verify(VerifyArgs),
-    /// Print the rules JSON (spec §2.1) equivalent to a DDC installation's files.
-    Rules(RulesArgs),
-    /// Run the HTTP server (SQLite event store, admin token, dashboard at `/`).
-    Serve(crate::serve::ServeArgs),
-    /// Import a DDC events.jsonl into mechs of the store that have no events yet (seqs kept,
-    /// lines stored byte for byte, all or nothing). Refuses while a server holds the store.
-    Import(crate::admin::ImportArgs),
-    /// Print the stored event lines (every mech in seq order, or one mech), byte for byte.
-    Export(crate::admin::ExportArgs),
-    /// Copy the store into a new file with SQLite's online backup (fine while a server runs).
-    Backup(crate::admin::BackupArgs),
-    /// Replace the store by a backup (stop the server first): checks the backup, keeps the
-    /// previous database aside, removes stale -wal/-shm files.
-    Restore(crate::admin::RestoreArgs),
-}
-
+/// The log to read: FILE under --rules, or a DDC installation.
 #[derive(Debug, Args)]
-struct LogArgs {
+pub struct LogArgs {
     /// The events.jsonl to read; `-` for stdin; `.gz` files are decompressed.
     file: Option<PathBuf>,
     /// Rules JSON (spec §2.1); defaults when omitted.
@@ -66,8 +36,9 @@ struct LogArgs {
     mech: String,
 }
 
+/// Arguments of `mechfund replay`.
 #[derive(Debug, Args)]
-struct ReplayArgs {
+pub struct ReplayArgs {
     #[command(flatten)]
     log: LogArgs,
     /// Compute the display at this RFC 3339 time (default: the last event's time).
@@ -81,8 +52,9 @@ struct ReplayArgs {
     timeline: bool,
 }
 
+/// Arguments of `mechfund whatif`.
 #[derive(Debug, Args)]
-struct WhatifArgs {
+pub struct WhatifArgs {
     /// The hypothetical member count (clamped to 0..=member_cap).
     #[arg(long, allow_negative_numbers = true)]
     members: i64,
@@ -91,8 +63,9 @@ struct WhatifArgs {
     rules: Option<PathBuf>,
 }
 
+/// Arguments of `mechfund verify`.
 #[derive(Debug, Args)]
-struct VerifyArgs {
+pub struct VerifyArgs {
     #[command(flatten)]
     log: LogArgs,
     /// Verify a server's store instead of a log: the hash chain over its event rows, the
@@ -101,87 +74,23 @@ struct VerifyArgs {
     data: Option<PathBuf>,
 }
 
+impl VerifyArgs {
+    /// `--data DIR`: verify this server store instead of a log.
+    #[must_use]
+    pub fn store(&self) -> Option<&Path> {
+        self.data.as_deref()
+    }
+}
+
+/// Arguments of `mechfund rules`.
 #[derive(Debug, Args)]
-struct RulesArgs {
+pub struct RulesArgs {
     /// DockerDiscordControl's config dir, whose rules files to read.
     #[arg(long, value_name = "DIR")]
     ddc: PathBuf,
 }
 
-/// A failure the CLI reports before exiting.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Arguments or inputs that cannot be used (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// Strict replay met a bad line (exit 1).
-    #[error("strict replay stopped at {0}")]
-    Strict(StrictError),
-    /// Reading the log failed (exit 2).
-    #[error("cannot read the log: {0}")]
-    Io(#[from] io::Error),
-    /// A command that could not do its work (exit 1): the message says why.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl CliError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            CliError::Strict(_) | CliError::Failed(_) => ExitCode::from(1),
-            CliError::Usage(_) | CliError::Io(_) => ExitCode::from(2),
-        }
-    }
-}
-
-impl From<StrictError> for CliError {
-    fn from(e: StrictError) -> Self {
-        CliError::Strict(e)
-    }
-}
-
-/// Runs the CLI and returns the process exit code.
-#[must_use]
-pub fn run(cli: Cli) -> ExitCode {
-    let outcome = match cli.command {
-        Command::Replay(args) => replay_command(&args),
-        Command::Whatif(args) => whatif_command(&args),
-        Command::Verify(args) => verify_command(&args),
-        Command::Rules(args) => rules_command(&args),
-        Command::Serve(args) => return crate::serve::run(args),
-        Command::Import(args) => crate::admin::import_command(&args),
-        Command::Export(args) => crate::admin::export_command(&args),
-        Command::Backup(args) => crate::admin::backup_command(&args),
-        Command::Restore(args) => crate::admin::restore_command(&args),
-    };
-    match outcome {
-        Ok(code) => code,
-        // The reader went away (`mechfund replay big.jsonl | head`): nothing left to say.
-        Err(CliError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mechfund: {e}");
-            e.exit_code()
-        }
-    }
-}
-
-fn load_rules(path: Option<&Path>) -> Result<Rules, CliError> {
-    let Some(path) = path else {
-        return Ok(Rules::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read rules {}: {e}", path.display())))?;
-    Rules::from_json(&text).map_err(|e| CliError::Usage(format!("invalid rules in {}: {e}", path.display())))
-}
-
-fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::from)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
+pub fn replay_command(args: &ReplayArgs) -> Result<ExitCode, CliError> {
     let now = args
         .now
         .as_deref()
@@ -230,7 +139,7 @@ fn ddc_error(ddc: &Installation, e: &mechfund_core::ddc::DdcError) -> CliError {
     CliError::Usage(format!("{}: {e}", ddc.dir().display()))
 }
 
-fn rules_command(args: &RulesArgs) -> Result<ExitCode, CliError> {
+pub fn rules_command(args: &RulesArgs) -> Result<ExitCode, CliError> {
     let ddc = Installation::open(&args.ddc).map_err(CliError::Usage)?;
     let (rules, notes) = ddc.rules().map_err(|e| ddc_error(&ddc, &e))?;
     for note in &notes {
@@ -240,7 +149,7 @@ fn rules_command(args: &RulesArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
+pub fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
     #[derive(Serialize)]
     struct Whatif {
         members: i64,
@@ -251,10 +160,7 @@ fn whatif_command(args: &WhatifArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
-    if let Some(data) = &args.data {
-        return crate::admin::verify_store(data);
-    }
+pub fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     let result = args.log.replay(ReplayOptions::default())?;
     print_json(&result.diagnostics)?;
     let failing = result
@@ -267,20 +173,6 @@ fn verify_command(args: &VerifyArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A progress bar on stderr over `total` bytes (two passes), hidden unless stderr is a terminal.
-fn progress_bar(total: u64, label: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() || total < (8 << 20) {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total * 2);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(format!("replaying {label}"));
-    bar
 }
 
 /// Replays a log from a file path (`-` for stdin; `.gz` decompressed).
@@ -306,14 +198,14 @@ pub fn replay_path(path: &Path, rules: &Rules, options: ReplayOptions) -> Result
         return replay_buffer(&buf, rules, options, &label);
     }
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = progress_bar(size, &label);
+    let bar = bytes_bar(size, size * 2, format!("replaying {label}"));
     let result = two_passes(rules, options, &bar, || Ok(io::BufReader::with_capacity(0, open()?)));
     bar.finish_and_clear();
     result
 }
 
 fn replay_buffer(buf: &[u8], rules: &Rules, options: ReplayOptions, label: &str) -> Result<ReplayResult, CliError> {
-    let bar = progress_bar(buf.len() as u64, label);
+    let bar = bytes_bar(buf.len() as u64, buf.len() as u64 * 2, format!("replaying {label}"));
     let result = two_passes(rules, options, &bar, || Ok(buf));
     bar.finish_and_clear();
     result

@@ -1,8 +1,16 @@
 //! The full state of a mech as stored in the `snapshots` table: the contract's ten fields plus
 //! the fold's internal ones (decay clock and remainder, recorded goals, used campaigns), so a
 //! restart resumes exactly where the live path stopped without replaying the log.
+//!
+//! Each row also carries a digest over the hash of the event row it was computed up to and its
+//! text, so an edited snapshot, or one of another log, is rebuilt by replay instead of served.
 
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+
+use super::chain::hash_at;
+use super::schema::hex;
 
 use mechfund_core::State;
 use mechfund_core::parse::TsText;
@@ -109,6 +117,72 @@ impl Snapshot {
             used_campaigns: self.used_campaigns.into_iter().collect::<BTreeSet<_>>(),
         })
     }
+}
+
+/// Whether the stored snapshot of `mech` is the state after its last event `last_seq`: at that
+/// seq, matching its digest, and decodable. The rules it was computed under are not checked.
+///
+/// # Errors
+/// On a database error; the inner `Err` says what is wrong with the snapshot.
+pub fn check_snapshot(
+    conn: &Connection,
+    mech: &str,
+    last_seq: u64,
+) -> rusqlite::Result<Result<(State, String), String>> {
+    let row: Option<(i64, String, String, Option<String>)> = conn
+        .query_row("SELECT last_seq, rules_hash, state, digest FROM snapshots WHERE mech = ?1", [mech], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()
+        .unwrap_or(None);
+    let Some((seq, rules_hash, text, digest)) = row else { return Ok(Err("no snapshot".to_owned())) };
+    if u64::try_from(seq).ok() != Some(last_seq) {
+        return Ok(Err(format!("snapshot at seq {seq}, log at {last_seq}")));
+    }
+    if digest != Some(snapshot_digest(&hash_at(conn, last_seq)?, &text)) {
+        return Ok(Err(
+            "the snapshot does not match its digest: it was edited, or not computed from this log".to_owned()
+        ));
+    }
+    Ok(Snapshot::decode(&text).and_then(|state| {
+        if state.mech_id != mech || state.last_event_seq != last_seq {
+            Err("the snapshot describes another mech or seq".to_owned())
+        } else {
+            Ok((state, rules_hash))
+        }
+    }))
+}
+
+/// The digest a snapshot row carries: sha256 over the hash of the event row it was computed up
+/// to and the state's text, so an edited snapshot (or one of another log) is noticed.
+#[must_use]
+pub fn snapshot_digest(row_hash: &str, state_text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"mechfund-snapshot\n");
+    h.update(row_hash.as_bytes());
+    h.update(b"\n");
+    h.update(state_text.as_bytes());
+    hex(&h.finalize())
+}
+
+/// Writes (or replaces) the snapshot of `state`, computed under the rules hashed as `hash`.
+///
+/// # Errors
+/// On a database error.
+pub fn write_snapshot(conn: &Connection, state: &State, hash: &str) -> rusqlite::Result<()> {
+    let text = Snapshot::encode(state);
+    let digest = snapshot_digest(&hash_at(conn, state.last_event_seq)?, &text);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        state.mech_id,
+        i64::try_from(state.last_event_seq).unwrap_or(i64::MAX),
+        hash,
+        text,
+        digest
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]

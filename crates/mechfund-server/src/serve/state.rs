@@ -1,0 +1,73 @@
+//! [`AppState`]: what every handler gets, and the two things most of them do with it: find a
+//! mech's latest state, and read the store on a blocking thread.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::ratelimit::RateLimiter;
+use super::shared::Shared;
+use super::slots::Exports;
+use super::writer::WriteRequest;
+use crate::store::Readers;
+
+/// Everything the handlers need.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Rules and published states.
+    pub shared: Arc<Shared>,
+    /// The writer's queue.
+    pub writer: mpsc::Sender<WriteRequest>,
+    /// Read-only connections.
+    pub readers: Arc<Readers>,
+    /// The admin token.
+    pub token: Arc<str>,
+    /// The dashboard's files; `None`: the ones built into the binary.
+    pub dist: Option<PathBuf>,
+    /// The JS package, served at `/embed/`; `None`: the one built into the binary.
+    pub embed: Option<PathBuf>,
+    /// Origins allowed by CORS (none: no CORS headers; `*` alone: any origin).
+    pub cors_origins: Vec<HeaderValue>,
+    /// Reads need the token too (not `/healthz`, the dashboard or `/embed/`).
+    pub private: bool,
+    /// Per-token and per-donor limits on writes; `None` when disabled.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Largest body of `POST …/import`, in bytes.
+    pub import_limit: usize,
+    /// Why writes are refused (403 `read_only`): the server follows a DDC installation.
+    pub read_only: Option<Arc<str>>,
+    /// The exports of `…/events.jsonl` streaming now, and their limits.
+    pub exports: Arc<Exports>,
+}
+
+impl AppState {
+    /// The latest state of an existing mech, or 404.
+    ///
+    /// # Errors
+    /// 404 `not_found` naming the mech.
+    pub fn mech(&self, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
+        self.shared.state(mech).ok_or_else(|| ApiError::not_found(format!("no mech \"{mech}\"")))
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    ///
+    /// # Errors
+    /// 500 when the store fails (logged here, with the cause).
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let readers = self.readers.clone();
+        match tokio::task::spawn_blocking(move || readers.with(f)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "read failed");
+                Err(ApiError::internal())
+            }
+            Err(_) => Err(ApiError::internal()),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Reading the stored log: a mech's lines in seq order (whole, one by one, or a page after a
+//! seq), its state by replay (the definition of the state), and the next seq to hand out.
+
+use mechfund_core::{ReplayOptions, Rules, State, replay_bytes};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The lines of a mech, in seq order, each followed by `\n` (the export format).
+///
+/// # Errors
+/// On a database error.
+pub fn mech_lines(conn: &Connection, mech: &str) -> rusqlite::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for_each_line(conn, mech, |line| {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        true
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each stored line of `mech` in seq order (one statement: one consistent read)
+/// until it returns `false`; says whether every line was seen.
+///
+/// # Errors
+/// On a database error.
+pub fn for_each_line(conn: &Connection, mech: &str, mut f: impl FnMut(&[u8]) -> bool) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([mech])?;
+    while let Some(row) = rows.next()? {
+        if !f(row.get_ref(0)?.as_str()?.as_bytes()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The seqs and lines of `mech` above `after_seq`, at most `limit`, in seq order.
+///
+/// # Errors
+/// On a database error.
+pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) -> rusqlite::Result<Vec<(u64, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, line FROM events WHERE mech = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![mech, after, limit], |row| {
+        Ok((u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0), row.get::<_, String>(1)?))
+    })?;
+    rows.collect()
+}
+
+/// The state of `mech` by replaying its lines with the core (the definition of the state).
+pub fn replay_state(lines: &[u8], mech: &str, rules: &Rules) -> State {
+    let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+    match replay_bytes(lines, rules, options) {
+        Ok(result) => result.state,
+        // Lenient replay never stops; this branch only satisfies the type.
+        Err(_) => State::initial(mech, rules, [None; 10]),
+    }
+}
+
+/// The `meta` key of the lowest seq the next event may get.
+const NEXT_SEQ_FLOOR: &str = "next_seq_floor";
+
+/// The seq the next event stored in this database gets: above every stored event, and at least
+/// the floor a restore left.
+///
+/// # Errors
+/// On a database error (or a file that is no database).
+pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |row| row.get(0))?;
+    Ok(max.map_or(1, |seq| u64::try_from(seq).unwrap_or(0) + 1).max(seq_floor(conn)?))
+}
+
+/// The floor a restore left (1 if none; a database from before `meta` has none).
+fn seq_floor(conn: &Connection) -> rusqlite::Result<u64> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_meta {
+        return Ok(1);
+    }
+    let floor: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [NEXT_SEQ_FLOOR], |row| row.get(0)).optional()?;
+    Ok(floor.and_then(|f| u64::try_from(f).ok()).unwrap_or(1).max(1))
+}
+
+/// Makes the next event of this database get `floor` or more (a restore: the seqs the replaced
+/// database handed out are never given to other events). Never lowers a floor.
+///
+/// # Errors
+/// On a database error.
+pub fn raise_seq_floor(conn: &Connection, floor: u64) -> rusqlite::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);")?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        params![NEXT_SEQ_FLOOR, i64::try_from(floor).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
