@@ -1,15 +1,16 @@
-//! The dashboard's root: the loading pipeline (source -> bytes -> sliced replay -> analysis)
-//! and the page layout. Its state (model, actions, reducer) is the `state` module.
+//! The dashboard's root: the page layout and the effects that start loads and follow the
+//! stream. Its state (model, actions, reducer) is the `state` module; starting a load (source
+//! -> bytes -> sliced replay -> analysis) is `loading`.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use mechfund_core::{Now, ReplayOptions, Rules};
+use mechfund_core::Now;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::browser::{self, PageHost};
+use crate::browser;
 use crate::components::chart::Chart;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::events::Events;
@@ -20,152 +21,17 @@ use crate::components::props::Admin;
 use crate::components::summary::Summary;
 use crate::components::whatif::WhatIf;
 use crate::live::{self, Status};
-use crate::replay_job::{self, Progress};
+use crate::loading::loads::Loads;
+use crate::loading::source::Source;
+use crate::loading::startup::initial_rules;
 use crate::state::action::Action;
-use crate::state::model::{Log, Model};
-
-/// The bundled sample logs (`tests/samples`, copied into `dist/samples` by Trunk): a small
-/// community part-way to level 10, and a longer log whose history was rewritten (diagnostics).
-pub const SAMPLE_URL: &str = "samples/ddc-small.jsonl";
-pub const SAMPLE_MIXED_URL: &str = "samples/ddc-mixed-1500.jsonl";
-/// What `mechfund serve` exports; tried quietly on a first visit.
-fn server_log(mech: &str) -> String {
-    format!("{}/mechs/{}/events.jsonl", crate::api::API, crate::api::encode(mech))
-}
-const SERVER_RULES: &str = "api/v1/rules";
-
-/// Where a log comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    File(web_sys::File),
-    Url(String),
-    Text(String),
-}
-
-/// Starts loads; owns the generation counter so a newer load wins.
-#[derive(Clone)]
-pub struct Loads {
-    dispatch: UseReducerDispatcher<Model>,
-    generation: Rc<Cell<u64>>,
-    rules: Rc<Rules>,
-    now: Option<Now>,
-}
-
-impl PartialEq for Loads {
-    fn eq(&self, other: &Loads) -> bool {
-        Rc::ptr_eq(&self.generation, &other.generation) && self.rules == other.rules && self.now == other.now
-    }
-}
-
-impl Loads {
-    /// Reads `source` and replays `mech`. `quiet`: a failure returns to the first-visit screen.
-    pub fn load(&self, source: Source, mech: String, quiet: bool) {
-        self.start_load(source, mech, quiet, false);
-    }
-
-    /// Loads the server's log of `mech` (quietly: a page not served by mechfund, or an empty
-    /// store, shows the first-visit screen) and follows its stream.
-    pub fn load_server(&self, mech: String) {
-        self.start_load(Source::Url(server_log(&mech)), mech, true, true);
-    }
-
-    fn start_load(&self, source: Source, mech: String, quiet: bool, live: bool) {
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
-        let what = match &source {
-            Source::File(file) => file.name(),
-            Source::Url(url) => url.clone(),
-            Source::Text(_) => "the pasted log".to_owned(),
-        };
-        self.dispatch.dispatch(Action::Start { generation, what: what.clone(), live });
-        let this = self.clone();
-        spawn_local(async move {
-            let dispatch = this.dispatch.clone();
-            let mut reading = |fraction: f64| {
-                dispatch.dispatch(Action::Progress { generation, progress: Progress { phase: "Reading", fraction } });
-            };
-            let bytes = match source {
-                Source::File(file) => browser::read_file(&file, &mut reading).await,
-                Source::Url(url) => browser::fetch_bytes(&url, "the log", &mut reading).await,
-                Source::Text(text) => Ok(text.into_bytes()),
-            };
-            if live && bytes.is_ok() {
-                dispatch.dispatch(Action::Server);
-            }
-            match bytes {
-                Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
-                Err(message) if quiet => {
-                    let _ = message;
-                    this.dispatch.dispatch(Action::Idle { generation });
-                }
-                Err(message) => this.dispatch.dispatch(Action::Failed { generation, message }),
-            }
-        });
-    }
-
-    /// Replays the log already in memory for another mech.
-    pub fn select_mech(&self, log: Rc<Log>, mech: String) {
-        let generation = self.generation.get() + 1;
-        self.generation.set(generation);
-        self.dispatch.dispatch(Action::Start { generation, what: log.name.clone(), live: false });
-        let this = self.clone();
-        spawn_local(async move { this.replay(generation, log, mech, false).await });
-    }
-
-    async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool) {
-        let dispatch = self.dispatch.clone();
-        let mut host =
-            PageHost { report: move |progress| dispatch.dispatch(Action::Progress { generation, progress }) };
-        let options =
-            ReplayOptions { mech: mech.clone(), timeline: true, now: self.now.clone(), ..ReplayOptions::default() };
-        match replay_job::replay(&log.bytes, &self.rules, options, &mut host).await {
-            Ok(analysis) if analysis.rows.is_empty() && quiet => {
-                self.dispatch.dispatch(Action::Idle { generation });
-                let _ = analysis;
-            }
-            Ok(analysis) => {
-                // A log without events of the asked mech but with others: show the first other.
-                if analysis.rows.is_empty() && !analysis.mechs.is_empty() && !analysis.mechs.contains(&mech) {
-                    let first = analysis.mechs[0].clone();
-                    Box::pin(self.replay(generation, log, first, quiet)).await;
-                    return;
-                }
-                self.dispatch.dispatch(Action::Loaded { generation, log, analysis: Rc::new(analysis), mech });
-            }
-            Err(strict) => self.dispatch.dispatch(Action::Failed { generation, message: strict.to_string() }),
-        }
-    }
-}
-
-/// Reads `&rules=URL` (or the server's rules), in place before the first load.
-async fn initial_rules(url: Option<&str>) -> Result<Option<Rules>, String> {
-    let (url, quiet) = match url {
-        Some(url) => (url, false),
-        None => (SERVER_RULES, true),
-    };
-    let bytes = match browser::fetch_bytes(url, "the rules", &mut |_| {}).await {
-        Ok(bytes) => bytes,
-        Err(_) if quiet => return Ok(None),
-        Err(message) => return Err(message),
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    match Rules::from_json(&text) {
-        Ok(rules) => Ok(Some(rules)),
-        Err(_) if quiet => Ok(None),
-        Err(e) => Err(format!("The rules at {url} are not valid: {e}")),
-    }
-}
+use crate::state::model::Model;
 
 #[function_component(App)]
 pub fn app() -> Html {
     let model = use_reducer(Model::default);
     let counter: Rc<Cell<u64>> = (*use_memo((), |()| Rc::new(Cell::new(0u64)))).clone();
-    let loads = Loads {
-        dispatch: model.dispatcher(),
-        generation: Rc::clone(&counter),
-        rules: Rc::clone(&model.rules),
-        now: model.now.clone(),
-    };
+    let loads = Loads::new(model.dispatcher(), Rc::clone(&counter), Rc::clone(&model.rules), model.now.clone());
 
     // First render: `&now=`, `&rules=`, then `?log=` (or the server's log, quietly).
     {
@@ -198,7 +64,7 @@ pub fn app() -> Html {
                     }
                 };
                 dispatch.dispatch(Action::Rules(Rc::clone(&rules)));
-                let loads = Loads { dispatch, generation: counter, rules, now: fixed };
+                let loads = Loads::new(dispatch, counter, rules, fixed);
                 let mech = browser::query_param("mech").unwrap_or_else(|| "main".to_owned());
                 match browser::query_param("log") {
                     Some(url) => loads.load(Source::Url(url), mech, false),

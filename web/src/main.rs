@@ -13,6 +13,7 @@ mod browser;
 mod components;
 mod format;
 mod live;
+mod loading;
 mod replay_job;
 mod state;
 mod storage;

@@ -4,8 +4,9 @@
 use web_sys::{DragEvent, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::app::{Loads, SAMPLE_MIXED_URL, SAMPLE_URL, Source};
 use crate::format;
+use crate::loading::loads::Loads;
+use crate::loading::source::{SAMPLE_MIXED_URL, SAMPLE_URL, Source};
 use crate::replay_job::Progress;
 
 #[derive(Properties, PartialEq)]

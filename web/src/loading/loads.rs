@@ -1,0 +1,119 @@
+//! Starting a load: the source read into memory (with progress), the sliced replay, and the
+//! actions that report each step to the app's state. A newer load wins: every action carries
+//! its load's generation, and the reducer drops those of older ones.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mechfund_core::{Now, ReplayOptions, Rules};
+use wasm_bindgen_futures::spawn_local;
+use yew::UseReducerDispatcher;
+
+use super::source::{Source, server_log};
+use crate::browser::{self, PageHost};
+use crate::replay_job::{self, Progress};
+use crate::state::action::Action;
+use crate::state::model::{Log, Model};
+
+/// Starts loads; owns the generation counter so a newer load wins.
+#[derive(Clone)]
+pub struct Loads {
+    dispatch: UseReducerDispatcher<Model>,
+    generation: Rc<Cell<u64>>,
+    rules: Rc<Rules>,
+    now: Option<Now>,
+}
+
+impl PartialEq for Loads {
+    fn eq(&self, other: &Loads) -> bool {
+        Rc::ptr_eq(&self.generation, &other.generation) && self.rules == other.rules && self.now == other.now
+    }
+}
+
+impl Loads {
+    /// Loads that dispatch to the app's reducer, numbered by `generation`, replayed with `rules`
+    /// at `now` (a frozen clock, else the browser's).
+    #[must_use]
+    pub fn new(
+        dispatch: UseReducerDispatcher<Model>,
+        generation: Rc<Cell<u64>>,
+        rules: Rc<Rules>,
+        now: Option<Now>,
+    ) -> Loads {
+        Loads { dispatch, generation, rules, now }
+    }
+
+    /// Reads `source` and replays `mech`. `quiet`: a failure returns to the first-visit screen.
+    pub fn load(&self, source: Source, mech: String, quiet: bool) {
+        self.start_load(source, mech, quiet, false);
+    }
+
+    /// Loads the server's log of `mech` (quietly: a page not served by mechfund, or an empty
+    /// store, shows the first-visit screen) and follows its stream.
+    pub fn load_server(&self, mech: String) {
+        self.start_load(Source::Url(server_log(&mech)), mech, true, true);
+    }
+
+    fn start_load(&self, source: Source, mech: String, quiet: bool, live: bool) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let what = source.name();
+        self.dispatch.dispatch(Action::Start { generation, what: what.clone(), live });
+        let this = self.clone();
+        spawn_local(async move {
+            let dispatch = this.dispatch.clone();
+            let mut reading = |fraction: f64| {
+                dispatch.dispatch(Action::Progress { generation, progress: Progress { phase: "Reading", fraction } });
+            };
+            let bytes = match source {
+                Source::File(file) => browser::read_file(&file, &mut reading).await,
+                Source::Url(url) => browser::fetch_bytes(&url, "the log", &mut reading).await,
+                Source::Text(text) => Ok(text.into_bytes()),
+            };
+            if live && bytes.is_ok() {
+                dispatch.dispatch(Action::Server);
+            }
+            match bytes {
+                Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
+                Err(message) if quiet => {
+                    let _ = message;
+                    this.dispatch.dispatch(Action::Idle { generation });
+                }
+                Err(message) => this.dispatch.dispatch(Action::Failed { generation, message }),
+            }
+        });
+    }
+
+    /// Replays the log already in memory for another mech.
+    pub fn select_mech(&self, log: Rc<Log>, mech: String) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        self.dispatch.dispatch(Action::Start { generation, what: log.name.clone(), live: false });
+        let this = self.clone();
+        spawn_local(async move { this.replay(generation, log, mech, false).await });
+    }
+
+    async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool) {
+        let dispatch = self.dispatch.clone();
+        let mut host =
+            PageHost { report: move |progress| dispatch.dispatch(Action::Progress { generation, progress }) };
+        let options =
+            ReplayOptions { mech: mech.clone(), timeline: true, now: self.now.clone(), ..ReplayOptions::default() };
+        match replay_job::replay(&log.bytes, &self.rules, options, &mut host).await {
+            Ok(analysis) if analysis.rows.is_empty() && quiet => {
+                self.dispatch.dispatch(Action::Idle { generation });
+                let _ = analysis;
+            }
+            Ok(analysis) => {
+                // A log without events of the asked mech but with others: show the first other.
+                if analysis.rows.is_empty() && !analysis.mechs.is_empty() && !analysis.mechs.contains(&mech) {
+                    let first = analysis.mechs[0].clone();
+                    Box::pin(self.replay(generation, log, first, quiet)).await;
+                    return;
+                }
+                self.dispatch.dispatch(Action::Loaded { generation, log, analysis: Rc::new(analysis), mech });
+            }
+            Err(strict) => self.dispatch.dispatch(Action::Failed { generation, message: strict.to_string() }),
+        }
+    }
+}
