@@ -1,15 +1,12 @@
-//! The dashboard's root: the page layout and the effects that start loads and follow the
-//! stream. Its state (model, actions, reducer) is the `state` module; starting a load (source
-//! -> bytes -> sliced replay -> analysis) is `loading`.
+//! The dashboard's root: the page layout, wired by hooks to its state (`state`: model, actions,
+//! reducer) and to loading (`loading`: the first load, loads, the server's stream).
 
-use std::cell::Cell;
 use std::rc::Rc;
 
-use mechfund_core::Now;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
+use crate::api;
 use crate::browser;
 use crate::components::chart::Chart;
 use crate::components::diagnostics::Diagnostics;
@@ -20,59 +17,17 @@ use crate::components::manage::Manage;
 use crate::components::props::Admin;
 use crate::components::summary::Summary;
 use crate::components::whatif::WhatIf;
-use crate::live::{self, Status};
-use crate::loading::loads::Loads;
-use crate::loading::source::Source;
-use crate::loading::startup::initial_rules;
-use crate::state::action::Action;
+use crate::live::Status;
+use crate::loading::follow::use_follow;
+use crate::loading::loads::use_loads;
+use crate::loading::startup::use_first_load;
 use crate::state::model::Model;
 
 #[function_component(App)]
 pub fn app() -> Html {
     let model = use_reducer(Model::default);
-    let counter: Rc<Cell<u64>> = (*use_memo((), |()| Rc::new(Cell::new(0u64)))).clone();
-    let loads = Loads::new(model.dispatcher(), Rc::clone(&counter), Rc::clone(&model.rules), model.now.clone());
-
-    // First render: `&now=`, `&rules=`, then `?log=` (or the server's log, quietly).
-    {
-        let dispatch = model.dispatcher();
-        let counter = Rc::clone(&counter);
-        use_effect_with((), move |()| {
-            let now = browser::query_param("now");
-            spawn_local(async move {
-                let fixed = match now.as_deref().map(Now::parse) {
-                    Some(Ok(now)) => Some(now),
-                    Some(Err(e)) => {
-                        dispatch.dispatch(Action::Failed {
-                            generation: 0,
-                            message: format!(
-                                "now={}: {e}. Remove it to follow the browser clock.",
-                                now.unwrap_or_default()
-                            ),
-                        });
-                        return;
-                    }
-                    None => None,
-                };
-                dispatch.dispatch(Action::Now(fixed.clone()));
-                let rules_url = browser::query_param("rules");
-                let rules = match initial_rules(rules_url.as_deref()).await {
-                    Ok(rules) => Rc::new(rules.unwrap_or_default()),
-                    Err(message) => {
-                        dispatch.dispatch(Action::Failed { generation: 0, message });
-                        return;
-                    }
-                };
-                dispatch.dispatch(Action::Rules(Rc::clone(&rules)));
-                let loads = Loads::new(dispatch, counter, rules, fixed);
-                let mech = browser::query_param("mech").unwrap_or_else(|| "main".to_owned());
-                match browser::query_param("log") {
-                    Some(url) => loads.load(Source::Url(url), mech, false),
-                    None => loads.load_server(mech),
-                }
-            });
-        });
-    }
+    let loads = use_loads(&model);
+    use_first_load(&model, &loads);
 
     // A fresh load renders in steps, a task each, so a big log never blocks the page for one
     // long first render: the progress first, then diagnostics and what-if, the chart, the table.
@@ -93,6 +48,12 @@ pub fn app() -> Html {
             });
         });
     }
+
+    let status = use_follow(&model, &loads);
+    // The admin token of this tab (sessionStorage), for the management forms.
+    let token = use_state(|| api::stored_token().map(Rc::<str>::from));
+
+    // Another mech: the server's log of it, or the log in memory replayed for it.
     let on_mech = {
         let loads = loads.clone();
         let log = model.log.clone();
@@ -105,66 +66,10 @@ pub fn app() -> Html {
             }
         })
     };
-
-    // The live stream of the server's log on screen, from just after its last event. A new load
-    // (or a stream the browser gave up on, retried after a pause) subscribes again.
-    let status = use_state_eq(|| None::<Status>);
-    let retries = use_state_eq(|| 0u32);
-    {
-        let dispatch = model.dispatcher();
-        let status = status.clone();
-        let retries = retries.clone();
-        let after = model.last_event_seq();
-        let follow = model.follows_stream();
-        use_effect_with((follow, model.shown, model.mech.clone(), *retries), move |(follow, shown, mech, tries)| {
-            let mut stream = None;
-            if *follow {
-                let shown = *shown;
-                let tries = *tries;
-                let url =
-                    format!("{}/mechs/{}/events/stream?after_seq={after}", crate::api::API, crate::api::encode(mech));
-                let on_commit = Callback::from(move |commit| dispatch.dispatch(Action::Live { shown, commit }));
-                let on_status = {
-                    let status = status.clone();
-                    Callback::from(move |next: Status| {
-                        status.set(Some(next));
-                        if next == Status::Closed {
-                            let retries = retries.clone();
-                            let again = wasm_bindgen::closure::Closure::once_into_js(move || retries.set(tries + 1));
-                            if let Some(window) = web_sys::window() {
-                                let _ = window
-                                    .set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), 3000);
-                            }
-                        }
-                    })
-                };
-                status.set(Some(Status::Connecting));
-                stream = live::subscribe(&url, on_commit, on_status).ok();
-            } else {
-                status.set(None);
-            }
-            move || drop(stream)
-        });
-    }
-
-    // Streamed lines that rewrite history, a replay the server's log disagrees with, or a first
-    // event in an empty store: load again.
-    {
-        let loads = loads.clone();
-        let mech = model.mech.clone();
-        use_effect_with(model.reloads, move |&reloads| {
-            if reloads > 0 {
-                loads.load_server(mech);
-            }
-        });
-    }
-
-    // The admin token of this tab (sessionStorage), for the management forms.
-    let token = use_state(|| crate::api::stored_token().map(Rc::<str>::from));
     let on_token = {
         let token = token.clone();
         Callback::from(move |next: Option<Rc<str>>| {
-            crate::api::store_token(next.as_deref());
+            api::store_token(next.as_deref());
             token.set(next);
         })
     };
@@ -172,7 +77,7 @@ pub fn app() -> Html {
     let on_written = {
         let loads = loads.clone();
         let mech = model.mech.clone();
-        let streaming = *status == Some(Status::Live);
+        let streaming = status == Some(Status::Live);
         Callback::from(move |()| {
             if !streaming {
                 loads.load_server(mech.clone());
@@ -203,7 +108,7 @@ pub fn app() -> Html {
                     mech={model.mech.clone()}
                     on_mech={on_mech}
                 />
-                if let Some(status) = *status {
+                if let Some(status) = status {
                     <p class={classes!("live-status", status.as_str())} role="status" aria-live="polite"
                        data-testid="live-status" data-state={status.as_str()}>
                         <span class="dot" aria-hidden="true"></span>

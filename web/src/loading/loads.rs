@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use mechfund_core::{Now, ReplayOptions, Rules};
 use wasm_bindgen_futures::spawn_local;
-use yew::UseReducerDispatcher;
+use yew::{UseReducerDispatcher, UseReducerHandle, hook, use_memo};
 
 use super::source::{Source, server_log};
 use crate::browser::{self, PageHost};
@@ -31,16 +31,11 @@ impl PartialEq for Loads {
 }
 
 impl Loads {
-    /// Loads that dispatch to the app's reducer, numbered by `generation`, replayed with `rules`
-    /// at `now` (a frozen clock, else the browser's).
+    /// The same loads (same reducer, same counter) replayed with other `rules` at `now`: for
+    /// the first load, which starts before the page has rendered with its rules.
     #[must_use]
-    pub fn new(
-        dispatch: UseReducerDispatcher<Model>,
-        generation: Rc<Cell<u64>>,
-        rules: Rc<Rules>,
-        now: Option<Now>,
-    ) -> Loads {
-        Loads { dispatch, generation, rules, now }
+    pub fn with(&self, rules: Rc<Rules>, now: Option<Now>) -> Loads {
+        Loads { dispatch: self.dispatch.clone(), generation: Rc::clone(&self.generation), rules, now }
     }
 
     /// Reads `source` and replays `mech`. `quiet`: a failure returns to the first-visit screen.
@@ -116,4 +111,12 @@ impl Loads {
             Err(strict) => self.dispatch.dispatch(Action::Failed { generation, message: strict.to_string() }),
         }
     }
+}
+
+/// The app's loads: they dispatch to `model`'s reducer and replay with its rules and clock; the
+/// generation counter lives as long as the app.
+#[hook]
+pub fn use_loads(model: &UseReducerHandle<Model>) -> Loads {
+    let generation: Rc<Cell<u64>> = (*use_memo((), |()| Rc::new(Cell::new(0u64)))).clone();
+    Loads { dispatch: model.dispatcher(), generation, rules: Rc::clone(&model.rules), now: model.now.clone() }
 }

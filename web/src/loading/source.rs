@@ -1,5 +1,5 @@
 //! Where a log comes from: a picked or dropped file, a URL, pasted lines, the bundled samples,
-//! or the log `mechfund serve` exports.
+//! or the log `mechfund serve` exports (and streams).
 
 use crate::api;
 
@@ -11,6 +11,11 @@ pub const SAMPLE_MIXED_URL: &str = "samples/ddc-mixed-1500.jsonl";
 #[must_use]
 pub fn server_log(mech: &str) -> String {
     format!("{}/mechs/{}/events.jsonl", api::API, api::encode(mech))
+}
+/// The live stream of what `mechfund serve` appends to `mech`'s log after seq `after`.
+#[must_use]
+pub fn stream_url(mech: &str, after: u64) -> String {
+    format!("{}/mechs/{}/events/stream?after_seq={after}", api::API, api::encode(mech))
 }
 /// The rules `mechfund serve` replays with; tried quietly when the page names none.
 pub const SERVER_RULES: &str = "api/v1/rules";
