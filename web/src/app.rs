@@ -1,13 +1,12 @@
 //! The dashboard's root: the page layout, wired by hooks to its state (`state`: model, actions,
-//! reducer) and to loading (`loading`: the first load, loads, the server's stream).
+//! reducer), to loading (`loading`: the first load, loads, the server's stream) and to the
+//! staged render of a fresh load (`stage`).
 
 use std::rc::Rc;
 
-use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::browser;
 use crate::components::chart::Chart;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::events::Events;
@@ -21,6 +20,7 @@ use crate::live::Status;
 use crate::loading::follow::use_follow;
 use crate::loading::loads::use_loads;
 use crate::loading::startup::use_first_load;
+use crate::stage::use_render_stage;
 use crate::state::model::Model;
 
 #[function_component(App)]
@@ -28,27 +28,7 @@ pub fn app() -> Html {
     let model = use_reducer(Model::default);
     let loads = use_loads(&model);
     use_first_load(&model, &loads);
-
-    // A fresh load renders in steps, a task each, so a big log never blocks the page for one
-    // long first render: the progress first, then diagnostics and what-if, the chart, the table.
-    // The stage belongs to one analysis: a new one starts at 0 in the very render that shows it.
-    let staged = use_state(|| (None::<usize>, 0u8));
-    let key = model.analysis.as_ref().map(|a| Rc::as_ptr(a) as usize);
-    let stage = if staged.0 == key { staged.1 } else { 0 };
-    {
-        let staged = staged.clone();
-        use_effect_with(key, move |&key| {
-            staged.set((key, 0));
-            spawn_local(async move {
-                for next in 1..=3 {
-                    browser::next_task().await;
-                    browser::mark(&format!("mechfund render stage {next}"));
-                    staged.set((key, next));
-                }
-            });
-        });
-    }
-
+    let stage = use_render_stage(model.analysis.as_ref());
     let status = use_follow(&model, &loads);
     // The admin token of this tab (sessionStorage), for the management forms.
     let token = use_state(|| api::stored_token().map(Rc::<str>::from));
