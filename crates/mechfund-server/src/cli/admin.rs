@@ -26,7 +26,9 @@ use super::output::{bytes_bar, print_json};
 use super::rules::load_rules;
 use crate::store::backup::{backup, restore};
 use crate::store::verify::verify;
-use crate::store::{DB_FILE, ImportError, Importer, LOCK_FILE, LockError, check_not_emptied, lock_store, open_writer};
+use crate::store::{
+    DB_FILE, ImportError, Importer, LOCK_FILE, LockError, Sqlite, check_not_emptied, lock_store, open_writer,
+};
 
 /// Arguments of `mechfund import`.
 #[derive(Debug, Args)]
@@ -77,7 +79,7 @@ fn failed(message: impl Into<String>) -> CliError {
     CliError::Failed(message.into())
 }
 
-fn db_error(what: &str, path: &Path) -> impl Fn(rusqlite::Error) -> CliError {
+fn db_error<E: std::fmt::Display>(what: &str, path: &Path) -> impl Fn(E) -> CliError {
     let prefix = format!("{what} {}", path.display());
     move |e| failed(format!("{prefix}: {e}"))
 }
@@ -112,7 +114,10 @@ fn open_read_only(data: &Path) -> Result<(Connection, PathBuf), CliError> {
 /// No store, or a database error.
 pub fn verify_store(data: &Path) -> Result<std::process::ExitCode, CliError> {
     let (conn, db) = open_read_only(data)?;
-    let mut verified = verify(&conn).map_err(db_error("cannot read", &db))?;
+    let read = db_error("cannot read", &db);
+    // One read transaction: a consistent view even while a server appends.
+    conn.execute_batch("BEGIN").map_err(&read)?;
+    let mut verified = verify(&mut Sqlite(&conn)).map_err(db_error("cannot read", &db))?;
     verified.report["store"] = json!(db.display().to_string());
     print_json(&verified.report)?;
     if verified.rows_damaged {
@@ -166,7 +171,8 @@ pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliEr
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error("cannot write to", &db))?;
     let bar = bytes_bar(size, size, "importing".to_owned());
-    let mut importer = Importer::new(&tx, None).map_err(db_error("cannot read", &db))?;
+    let mut db_tx = Sqlite(&tx);
+    let mut importer = Importer::new(&mut db_tx, None).map_err(db_error("cannot read", &db))?;
     let read = for_each_block(input, |block| {
         importer.block(block).map_err(|e| import_failed(e, &db))?;
         bar.inc(block.len() as u64);

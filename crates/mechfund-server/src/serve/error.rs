@@ -58,6 +58,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 503: the store cannot be reached now (PostgreSQL restarting); a retry may succeed.
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the store cannot be reached just now; retry in a few seconds (with the same Idempotency-Key for a write)",
+        )
+    }
+
     /// 500: something failed on our side; the details are logged, not answered.
     pub fn internal() -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server could not complete the request")

@@ -36,8 +36,8 @@ use rusqlite::{Connection, params};
 use super::feed::Committed;
 use super::shared::Shared;
 use crate::ddc::Installation;
-use crate::store::for_each_line;
 use crate::store::import::line_mech;
+use crate::store::{Sqlite, StoreError, for_each_line};
 
 /// The longest wait between two looks at the files, whatever the watcher says.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -228,7 +228,7 @@ impl Follower {
     }
 
     /// Snapshots that changed their goal rebuild their mech.
-    fn sync_snapshots(&mut self) -> rusqlite::Result<()> {
+    fn sync_snapshots(&mut self) -> Result<(), StoreError> {
         let mut changed = Vec::new();
         for mech in self.shared.mechs() {
             let file = self.ddc.snapshot_path(&mech);
@@ -336,7 +336,7 @@ impl Follower {
     }
 
     /// Stores complete lines and advances the mechs they belong to.
-    fn mirror(&mut self, complete: &[u8]) -> rusqlite::Result<()> {
+    fn mirror(&mut self, complete: &[u8]) -> Result<(), StoreError> {
         let mut fresh: BTreeMap<String, Fresh> = BTreeMap::new();
         let tx = self.conn.transaction()?;
         {
@@ -432,12 +432,12 @@ impl Follower {
     }
 
     /// The replay of `mech`'s mirrored lines with DDC's snapshot, streamed from the store.
-    fn replay(&mut self, mech: &str, rules: &Rules) -> rusqlite::Result<State> {
+    fn replay(&mut self, mech: &str, rules: &Rules) -> Result<State, StoreError> {
         let options =
             ReplayOptions { mech: mech.to_owned(), ddc_snapshot: self.snapshot(mech), ..ReplayOptions::default() };
         let mut replayer = Replayer::new(rules, options);
         let mut number = 0;
-        for_each_line(&self.conn, mech, |line| {
+        for_each_line(&mut Sqlite(&self.conn), mech, |line| {
             number += 1;
             // Lenient replay never stops.
             let _ = replayer.scan_line(number, &parse_line(line, mech));
@@ -445,7 +445,7 @@ impl Follower {
         })?;
         let second = replayer.second_pass();
         number = 0;
-        for_each_line(&self.conn, mech, |line| {
+        for_each_line(&mut Sqlite(&self.conn), mech, |line| {
             number += 1;
             match second {
                 SecondPass::Stream => {
@@ -459,7 +459,7 @@ impl Follower {
     }
 
     /// Rebuilds `mechs` by replay and tells their streams (the lines did not change).
-    fn rebuild(&mut self, mechs: &[String]) -> rusqlite::Result<()> {
+    fn rebuild(&mut self, mechs: &[String]) -> Result<(), StoreError> {
         let rules = self.shared.rules();
         for mech in mechs {
             let state = self.replay(mech, &rules)?;
@@ -476,7 +476,7 @@ impl Follower {
     }
 
     /// Forgets everything mirrored: the log is read again from its start.
-    fn reset(&mut self) -> rusqlite::Result<()> {
+    fn reset(&mut self) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM events", [])?;
         self.cursor = Cursor::default();
         self.future_targets.clear();

@@ -29,6 +29,7 @@ pub mod extract;
 pub mod feed;
 pub mod files;
 pub mod follow;
+pub mod listen;
 pub mod openapi;
 pub mod ratelimit;
 pub mod read;
@@ -54,7 +55,7 @@ use self::auth::{TokenSource, load_token};
 pub use self::router::app;
 use self::shared::Shared;
 use self::state::AppState;
-use crate::store::{self, Readers};
+use crate::store::{self, Journal, Readers, SqliteJournal};
 
 /// Arguments of `mechfund serve`.
 #[derive(Debug, Args)]
@@ -68,6 +69,10 @@ pub struct ServeArgs {
     /// Rules JSON (spec §2.1); defaults when omitted.
     #[arg(long, value_name = "R.json")]
     rules: Option<PathBuf>,
+    /// Store the events in PostgreSQL instead of `DIR/mechfund.db`: `postgres://USER@HOST/DB`
+    /// (also `MECHFUND_STORE`). Any number of servers may share one database.
+    #[arg(long, value_name = "URL", conflicts_with = "ddc")]
+    store: Option<String>,
     /// Follow a DockerDiscordControl installation read-only instead of a store: DDC's config dir.
     /// Its log, rules files and snapshots are followed as DDC writes them; writes answer 403.
     #[arg(long, value_name = "DIR", conflicts_with = "rules")]
@@ -101,7 +106,28 @@ pub struct ServeArgs {
     exports: slots::ExportArgs,
 }
 
+impl Store {
+    /// What to call it in messages (a URL without its password).
+    #[must_use]
+    pub fn name(&self) -> String {
+        match self {
+            Store::Sqlite(db) => db.display().to_string(),
+            Store::Postgres(url) => store::postgres::redacted(url),
+        }
+    }
+}
+
 impl ServeArgs {
+    /// `--store URL` or `MECHFUND_STORE`, else `DIR/mechfund.db`.
+    #[must_use]
+    pub fn store(&self) -> Store {
+        let url = self.store.clone().or_else(|| std::env::var("MECHFUND_STORE").ok().filter(|s| !s.trim().is_empty()));
+        match url {
+            Some(url) => Store::Postgres(url),
+            None => Store::Sqlite(self.data.join(store::DB_FILE)),
+        }
+    }
+
     /// `--rules R.json`, read by the CLI (one reader of rules files for every command).
     #[must_use]
     pub fn rules_file(&self) -> Option<&std::path::Path> {
@@ -159,6 +185,9 @@ fn check_options(args: &ServeArgs) -> Result<(), String> {
         let ddc = crate::ddc::Installation::open(dir)?;
         ddc.rules().map_err(|e| format!("{}: {e}", ddc.dir().display()))?;
     }
+    if let Store::Postgres(url) = args.store() {
+        store::postgres::check_url(&url).map_err(|e| format!("--store / MECHFUND_STORE: {e}"))?;
+    }
     Ok(())
 }
 
@@ -212,33 +241,40 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         return serve_ddc(args, &dir).await;
     }
     std::fs::create_dir_all(&args.data).map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
-    let lock_existed = args.data.join(store::LOCK_FILE).exists();
-    // Held until the server has stopped: `import` and `restore` refuse while it is held.
-    let _lock = store::lock_store(&args.data).map_err(|e| match e {
-        store::LockError::Busy(dir) => {
-            format!(
-                "the store in {} is in use by another mechfund process (a server, import or restore)",
-                dir.display()
-            )
+    let store = args.store();
+    // A SQLite store's lock is held until the server has stopped: `import` and `restore` refuse
+    // while it is held. A PostgreSQL store is shared: no lock.
+    let _lock = match &store {
+        Store::Sqlite(_) => {
+            let lock_existed = args.data.join(store::LOCK_FILE).exists();
+            let lock = store::lock_store(&args.data).map_err(|e| match e {
+                store::LockError::Busy(dir) => {
+                    format!(
+                        "the store in {} is in use by another mechfund process (a server, import or restore)",
+                        dir.display()
+                    )
+                }
+                other @ store::LockError::Io(..) => other.to_string(),
+            })?;
+            store::check_not_emptied(&args.data, lock_existed)?;
+            Some(lock)
         }
-        other @ store::LockError::Io(..) => other.to_string(),
-    })?;
-    store::check_not_emptied(&args.data, lock_existed)?;
+        Store::Postgres(_) => None,
+    };
     let (token, source) = load_token(&args.data).map_err(|e| format!("cannot load the admin token: {e}"))?;
     if source == TokenSource::Created {
         eprintln!("mechfund: admin token created in {}", args.data.join("admin-token").display());
     }
-    let db = args.data.join(store::DB_FILE);
     let started = std::time::Instant::now();
-    let open_db = db.clone();
     let idempotency_keys = args.idempotency_keys;
-    let Opened { shared, writer, writer_thread } =
-        tokio::task::spawn_blocking(move || open(&open_db, rules, idempotency_keys))
+    let opening = store.clone();
+    let Opened { shared, writer, writer_thread, readers, listening } =
+        tokio::task::spawn_blocking(move || open(&opening, rules, idempotency_keys))
             .await
             .map_err(|e| format!("start-up failed: {e}"))?
-            .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    tracing::info!(ms = started.elapsed().as_millis(), db = %db.display(), "store ready");
-    let state = app_state(&args, shared, writer, db, token.into(), None)?;
+            .map_err(|e| format!("cannot open {}: {e}", store.name()))?;
+    tracing::info!(ms = started.elapsed().as_millis(), store = %store.name(), "store ready");
+    let state = app_state(&args, shared, writer, readers, token.into(), None)?;
     listen(&args, state).await?;
     // Every handler (and with it every sender of the writer's queue) is gone: the writer
     // commits what is queued and stops.
@@ -246,6 +282,7 @@ async fn serve(args: ServeArgs, rules: Rules) -> Result<(), String> {
         .await
         .map_err(|e| format!("writer: {e}"))?
         .map_err(|_| "the writer panicked".to_owned())?;
+    drop(listening);
     tracing::info!("stopped");
     Ok(())
 }
@@ -290,7 +327,8 @@ async fn serve_ddc(args: ServeArgs, dir: &std::path::Path) -> Result<(), String>
          in DDC (its bot or web UI)",
         dir.display()
     );
-    let state = app_state(&args, shared, writer, db, token, Some(read_only.into()))?;
+    let readers = Arc::new(Readers::new(db));
+    let state = app_state(&args, shared, writer, readers, token, Some(read_only.into()))?;
     listen(&args, state).await?;
     tokio::task::spawn_blocking(move || following.stop()).await.map_err(|e| format!("follower: {e}"))?;
     drop(mirror);
@@ -302,7 +340,7 @@ fn app_state(
     args: &ServeArgs,
     shared: Arc<Shared>,
     writer: tokio::sync::mpsc::Sender<writer::WriteRequest>,
-    db: PathBuf,
+    readers: Arc<Readers>,
     token: Arc<str>,
     read_only: Option<Arc<str>>,
 ) -> Result<AppState, String> {
@@ -310,7 +348,7 @@ fn app_state(
     Ok(AppState {
         shared,
         writer,
-        readers: Arc::new(Readers::new(db)),
+        readers,
         token,
         dist: args.dist.clone(),
         embed: args.embed.clone(),
@@ -343,7 +381,16 @@ async fn listen(args: &ServeArgs, state: AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// An open store: the published states and the running writer.
+/// Where the events are stored.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// A SQLite file (`DIR/mechfund.db`), this server's alone.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…`), shared by any number of servers.
+    Postgres(String),
+}
+
+/// An open store: the published states, the running writer and the read connections.
 #[derive(Debug)]
 pub struct Opened {
     /// Rules and published states.
@@ -352,30 +399,58 @@ pub struct Opened {
     pub writer: tokio::sync::mpsc::Sender<writer::WriteRequest>,
     /// The writer; it stops once every sender is dropped and the queue is committed.
     pub writer_thread: std::thread::JoinHandle<()>,
+    /// The read connections.
+    pub readers: Arc<Readers>,
+    /// With PostgreSQL: the thread that hears every server's commits (stops when dropped).
+    pub listening: Option<listen::Listening>,
 }
 
-/// Opens (creating) the database at `db`, recovers every mech's state (rebuilding stale or
-/// corrupt snapshots) and starts the writer and the event streams' fan-out. Blocking; needs a
-/// Tokio runtime (the fan-out is a task).
+/// Opens `store` (creating or migrating its schema), recovers every mech's state (rebuilding
+/// stale or corrupt snapshots) and starts the writer and the event streams' fan-out (and, with
+/// PostgreSQL, the listener). Blocking; needs a Tokio runtime (the fan-out is a task).
 ///
 /// # Errors
-/// A database failure, or a writer thread that cannot start.
-pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result<Opened, String> {
-    let mut conn = store::open_writer(db).map_err(|e| e.to_string())?;
-    let recovered = store::recover(&mut conn, &rules).map_err(|e| e.to_string())?;
+/// A database failure, or a thread that cannot start.
+pub fn open(store: &Store, rules: Rules, idempotency_keys: u64) -> Result<Opened, String> {
+    let (mut journal, readers): (Box<dyn Journal>, Readers) = match store {
+        Store::Sqlite(db) => {
+            let conn = store::open_writer(db).map_err(|e| e.to_string())?;
+            (Box::new(SqliteJournal(conn)), Readers::new(db.clone()))
+        }
+        Store::Postgres(url) => {
+            let journal = store::postgres::connect(url).map_err(|e| format!("PostgreSQL: {e}"))?;
+            let pool = store::postgres::PgPool::new(url, 16).map_err(|e| format!("PostgreSQL: {e}"))?;
+            (Box::new(journal), Readers::Postgres(pool))
+        }
+    };
+    let (recovered, head) = journal
+        .begin()
+        .and_then(|mut tx| {
+            let recovered = store::recover(&mut *tx, &rules)?;
+            let head = store::Chain::head(&mut *tx)?.seq;
+            tx.commit(head)?;
+            Ok((recovered, head))
+        })
+        .map_err(|e| e.to_string())?;
     for (mech, why) in &recovered.rebuilt {
         tracing::warn!(mech = %mech, reason = %why, "snapshot rebuilt by replay");
     }
     if let Some(damage) = &recovered.damage {
-        tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify --data` shows more");
+        tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify` shows more");
     }
     let states = recovered.states.into_iter().map(|(mech, state)| (mech, Arc::new(state))).collect::<HashMap<_, _>>();
     tracing::info!(mechs = states.len(), next_seq = recovered.next_seq, "recovered");
     let (shared, commits) = Shared::new(rules, states);
     let shared = Arc::new(shared);
     tokio::spawn(feed::fan_out(commits, shared.streams()));
+    let listening = match store {
+        Store::Sqlite(_) => None,
+        Store::Postgres(url) => Some(
+            listen::start(url.clone(), shared.clone(), head).map_err(|e| format!("cannot start the listener: {e}"))?,
+        ),
+    };
     let (writer, writer_thread) = writer::spawn(
-        conn,
+        journal,
         shared.clone(),
         recovered.next_seq,
         recovered.last_ts,
@@ -383,7 +458,7 @@ pub fn open(db: &std::path::Path, rules: Rules, idempotency_keys: u64) -> Result
         recovered.damage.map(|d| d.to_string()),
     )
     .map_err(|e| format!("cannot start the writer: {e}"))?;
-    Ok(Opened { shared, writer, writer_thread })
+    Ok(Opened { shared, writer, writer_thread, readers: Arc::new(readers), listening })
 }
 
 /// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is

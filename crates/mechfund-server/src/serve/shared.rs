@@ -54,6 +54,18 @@ impl Shared {
         self.states.read().ok().and_then(|states| states.get(mech).cloned())
     }
 
+    /// Publishes `state` as its mech's latest, unless a later one is published already (the
+    /// writer and, with a shared store, the listener both publish; neither may go back).
+    pub fn offer(&self, state: Arc<State>) {
+        let mut states = self.states.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match states.get(&state.mech_id) {
+            Some(current) if current.last_event_seq > state.last_event_seq => {}
+            _ => {
+                states.insert(state.mech_id.clone(), state);
+            }
+        }
+    }
+
     /// The ids of every mech, sorted.
     pub fn mechs(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.states.read().map(|s| s.keys().cloned().collect()).unwrap_or_default();

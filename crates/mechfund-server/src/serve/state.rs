@@ -12,7 +12,7 @@ use super::ratelimit::RateLimiter;
 use super::shared::Shared;
 use super::slots::Exports;
 use super::writer::WriteRequest;
-use crate::store::Readers;
+use crate::store::{Readers, Sql, StoreError};
 
 /// Everything the handlers need.
 #[derive(Clone, Debug)]
@@ -52,17 +52,22 @@ impl AppState {
         self.shared.state(mech).ok_or_else(|| ApiError::not_found(format!("no mech \"{mech}\"")))
     }
 
-    /// Runs `f` on a read-only connection on a blocking thread.
+    /// Runs `f` on a read connection on a blocking thread.
     ///
     /// # Errors
-    /// 500 when the store fails (logged here, with the cause).
+    /// 503 while the store cannot be reached (PostgreSQL restarting), 500 when it fails (logged
+    /// here, with the cause).
     pub async fn read<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ApiError> {
         let readers = self.readers.clone();
         match tokio::task::spawn_blocking(move || readers.with(f)).await {
             Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "a read found the store unavailable");
+                Err(ApiError::unavailable())
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "read failed");
                 Err(ApiError::internal())

@@ -11,8 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::state::AppState;
-use super::{Opened, app, open};
-use crate::store::Readers;
+use super::{Opened, Store, app, open};
 
 const TOKEN: &str = "test-token";
 
@@ -29,12 +28,12 @@ impl Server {
     fn with_keys(import_limit: usize, idempotency_keys: u64) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("mechfund.db");
-        let Opened { shared, writer, writer_thread: _ } =
-            open(&db, Rules::default(), idempotency_keys).expect("open the store");
+        let Opened { shared, writer, readers, .. } =
+            open(&Store::Sqlite(db), Rules::default(), idempotency_keys).expect("open the store");
         let state = AppState {
             shared,
             writer,
-            readers: std::sync::Arc::new(Readers::new(db)),
+            readers,
             token: TOKEN.into(),
             dist: Some(dir.path().join("no-dist")),
             embed: Some(dir.path().join("no-embed")),

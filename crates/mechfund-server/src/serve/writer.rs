@@ -1,4 +1,5 @@
-//! The single writer: one thread owns the SQLite connection (DDC's lock, made a queue).
+//! The single writer: one thread owns the store's write connection ([`Journal`]; DDC's lock,
+//! made a queue).
 //!
 //! Handlers send a [`WriteRequest`] and await the reply. The writer takes what is queued (up to
 //! [`MAX_GROUP`]) and, in ONE transaction, for each request: answers a known idempotency key from
@@ -6,6 +7,13 @@
 //! them with `State::apply` (a deletion toggle rebuilds the mech by replay, as replay defines
 //! it), and records the idempotency key. Then it writes each touched mech's snapshot, commits,
 //! publishes the new states and only then replies: an acknowledged write is durable.
+//!
+//! With a store shared by several servers (PostgreSQL), each transaction holds the store's write
+//! lock, and first catches up with what the other servers committed since this writer's last
+//! transaction (the chain's end, the next seq, the states of the mechs they changed), so a
+//! decision is always made on the mech's latest state. Its commits then reach the event streams
+//! through the database's notifications, like everyone else's, in seq order
+//! ([`super::listen`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,16 +26,17 @@ use mechfund_core::parse::Kind;
 use mechfund_core::state::Effects;
 use mechfund_core::time::Timestamp;
 use mechfund_core::{Cents, Command, EventBody, MemberSource, Rules, Stamp, State, decide};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
 use super::feed::Committed;
 use super::responses::{ImportResponse, WriteResponse};
 use super::shared::Shared;
-use crate::store::chain::verify_chain;
+use crate::store::chain::{recorded_head, verify_chain};
+use crate::store::snapshot::Snapshot;
 use crate::store::{
-    Chain, ImportError, Imported, Importer, MAX_SEQ, mech_lines, replay_state, rules_hash, write_snapshot,
+    Chain, Engine, ImportError, Imported, Importer, Journal, MAX_SEQ, Param, Sql, StoreError, mech_lines,
+    next_free_seq, replay_state, rules_hash, write_snapshot,
 };
 
 /// Requests committed together at most.
@@ -98,16 +107,19 @@ struct Ctx {
     chain: Chain,
     /// Why the store takes no writes: its event rows are damaged (found at start-up).
     damage: Option<String>,
+    /// Other servers write to the store too: catch up in every transaction, and let the
+    /// notifications feed the event streams.
+    store_shared: bool,
 }
 
 /// Starts the writer thread; it stops once every sender is dropped and the queue is drained.
 ///
 /// # Errors
-/// If the thread cannot be spawned.
+/// If the thread cannot be spawned, or the chain's end cannot be read.
 /// With `damage` (the store's event rows do not add up), every write is refused with 503
 /// `store_damaged` and what to run: nothing is appended to a log that is known to be wrong.
 pub fn spawn(
-    conn: Connection,
+    mut journal: Box<dyn Journal>,
     shared: Arc<Shared>,
     next_seq: u64,
     last_ts: Timestamp,
@@ -115,22 +127,30 @@ pub fn spawn(
     damage: Option<String>,
 ) -> std::io::Result<(mpsc::Sender<WriteRequest>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    let chain = Chain::head(&conn).map_err(std::io::Error::other)?;
-    let ctx =
-        Ctx { rules_hash: rules_hash(&shared.rules()), shared, next_seq, last_ts, idempotency_keys, chain, damage };
-    let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(conn, ctx, rx))?;
+    let chain = journal.begin().and_then(|mut tx| Chain::head(&mut *tx)).map_err(std::io::Error::other)?;
+    let ctx = Ctx {
+        rules_hash: rules_hash(&shared.rules()),
+        shared,
+        next_seq,
+        last_ts,
+        idempotency_keys,
+        chain,
+        damage,
+        store_shared: journal.shared(),
+    };
+    let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(journal, ctx, rx))?;
     Ok((tx, handle))
 }
 
-fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>) {
+fn run(mut journal: Box<dyn Journal>, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>) {
     // Every row's hash, before the first write (reads are served meanwhile): nothing is appended
     // to a chain that does not add up.
     if ctx.damage.is_none() {
         let started = std::time::Instant::now();
-        match verify_chain(&conn, false) {
+        match journal.begin().and_then(|mut tx| verify_chain(&mut *tx, false)) {
             Ok(Ok(_)) => tracing::info!(ms = started.elapsed().as_millis(), "event rows verified"),
             Ok(Err(damage)) => {
-                tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify --data` shows more");
+                tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify` shows more");
                 ctx.damage = Some(damage.to_string());
             }
             Err(e) => {
@@ -146,9 +166,9 @@ fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>)
             if matches!(request.op, Op::Import { .. }) {
                 // An import is a transaction of its own, after what was queued before it.
                 if !group.is_empty() {
-                    commit_group(&mut conn, &mut ctx, &mut group);
+                    commit_group(journal.as_mut(), &mut ctx, &mut group);
                 }
-                ctx.import(&mut conn, request);
+                ctx.import(journal.as_mut(), request);
             } else {
                 group.push(request);
             }
@@ -157,43 +177,63 @@ fn run(mut conn: Connection, mut ctx: Ctx, mut rx: mpsc::Receiver<WriteRequest>)
             }
         }
         if !group.is_empty() {
-            commit_group(&mut conn, &mut ctx, &mut group);
+            commit_group(journal.as_mut(), &mut ctx, &mut group);
         }
     }
     tracing::info!("writer stopped: every write is committed");
 }
 
-fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteRequest>) {
+/// The answer to every request of a transaction that failed: 503 when the store could not be
+/// reached (the writer connects again for the next one), else 500.
+fn failed(journal: &mut dyn Journal, e: &StoreError, requests: usize) -> ApiError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, requests, "the store is unreachable; the writes were not committed");
+        if let Err(e) = journal.reconnect() {
+            tracing::warn!(error = %e, "cannot reach the store yet");
+        }
+        ApiError::unavailable()
+    } else {
+        tracing::error!(error = %e, requests, "write group failed; rolled back");
+        ApiError::internal()
+    }
+}
+
+fn commit_group(journal: &mut dyn Journal, ctx: &mut Ctx, group: &mut Vec<WriteRequest>) {
     let (seq_before, ts_before, chain_before) = (ctx.next_seq, ctx.last_ts, ctx.chain.clone());
     let mut working: HashMap<String, State> = HashMap::new();
     // The mechs this group changed, with their new lines in seq order.
     let mut fresh: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-    let outcome = (|| -> rusqlite::Result<Vec<Result<Stored, ApiError>>> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let outcome = (|| -> Result<Vec<Result<Stored, ApiError>>, StoreError> {
+        let mut tx = journal.begin()?;
+        if ctx.store_shared {
+            ctx.catch_up(&mut *tx, &mut working)?;
+        }
+        let chain_start = ctx.chain.seq;
         let mut answers = Vec::with_capacity(group.len());
         for request in group.iter() {
-            answers.push(ctx.handle(&tx, &mut working, &mut fresh, request)?);
+            answers.push(ctx.handle(&mut *tx, &mut working, &mut fresh, request)?);
         }
         for state in fresh.keys().filter_map(|mech| working.get(mech)) {
-            write_snapshot(&tx, state, &ctx.rules_hash)?;
+            write_snapshot(&mut *tx, state, &ctx.rules_hash)?;
         }
-        if ctx.chain.seq != chain_before.seq {
-            ctx.chain.commit_head(&tx)?;
+        if ctx.chain.seq != chain_start {
+            ctx.chain.commit_head(&mut *tx)?;
         }
-        forget_old_keys(&tx, ctx.idempotency_keys)?;
-        tx.commit()?;
+        forget_old_keys(&mut *tx, ctx.idempotency_keys)?;
+        tx.commit(ctx.chain.seq)?;
         Ok(answers)
     })();
     let answers = match outcome {
         Ok(answers) => {
+            let rules = ctx.shared.rules();
             let mut committed = Vec::with_capacity(fresh.len());
-            if let Ok(mut states) = ctx.shared.states.write() {
-                for (mech, lines) in fresh {
-                    if let Some(state) = working.remove(&mech) {
-                        let state = Arc::new(state);
-                        committed.push(Committed::lines(&ctx.shared.rules(), &state, lines));
-                        states.insert(mech, state);
+            for (mech, lines) in fresh {
+                if let Some(state) = working.remove(&mech) {
+                    let state = Arc::new(state);
+                    if !ctx.store_shared {
+                        committed.push(Committed::lines(&rules, &state, lines));
                     }
+                    ctx.shared.offer(state);
                 }
             }
             // Subscribers hear of the commit before the writers' answers go out.
@@ -204,9 +244,9 @@ fn commit_group(conn: &mut Connection, ctx: &mut Ctx, group: &mut Vec<WriteReque
             answers
         }
         Err(e) => {
-            tracing::error!(error = %e, requests = group.len(), "write group failed; rolled back");
             (ctx.next_seq, ctx.last_ts, ctx.chain) = (seq_before, ts_before, chain_before);
-            group.iter().map(|_| Err(ApiError::internal())).collect()
+            let error = failed(journal, &e, group.len());
+            group.iter().map(|_| Err(error.clone())).collect()
         }
     };
     for (request, answer) in group.drain(..).zip(answers) {
@@ -220,16 +260,57 @@ fn system_now() -> Timestamp {
     Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
 }
 
+fn line_ts(line: &str) -> Option<Timestamp> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    Timestamp::parse(value.get("ts")?.as_str()?).ok()
+}
+
 impl Ctx {
+    /// What other servers committed since this writer's last transaction (a shared store; the
+    /// store's write lock is held): the chain's end, the next seq, the latest timestamp, and the
+    /// latest state of every mech they changed, which replaces any this writer holds.
+    fn catch_up(&mut self, db: &mut dyn Sql, working: &mut HashMap<String, State>) -> Result<(), StoreError> {
+        let head = recorded_head(db)?.unwrap_or(0);
+        if head == self.chain.seq {
+            return Ok(());
+        }
+        let seen = self.chain.seq;
+        self.chain = Chain::head(db)?;
+        self.next_seq = next_free_seq(db)?;
+        if let Some(ts) = db
+            .query_opt("SELECT line FROM events ORDER BY seq DESC LIMIT 1", &[])?
+            .and_then(|row| row[0].text().and_then(line_ts))
+        {
+            self.last_ts = self.last_ts.max(ts);
+        }
+        let rules = self.shared.rules();
+        let changed =
+            db.query("SELECT mech, rules_hash, state FROM snapshots WHERE last_seq > $1", &[Param::int(seen)])?;
+        for row in changed {
+            let mech = row[0].text().unwrap_or_default().to_owned();
+            let decoded = row[2].text().map(Snapshot::decode);
+            let state = match decoded {
+                Some(Ok(state)) if row[1].text() == Some(self.rules_hash.as_str()) => state,
+                // Written under other rules (a server started with another `--rules`), or not
+                // readable: the log says what the state is.
+                _ => replay_state(&mech_lines(db, &mech)?, &mech, &rules),
+            };
+            self.shared.offer(Arc::new(state.clone()));
+            working.insert(mech, state);
+        }
+        tracing::debug!(from = seen, to = self.chain.seq, "caught up with the other servers' commits");
+        Ok(())
+    }
+
     /// One request inside the group's transaction. The outer `Err` is a storage failure (the
     /// group is rolled back); the inner one is the client's error.
     fn handle(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn Sql,
         working: &mut HashMap<String, State>,
         fresh: &mut HashMap<String, Vec<(u64, String)>>,
         request: &WriteRequest,
-    ) -> rusqlite::Result<Result<Stored, ApiError>> {
+    ) -> Result<Result<Stored, ApiError>, StoreError> {
         if let Some(damage) = &self.damage {
             return Ok(Err(damaged(damage)));
         }
@@ -308,36 +389,42 @@ impl Ctx {
 
     /// `Op::Import` in a transaction of its own: every line checked and stored, the mech's
     /// snapshot written, then the state published and the seq and clock moved past the import.
-    fn import(&mut self, conn: &mut Connection, request: WriteRequest) {
+    fn import(&mut self, journal: &mut dyn Journal, request: WriteRequest) {
         let Op::Import { lines } = &request.op else { return };
         if let Some(damage) = &self.damage {
             let _ = request.reply.send(Err(damaged(damage)));
             return;
         }
         let mech = request.mech.as_str();
-        let answer = match import_committed(conn, &request, lines, &self.shared.rules()) {
-            Ok(ImportOutcome::Imported { stored, imported, latest_ts }) => {
+        let rules = self.shared.rules();
+        let outcome = journal.begin().map_err(ImportError::Store).and_then(|mut tx| {
+            if self.store_shared {
+                self.catch_up(&mut *tx, &mut HashMap::new())?;
+            }
+            let outcome = import_in(&mut *tx, &request, lines, &rules)?;
+            let chain = Chain::head(&mut *tx)?;
+            if matches!(outcome, ImportOutcome::Imported { .. }) {
+                tx.commit(chain.seq)?;
+            }
+            Ok((outcome, chain))
+        });
+        let answer = match outcome {
+            Ok((ImportOutcome::Imported { stored, imported, latest_ts }, chain)) => {
                 self.next_seq = self.next_seq.max(imported.last_seq + 1);
-                match Chain::head(conn) {
-                    Ok(chain) => self.chain = chain,
-                    Err(e) => tracing::error!(error = %e, "cannot read the chain's end after an import"),
-                }
+                self.chain = chain;
                 self.last_ts = self.last_ts.max(latest_ts.unwrap_or(self.last_ts));
                 tracing::info!(mech, events = imported.events, last_seq = imported.last_seq, "imported");
                 let state = Arc::new(imported.state);
-                if let Ok(mut states) = self.shared.states.write() {
-                    states.insert(request.mech.clone(), state.clone());
+                self.shared.offer(state.clone());
+                if !self.store_shared {
+                    self.shared.publish(Committed::catch_up(&rules, &state));
                 }
-                self.shared.publish(Committed::catch_up(&self.shared.rules(), &state));
                 Ok(stored)
             }
-            Ok(ImportOutcome::Answered(answer)) => answer,
+            Ok((ImportOutcome::Answered(answer), _)) => answer,
             Err(ImportError::Line { number, why }) => Err(ApiError::invalid(format!("line {number}: {why}"))),
             Err(e @ ImportError::Conflict(_)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())),
-            Err(ImportError::Store(e)) => {
-                tracing::error!(error = %e, mech, "import failed; rolled back");
-                Err(ApiError::internal())
-            }
+            Err(ImportError::Store(e)) => Err(failed(journal, &e, 1)),
         };
         let _ = request.reply.send(answer);
     }
@@ -357,24 +444,23 @@ fn damaged(damage: &str) -> ApiError {
 
 /// How an import request ended, when the store did not refuse it.
 enum ImportOutcome {
-    /// Committed.
+    /// Stored; commit.
     Imported { stored: Stored, imported: Box<Imported>, latest_ts: Option<Timestamp> },
-    /// Nothing committed: an idempotent retry's first answer, or the client's error.
+    /// Nothing to commit: an idempotent retry's first answer, or the client's error.
     Answered(Result<Stored, ApiError>),
 }
 
-/// The import's transaction; an `Err` rolls everything back.
-fn import_committed(
-    conn: &mut Connection,
+/// The import inside its transaction; an `Err` rolls everything back.
+fn import_in(
+    tx: &mut dyn Sql,
     request: &WriteRequest,
     lines: &[u8],
     rules: &Rules,
 ) -> Result<ImportOutcome, ImportError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if let Some(known) = known_response(&tx, request.idempotency.as_ref())? {
+    if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
         return Ok(ImportOutcome::Answered(known));
     }
-    let mut importer = Importer::new(&tx, Some(&request.mech))?;
+    let mut importer = Importer::new(tx, Some(&request.mech))?;
     importer.block(lines)?;
     let latest_ts = importer.latest_ts();
     let Some(imported) = importer.finish(rules)?.remove(&request.mech) else {
@@ -389,25 +475,23 @@ fn import_committed(
         state: &imported.state,
     })
     .unwrap_or_default();
-    let stored = remember(&tx, request.idempotency.as_ref(), StatusCode::CREATED, body)?;
-    tx.commit()?;
+    let stored = remember(tx, request.idempotency.as_ref(), StatusCode::CREATED, body)?;
     Ok(ImportOutcome::Imported { stored, imported: Box::new(imported), latest_ts })
 }
 
 /// The first response to an `Idempotency-Key` already used: the same response for the same
 /// request, 409 for a different one; `None` for a new key.
 fn known_response(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Sql,
     idempotency: Option<&Idempotency>,
-) -> rusqlite::Result<Option<Result<Stored, ApiError>>> {
+) -> Result<Option<Result<Stored, ApiError>>, StoreError> {
     let Some(idem) = idempotency else { return Ok(None) };
-    let known: Option<(String, i64, String)> = tx
-        .prepare_cached("SELECT request_hash, status, body FROM idempotency WHERE key = ?1")?
-        .query_row([&idem.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?;
-    Ok(known.map(|(hash, status, body)| {
-        if hash == idem.request_hash {
-            Ok(Stored { status: u16::try_from(status).unwrap_or(201), body })
+    let known =
+        tx.query_opt("SELECT request_hash, status, body FROM idempotency WHERE key = $1", &[Param::Text(&idem.key)])?;
+    Ok(known.map(|row| {
+        if row[0].text() == Some(idem.request_hash.as_str()) {
+            let status = row[1].int().and_then(|s| u16::try_from(s).ok()).unwrap_or(201);
+            Ok(Stored { status, body: row[2].text().unwrap_or_default().to_owned() })
         } else {
             Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -419,35 +503,48 @@ fn known_response(
 }
 
 /// Keeps the newest `kept` idempotency keys and forgets the older ones (keys are kept in the
-/// order they were stored: rowids only grow), so the table stays bounded.
-fn forget_old_keys(tx: &Transaction<'_>, kept: u64) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM idempotency WHERE rowid <= (SELECT max(rowid) FROM idempotency) - ?1")?
-        .execute([i64::try_from(kept).unwrap_or(i64::MAX)])?;
+/// order they were stored: SQLite's rowids and PostgreSQL's ids only grow, and writes are
+/// serialised), so the table stays bounded.
+fn forget_old_keys(tx: &mut dyn Sql, kept: u64) -> Result<(), StoreError> {
+    let sql = match tx.engine() {
+        Engine::Sqlite => "DELETE FROM idempotency WHERE rowid <= (SELECT max(rowid) FROM idempotency) - $1",
+        Engine::Postgres => "DELETE FROM idempotency WHERE id <= (SELECT max(id) FROM idempotency) - $1",
+    };
+    tx.execute(sql, &[Param::int(kept)])?;
     Ok(())
 }
 
 /// Stores the response under the request's `Idempotency-Key`, if it has one.
 fn remember(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Sql,
     idempotency: Option<&Idempotency>,
     status: StatusCode,
     body: String,
-) -> rusqlite::Result<Stored> {
+) -> Result<Stored, StoreError> {
     if let Some(idem) = idempotency {
-        tx.prepare_cached("INSERT INTO idempotency (key, request_hash, status, body) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![idem.key, idem.request_hash, status.as_u16(), body])?;
+        tx.execute(
+            "INSERT INTO idempotency (key, request_hash, status, body) VALUES ($1, $2, $3, $4)",
+            &[
+                Param::Text(&idem.key),
+                Param::Text(&idem.request_hash),
+                Param::Int(status.as_u16().into()),
+                Param::Text(&body),
+            ],
+        )?;
     }
     Ok(Stored { status: status.as_u16(), body })
 }
 
 /// What the log holds at `seq` in `mech`, for a deletion toggle.
-fn target(tx: &Transaction<'_>, mech: &str, seq: u64) -> rusqlite::Result<Option<DeletionTarget>> {
-    let Ok(seq) = i64::try_from(seq) else { return Ok(None) };
-    let line: Option<String> = tx
-        .prepare_cached("SELECT line FROM events WHERE seq = ?1 AND mech = ?2")?
-        .query_row(params![seq, mech], |row| row.get(0))
-        .optional()?;
-    let Some(value) = line.and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok()) else {
+fn target(tx: &mut dyn Sql, mech: &str, seq: u64) -> Result<Option<DeletionTarget>, StoreError> {
+    if seq > MAX_SEQ {
+        return Ok(None);
+    }
+    let line =
+        tx.query_opt("SELECT line FROM events WHERE seq = $1 AND mech = $2", &[Param::int(seq), Param::Text(mech)])?;
+    let Some(value) =
+        line.and_then(|row| row[0].text().and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok()))
+    else {
         return Ok(None);
     };
     let kind = Kind::from_name(value["type"].as_str().unwrap_or_default());

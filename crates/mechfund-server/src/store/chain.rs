@@ -3,10 +3,10 @@
 //! found (at start-up: the end only; before the writer's first write and by
 //! `mechfund verify --data`: every row).
 
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::schema::hex;
+use super::sql::{Param, Sql, StoreError, Value};
 
 /// The hash of an event row: sha256 over the previous row's hash and this row's seq, mech and
 /// line (hex). The rows form a chain in seq order, so an edited, inserted or removed row breaks
@@ -31,35 +31,32 @@ pub struct Chain {
 
 const HEAD_SEQ: &str = "head_seq";
 
+fn chain_of(row: Option<Vec<Value>>) -> Chain {
+    row.map_or_else(Chain::default, |row| Chain {
+        seq: row[0].seq().unwrap_or(0),
+        hash: row[1].text().unwrap_or_default().to_owned(),
+    })
+}
+
 impl Chain {
     /// The chain's end as stored.
     ///
     /// # Errors
     /// On a database error.
-    pub fn head(conn: &Connection) -> rusqlite::Result<Chain> {
-        let last: Option<(i64, Option<String>)> = conn
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        Ok(last.map_or_else(Chain::default, |(seq, hash)| Chain {
-            seq: u64::try_from(seq).unwrap_or(0),
-            hash: hash.unwrap_or_default(),
-        }))
+    pub fn head(db: &mut dyn Sql) -> Result<Chain, StoreError> {
+        Ok(chain_of(db.query_opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", &[])?))
     }
 
     /// Stores an event above the chain's end, with its hash, and moves the end to it.
     ///
     /// # Errors
     /// On a database error.
-    pub fn append(&mut self, conn: &Connection, seq: u64, mech: &str, line: &str) -> rusqlite::Result<()> {
+    pub fn append(&mut self, db: &mut dyn Sql, seq: u64, mech: &str, line: &str) -> Result<(), StoreError> {
         let hash = row_hash(&self.hash, seq, mech, line);
-        conn.prepare_cached("INSERT INTO events (seq, mech, line, hash) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
-            i64::try_from(seq).unwrap_or(i64::MAX),
-            mech,
-            line,
-            hash
-        ])?;
+        db.execute(
+            "INSERT INTO events (seq, mech, line, hash) VALUES ($1, $2, $3, $4)",
+            &[Param::int(seq), Param::Text(mech), Param::Text(line), Param::Text(&hash)],
+        )?;
         *self = Chain { seq, hash };
         Ok(())
     }
@@ -68,13 +65,21 @@ impl Chain {
     ///
     /// # Errors
     /// On a database error.
-    pub fn commit_head(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.prepare_cached(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )?
-        .execute(params![HEAD_SEQ, i64::try_from(self.seq).unwrap_or(i64::MAX)])?;
+    pub fn commit_head(&self, db: &mut dyn Sql) -> Result<(), StoreError> {
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[Param::Text(HEAD_SEQ), Param::int(self.seq)],
+        )?;
         Ok(())
     }
+}
+
+/// The end recorded in `meta`, if any.
+///
+/// # Errors
+/// On a database error.
+pub fn recorded_head(db: &mut dyn Sql) -> Result<Option<u64>, StoreError> {
+    Ok(db.query_opt("SELECT value FROM meta WHERE key = $1", &[Param::Text(HEAD_SEQ)])?.and_then(|row| row[0].seq()))
 }
 
 /// Hashes every row from `from` on again, in seq order (after an import stored rows below the
@@ -82,29 +87,18 @@ impl Chain {
 ///
 /// # Errors
 /// On a database error.
-pub fn rechain_from(conn: &Connection, from: u64) -> rusqlite::Result<Chain> {
-    let from = i64::try_from(from).unwrap_or(i64::MAX);
-    let prev: Option<(i64, Option<String>)> = conn
-        .query_row("SELECT seq, hash FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [from], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
-    let mut chain = prev.map_or_else(Chain::default, |(seq, hash)| Chain {
-        seq: u64::try_from(seq).unwrap_or(0),
-        hash: hash.unwrap_or_default(),
-    });
-    let rows: Vec<(i64, String, String)> = conn
-        .prepare("SELECT seq, mech, line FROM events WHERE seq >= ?1 ORDER BY seq")?
-        .query_map([from], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut update = conn.prepare_cached("UPDATE events SET hash = ?1 WHERE seq = ?2")?;
-    for (seq, mech, line) in rows {
-        let seq_u = u64::try_from(seq).unwrap_or(0);
-        chain.hash = row_hash(&chain.hash, seq_u, &mech, &line);
-        chain.seq = seq_u;
-        update.execute(params![chain.hash, seq])?;
+pub fn rechain_from(db: &mut dyn Sql, from: u64) -> Result<Chain, StoreError> {
+    let mut chain = chain_of(
+        db.query_opt("SELECT seq, hash FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT 1", &[Param::int(from)])?,
+    );
+    let rows = db.query("SELECT seq, mech, line FROM events WHERE seq >= $1 ORDER BY seq", &[Param::int(from)])?;
+    for row in rows {
+        let seq = row[0].seq().unwrap_or(0);
+        chain.hash = row_hash(&chain.hash, seq, row[1].text().unwrap_or_default(), row[2].text().unwrap_or_default());
+        chain.seq = seq;
+        db.execute("UPDATE events SET hash = $1 WHERE seq = $2", &[Param::Text(&chain.hash), Param::int(seq)])?;
     }
-    chain.commit_head(conn)?;
+    chain.commit_head(db)?;
     Ok(chain)
 }
 
@@ -129,65 +123,56 @@ impl std::fmt::Display for Damage {
 ///
 /// # Errors
 /// On a database error.
-pub fn verify_chain(conn: &Connection, upgrade: bool) -> rusqlite::Result<Result<Option<Chain>, Damage>> {
-    let head: Option<i64> =
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_SEQ], |row| row.get(0)).optional()?;
+pub fn verify_chain(db: &mut dyn Sql, upgrade: bool) -> Result<Result<Option<Chain>, Damage>, StoreError> {
+    let head = recorded_head(db)?;
     let mut chain = Chain::default();
     let mut unhashed = 0u64;
     let mut damage = None;
-    {
-        let mut stmt = conn.prepare("SELECT seq, mech, line, hash FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-            let (mech, line) = (row.get_ref(1)?.as_str()?, row.get_ref(2)?.as_str()?);
-            let stored: Option<&str> = row.get_ref(3)?.as_str_or_null()?;
-            let want = row_hash(&chain.hash, seq, mech, line);
-            match stored {
-                None if head.is_none() => unhashed += 1,
-                None => {
-                    damage = Some(Damage { seq, why: "the row has no hash: it was written outside mechfund".into() });
-                    break;
-                }
-                Some(hash) if hash != want => {
-                    damage = Some(Damage {
-                        seq,
-                        why: "its hash does not match its content and the rows before it: it or a row before \
-                              it was edited, or a row before it was removed"
-                            .into(),
-                    });
-                    break;
-                }
-                Some(_) => {}
+    db.for_each("SELECT seq, mech, line, hash FROM events ORDER BY seq", &[], &mut |row| {
+        let seq = row[0].seq().unwrap_or(0);
+        let (mech, line) = (row[1].text().unwrap_or_default(), row[2].text().unwrap_or_default());
+        let want = row_hash(&chain.hash, seq, mech, line);
+        match row[3].text() {
+            None if head.is_none() => unhashed += 1,
+            None => {
+                damage = Some(Damage { seq, why: "the row has no hash: it was written outside mechfund".into() });
+                return false;
             }
-            chain = Chain { seq, hash: want };
+            Some(hash) if hash != want => {
+                damage = Some(Damage {
+                    seq,
+                    why: "its hash does not match its content and the rows before it: it or a row before \
+                          it was edited, or a row before it was removed"
+                        .into(),
+                });
+                return false;
+            }
+            Some(_) => {}
         }
-    }
+        chain = Chain { seq, hash: want };
+        true
+    })?;
     if let Some(damage) = damage {
         return Ok(Err(damage));
     }
-    match head.map(|h| u64::try_from(h).unwrap_or(0)) {
+    match head {
         None if unhashed > 0 || chain.seq == 0 => {
             // A store from before the chain (or an empty one): chained from here on.
-            if upgrade { Ok(Ok(Some(rechain_from(conn, 0)?))) } else { Ok(Ok(None)) }
+            if upgrade { Ok(Ok(Some(rechain_from(db, 0)?))) } else { Ok(Ok(None)) }
         }
         None => Ok(Err(Damage { seq: chain.seq, why: "the record of the last row is missing from meta".into() })),
         Some(head) if head > chain.seq => {
             Ok(Err(Damage { seq: chain.seq, why: format!("the rows after it, up to seq {head}, are missing") }))
         }
-        Some(head) if head < chain.seq => Ok(Err(added_above(conn, head, chain.seq)?)),
+        Some(head) if head < chain.seq => Ok(Err(added_above(db, head, chain.seq)?)),
         Some(_) => Ok(Ok(Some(chain))),
     }
 }
 
 /// Rows above the recorded last row `head`, up to `end`: the first of them is the damage.
-fn added_above(conn: &Connection, head: u64, end: u64) -> rusqlite::Result<Damage> {
-    let first: Option<i64> = conn.query_row(
-        "SELECT min(seq) FROM events WHERE seq > ?1",
-        [i64::try_from(head).unwrap_or(i64::MAX)],
-        |row| row.get(0),
-    )?;
-    let seq = first.and_then(|s| u64::try_from(s).ok()).unwrap_or(end);
+fn added_above(db: &mut dyn Sql, head: u64, end: u64) -> Result<Damage, StoreError> {
+    let first = db.query_opt("SELECT min(seq) FROM events WHERE seq > $1", &[Param::int(head)])?;
+    let seq = first.and_then(|row| row[0].seq()).unwrap_or(end);
     let why =
         format!("the rows from it up to seq {end} were added outside mechfund (the last row written is seq {head})");
     Ok(Damage { seq, why })
@@ -198,17 +183,16 @@ fn added_above(conn: &Connection, head: u64, end: u64) -> rusqlite::Result<Damag
 ///
 /// # Errors
 /// On a database error.
-pub fn check_chain_end(conn: &Connection) -> rusqlite::Result<Result<Chain, Damage>> {
-    let head: Option<i64> =
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_SEQ], |row| row.get(0)).optional()?;
-    let end = Chain::head(conn)?;
-    match head.map(|h| u64::try_from(h).unwrap_or(0)) {
-        None if end.hash.is_empty() => Ok(Ok(rechain_from(conn, 0)?)),
+pub fn check_chain_end(db: &mut dyn Sql) -> Result<Result<Chain, Damage>, StoreError> {
+    let head = recorded_head(db)?;
+    let end = Chain::head(db)?;
+    match head {
+        None if end.hash.is_empty() => Ok(Ok(rechain_from(db, 0)?)),
         None => Ok(Err(Damage { seq: end.seq, why: "the record of the last row is missing from meta".into() })),
         Some(head) if head > end.seq => {
             Ok(Err(Damage { seq: end.seq, why: format!("the rows after it, up to seq {head}, are missing") }))
         }
-        Some(head) if head < end.seq => Ok(Err(added_above(conn, head, end.seq)?)),
+        Some(head) if head < end.seq => Ok(Err(added_above(db, head, end.seq)?)),
         Some(_) if end.seq > 0 && end.hash.is_empty() => {
             Ok(Err(Damage { seq: end.seq, why: "the row has no hash: it was written outside mechfund".into() }))
         }
@@ -217,9 +201,10 @@ pub fn check_chain_end(conn: &Connection) -> rusqlite::Result<Result<Chain, Dama
 }
 
 /// The hash of the event row `seq` ("" when there is none, or it has none yet).
-pub fn hash_at(conn: &Connection, seq: u64) -> rusqlite::Result<String> {
-    let hash: Option<Option<String>> = conn
-        .query_row("SELECT hash FROM events WHERE seq = ?1", [i64::try_from(seq).unwrap_or(i64::MAX)], |row| row.get(0))
-        .optional()?;
-    Ok(hash.flatten().unwrap_or_default())
+///
+/// # Errors
+/// On a database error.
+pub fn hash_at(db: &mut dyn Sql, seq: u64) -> Result<String, StoreError> {
+    let row = db.query_opt("SELECT hash FROM events WHERE seq = $1", &[Param::int(seq)])?;
+    Ok(row.and_then(|row| row[0].text().map(str::to_owned)).unwrap_or_default())
 }

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 
 use mechfund_core::time::Timestamp;
 use mechfund_core::{Line, Rules, State, parse_line};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
 use super::chain::{Chain, rechain_from};
 use super::log::{mech_lines, replay_state};
 use super::schema::{MAX_SEQ, check_mech_id, rules_hash};
 use super::snapshot::write_snapshot;
+use super::sql::{Param, Sql, StoreError};
 
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum ImportError {
     Conflict(String),
     /// The database failed.
     #[error("the store failed: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] StoreError),
 }
 
 /// What was imported into one mech.
@@ -77,7 +77,7 @@ pub fn line_mech(bytes: &[u8]) -> Result<(&str, String), String> {
 /// time, then [`Importer::finish`] writes the snapshots.
 #[derive(Debug)]
 pub struct Importer<'t> {
-    tx: &'t Transaction<'t>,
+    db: &'t mut dyn Sql,
     /// The chain's end while lines arrive above it.
     chain: Chain,
     /// The lowest seq stored below the chain's end: the chain is hashed again from there.
@@ -94,10 +94,10 @@ impl<'t> Importer<'t> {
     ///
     /// # Errors
     /// A database failure reading the chain's end.
-    pub fn new(tx: &'t Transaction<'t>, only: Option<&str>) -> rusqlite::Result<Importer<'t>> {
+    pub fn new(db: &'t mut dyn Sql, only: Option<&str>) -> Result<Importer<'t>, StoreError> {
         Ok(Importer {
-            tx,
-            chain: Chain::head(tx)?,
+            chain: Chain::head(db)?,
+            db,
             rechain: None,
             only: only.map(str::to_owned),
             mechs: BTreeMap::new(),
@@ -150,11 +150,10 @@ impl<'t> Importer<'t> {
         }
         self.last_seq = seq;
         self.latest_ts = self.latest_ts.max(Some(record.ts));
-        let sql_seq = i64::try_from(seq).map_err(|_| bad(format!("seq {seq} is too large")))?;
         if !self.mechs.contains_key(&mech) {
-            let existing: i64 =
-                self.tx.query_row("SELECT COUNT(*) FROM events WHERE mech = ?1", [&mech], |row| row.get(0))?;
-            if existing > 0 {
+            let existing =
+                self.db.query_opt("SELECT seq FROM events WHERE mech = $1 LIMIT 1", &[Param::Text(&mech)])?;
+            if existing.is_some() {
                 return Err(ImportError::Conflict(format!(
                     "mech {mech:?} already has events in the store (line {number}); import only fills mechs \
                      that have none, nothing was imported"
@@ -162,22 +161,19 @@ impl<'t> Importer<'t> {
             }
             self.mechs.insert(mech.clone(), (0, seq, seq));
         }
-        let owner: Option<String> = self
-            .tx
-            .prepare_cached("SELECT mech FROM events WHERE seq = ?1")?
-            .query_row([sql_seq], |row| row.get(0))
-            .optional()?;
-        if let Some(owner) = owner {
+        let owner = self.db.query_opt("SELECT mech FROM events WHERE seq = $1", &[Param::int(seq)])?;
+        if let Some(owner) = owner.map(|row| row[0].clone().into_text()) {
             return Err(ImportError::Conflict(format!(
                 "line {number}: seq {seq} is already in the store (an event of mech {owner:?}); nothing was imported"
             )));
         }
         if seq > self.chain.seq {
-            self.chain.append(self.tx, seq, &mech, text)?;
+            self.chain.append(self.db, seq, &mech, text)?;
         } else {
-            self.tx
-                .prepare_cached("INSERT INTO events (seq, mech, line) VALUES (?1, ?2, ?3)")?
-                .execute(params![sql_seq, mech, text])?;
+            self.db.execute(
+                "INSERT INTO events (seq, mech, line) VALUES ($1, $2, $3)",
+                &[Param::int(seq), Param::Text(&mech), Param::Text(text)],
+            )?;
             self.rechain = Some(self.rechain.map_or(seq, |from| from.min(seq)));
         }
         if let Some((events, _, last)) = self.mechs.get_mut(&mech) {
@@ -200,15 +196,15 @@ impl<'t> Importer<'t> {
     pub fn finish(self, rules: &Rules) -> Result<BTreeMap<String, Imported>, ImportError> {
         match self.rechain {
             Some(from) => {
-                rechain_from(self.tx, from)?;
+                rechain_from(self.db, from)?;
             }
-            None => self.chain.commit_head(self.tx)?,
+            None => self.chain.commit_head(self.db)?,
         }
         let hash = rules_hash(rules);
         let mut imported = BTreeMap::new();
         for (mech, (events, first_seq, last_seq)) in self.mechs {
-            let state = replay_state(&mech_lines(self.tx, &mech)?, &mech, rules);
-            write_snapshot(self.tx, &state, &hash)?;
+            let state = replay_state(&mech_lines(self.db, &mech)?, &mech, rules);
+            write_snapshot(self.db, &state, &hash)?;
             imported.insert(mech, Imported { events, first_seq, last_seq, state });
         }
         Ok(imported)

@@ -4,13 +4,15 @@
 use mechfund_core::{ReplayOptions, Rules, State, replay_bytes};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::sql::{Param, Sql, StoreError, Value};
+
 /// The lines of a mech, in seq order, each followed by `\n` (the export format).
 ///
 /// # Errors
 /// On a database error.
-pub fn mech_lines(conn: &Connection, mech: &str) -> rusqlite::Result<Vec<u8>> {
+pub fn mech_lines(db: &mut dyn Sql, mech: &str) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
-    for_each_line(conn, mech, |line| {
+    for_each_line(db, mech, |line| {
         out.extend_from_slice(line);
         out.push(b'\n');
         true
@@ -23,30 +25,25 @@ pub fn mech_lines(conn: &Connection, mech: &str) -> rusqlite::Result<Vec<u8>> {
 ///
 /// # Errors
 /// On a database error.
-pub fn for_each_line(conn: &Connection, mech: &str, mut f: impl FnMut(&[u8]) -> bool) -> rusqlite::Result<bool> {
-    let mut stmt = conn.prepare_cached("SELECT line FROM events WHERE mech = ?1 ORDER BY seq")?;
-    let mut rows = stmt.query([mech])?;
-    while let Some(row) = rows.next()? {
-        if !f(row.get_ref(0)?.as_str()?.as_bytes()) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+pub fn for_each_line(db: &mut dyn Sql, mech: &str, mut f: impl FnMut(&[u8]) -> bool) -> Result<bool, StoreError> {
+    db.for_each("SELECT line FROM events WHERE mech = $1 ORDER BY seq", &[Param::Text(mech)], &mut |row| {
+        f(row[0].text().unwrap_or_default().as_bytes())
+    })
 }
 
 /// The seqs and lines of `mech` above `after_seq`, at most `limit`, in seq order.
 ///
 /// # Errors
 /// On a database error.
-pub fn lines_after(conn: &Connection, mech: &str, after_seq: u64, limit: u64) -> rusqlite::Result<Vec<(u64, String)>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT seq, line FROM events WHERE mech = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![mech, after, limit], |row| {
-        Ok((u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0), row.get::<_, String>(1)?))
-    })?;
-    rows.collect()
+pub fn lines_after(db: &mut dyn Sql, mech: &str, after_seq: u64, limit: u64) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows = db.query(
+        "SELECT seq, line FROM events WHERE mech = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[Param::Text(mech), Param::int(after_seq), Param::int(limit)],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|mut row| (row[0].seq().unwrap_or(0), std::mem::replace(&mut row[1], Value::Null).into_text()))
+        .collect())
 }
 
 /// The state of `mech` by replaying its lines with the core (the definition of the state).
@@ -70,6 +67,19 @@ const NEXT_SEQ_FLOOR: &str = "next_seq_floor";
 pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
     let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |row| row.get(0))?;
     Ok(max.map_or(1, |seq| u64::try_from(seq).unwrap_or(0) + 1).max(seq_floor(conn)?))
+}
+
+/// [`next_seq`] of a store mechfund opened (its `meta` exists), in either engine.
+///
+/// # Errors
+/// On a database error.
+pub fn next_free_seq(db: &mut dyn Sql) -> Result<u64, StoreError> {
+    let max = db.query_opt("SELECT max(seq) FROM events", &[])?.and_then(|row| row[0].seq());
+    let floor = db
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[Param::Text(NEXT_SEQ_FLOOR)])?
+        .and_then(|row| row[0].seq())
+        .unwrap_or(1);
+    Ok(max.map_or(1, |seq| seq + 1).max(floor).max(1))
 }
 
 /// The floor a restore left (1 if none; a database from before `meta` has none).

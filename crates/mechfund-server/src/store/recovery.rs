@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use mechfund_core::time::Timestamp;
 use mechfund_core::{Rules, State};
-use rusqlite::{Connection, OptionalExtension};
 
 use super::chain::{Damage, check_chain_end};
-use super::log::{mech_lines, next_seq, replay_state};
+use super::log::{mech_lines, next_free_seq, replay_state};
 use super::schema::rules_hash;
 use super::snapshot::{check_snapshot, write_snapshot};
+use super::sql::{Sql, StoreError};
 
 /// What start-up recovery found.
 #[derive(Debug)]
@@ -29,51 +29,44 @@ pub struct Recovered {
 }
 
 /// Loads each mech's snapshot, checks it against the log and the rules, rebuilds what disagrees
-/// (writing the rebuilt snapshot back) and finds the next seq and the latest timestamp.
+/// (writing the rebuilt snapshot back) and finds the next seq and the latest timestamp. Run it
+/// inside a transaction.
 ///
 /// # Errors
 /// On a database error.
-pub fn recover(conn: &mut Connection, rules: &Rules) -> rusqlite::Result<Recovered> {
+pub fn recover(db: &mut dyn Sql, rules: &Rules) -> Result<Recovered, StoreError> {
     let hash = rules_hash(rules);
-    let tx = conn.transaction()?;
     // The cheap half of the chain's check (the end; a store from before the chain is chained);
     // the writer checks every row before its first write, off the start-up path.
-    let damage = check_chain_end(&tx)?.err();
-    let mut mechs: Vec<(String, u64)> = Vec::new();
-    {
-        let mut stmt = tx.prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (mech, seq) = row?;
-            mechs.push((mech, u64::try_from(seq).unwrap_or(0)));
-        }
-    }
+    let damage = check_chain_end(db)?.err();
+    let mechs: Vec<(String, u64)> = db
+        .query("SELECT mech, MAX(seq) FROM events GROUP BY mech", &[])?
+        .into_iter()
+        .map(|row| (row[0].text().unwrap_or_default().to_owned(), row[1].seq().unwrap_or(0)))
+        .collect();
     let mut states = HashMap::new();
     let mut rebuilt = Vec::new();
     for (mech, last_seq) in &mechs {
-        let verdict = match check_snapshot(&tx, mech, *last_seq)? {
+        let verdict = match check_snapshot(db, mech, *last_seq)? {
             Ok((_, row_hash)) if row_hash != hash => Err("the rules changed".to_owned()),
             other => other.map(|(state, _)| state),
         };
         let state = match verdict {
             Ok(state) => state,
             Err(why) => {
-                let state = replay_state(&mech_lines(&tx, mech)?, mech, rules);
-                write_snapshot(&tx, &state, &hash)?;
+                let state = replay_state(&mech_lines(db, mech)?, mech, rules);
+                write_snapshot(db, &state, &hash)?;
                 rebuilt.push((mech.clone(), why));
                 state
             }
         };
         states.insert(mech.clone(), state);
     }
-    tx.execute("DELETE FROM snapshots WHERE mech NOT IN (SELECT DISTINCT mech FROM events)", [])?;
-    let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let next_seq = next_seq(&tx)?;
-    tx.commit()?;
+    db.execute("DELETE FROM snapshots WHERE mech NOT IN (SELECT DISTINCT mech FROM events)", &[])?;
+    let last = db.query_opt("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1", &[])?;
+    let next_seq = next_free_seq(db)?;
     let mut last_ts = states.values().filter_map(|s| s.clock).max().unwrap_or(Timestamp(0));
-    if let Some(ts) = last.as_ref().and_then(|(_, line)| line_ts(line)) {
+    if let Some(ts) = last.as_ref().and_then(|row| row[1].text()).and_then(line_ts) {
         last_ts = last_ts.max(ts);
     }
     states.entry("main".to_owned()).or_insert_with(|| State::initial("main", rules, [None; 10]));

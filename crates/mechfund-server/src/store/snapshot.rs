@@ -5,12 +5,12 @@
 //! Each row also carries a digest over the hash of the event row it was computed up to and its
 //! text, so an edited snapshot, or one of another log, is rebuilt by replay instead of served.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 use super::chain::hash_at;
 use super::schema::hex;
+use super::sql::{Param, Sql, StoreError};
 
 use mechfund_core::State;
 use mechfund_core::parse::TsText;
@@ -125,30 +125,30 @@ impl Snapshot {
 /// # Errors
 /// On a database error; the inner `Err` says what is wrong with the snapshot.
 pub fn check_snapshot(
-    conn: &Connection,
+    db: &mut dyn Sql,
     mech: &str,
     last_seq: u64,
-) -> rusqlite::Result<Result<(State, String), String>> {
-    let row: Option<(i64, String, String, Option<String>)> = conn
-        .query_row("SELECT last_seq, rules_hash, state, digest FROM snapshots WHERE mech = ?1", [mech], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()
-        .unwrap_or(None);
-    let Some((seq, rules_hash, text, digest)) = row else { return Ok(Err("no snapshot".to_owned())) };
+) -> Result<Result<(State, String), String>, StoreError> {
+    let row = db
+        .query_opt("SELECT last_seq, rules_hash, state, digest FROM snapshots WHERE mech = $1", &[Param::Text(mech)])?;
+    let Some(row) = row else { return Ok(Err("no snapshot".to_owned())) };
+    let (seq, rules_hash, text, digest) = (row[0].int().unwrap_or(-1), row[1].text(), row[2].text(), row[3].text());
+    let (Some(rules_hash), Some(text)) = (rules_hash, text) else {
+        return Ok(Err("the snapshot row is incomplete".to_owned()));
+    };
     if u64::try_from(seq).ok() != Some(last_seq) {
         return Ok(Err(format!("snapshot at seq {seq}, log at {last_seq}")));
     }
-    if digest != Some(snapshot_digest(&hash_at(conn, last_seq)?, &text)) {
+    if digest != Some(snapshot_digest(&hash_at(db, last_seq)?, text).as_str()) {
         return Ok(Err(
             "the snapshot does not match its digest: it was edited, or not computed from this log".to_owned()
         ));
     }
-    Ok(Snapshot::decode(&text).and_then(|state| {
+    Ok(Snapshot::decode(text).and_then(|state| {
         if state.mech_id != mech || state.last_event_seq != last_seq {
             Err("the snapshot describes another mech or seq".to_owned())
         } else {
-            Ok((state, rules_hash))
+            Ok((state, rules_hash.to_owned()))
         }
     }))
 }
@@ -169,19 +169,21 @@ pub fn snapshot_digest(row_hash: &str, state_text: &str) -> String {
 ///
 /// # Errors
 /// On a database error.
-pub fn write_snapshot(conn: &Connection, state: &State, hash: &str) -> rusqlite::Result<()> {
+pub fn write_snapshot(db: &mut dyn Sql, state: &State, hash: &str) -> Result<(), StoreError> {
     let text = Snapshot::encode(state);
-    let digest = snapshot_digest(&hash_at(conn, state.last_event_seq)?, &text);
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO snapshots (mech, last_seq, rules_hash, state, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        state.mech_id,
-        i64::try_from(state.last_event_seq).unwrap_or(i64::MAX),
-        hash,
-        text,
-        digest
-    ])?;
+    let digest = snapshot_digest(&hash_at(db, state.last_event_seq)?, &text);
+    db.execute(
+        "INSERT INTO snapshots (mech, last_seq, rules_hash, state, digest) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (mech) DO UPDATE SET last_seq = excluded.last_seq, rules_hash = excluded.rules_hash, \
+         state = excluded.state, digest = excluded.digest",
+        &[
+            Param::Text(&state.mech_id),
+            Param::int(state.last_event_seq),
+            Param::Text(hash),
+            Param::Text(&text),
+            Param::Text(&digest),
+        ],
+    )?;
     Ok(())
 }
 

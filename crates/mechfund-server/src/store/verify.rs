@@ -2,11 +2,11 @@
 //! while a server runs): every event row's hash in seq order, the recorded last row, and each
 //! mech's snapshot against its digest.
 
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::chain::verify_chain;
 use super::snapshot::check_snapshot;
+use super::sql::{Sql, StoreError};
 
 /// What [`verify`] found.
 #[derive(Debug)]
@@ -20,14 +20,13 @@ pub struct Verified {
     pub bad_snapshots: usize,
 }
 
-/// Checks the store open (read-only) on `conn`, in one read transaction: a consistent view even
-/// while a server appends.
+/// Checks the store on `db`; run it in one read transaction, for a consistent view even while a
+/// server appends. Changes nothing.
 ///
 /// # Errors
 /// A database error.
-pub fn verify(conn: &Connection) -> rusqlite::Result<Verified> {
-    conn.execute_batch("BEGIN")?;
-    let (chain, rows_damaged) = match verify_chain(conn, false)? {
+pub fn verify(db: &mut dyn Sql) -> Result<Verified, StoreError> {
+    let (chain, rows_damaged) = match verify_chain(db, false)? {
         Ok(Some(chain)) => (json!({"ok": true, "last_seq": chain.seq, "last_hash": chain.hash}), false),
         Ok(None) => (
             json!({"ok": true, "unchained": "written before the hash chain; the server adds it at its next start"}),
@@ -35,14 +34,15 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verified> {
         ),
         Err(damage) => (json!({"ok": false, "first_bad_seq": damage.seq, "why": damage.why}), true),
     };
-    let mechs: Vec<(String, i64)> = conn
-        .prepare("SELECT mech, MAX(seq) FROM events GROUP BY mech ORDER BY mech")
-        .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())?;
+    let mechs: Vec<(String, u64)> = db
+        .query("SELECT mech, MAX(seq) FROM events GROUP BY mech ORDER BY mech", &[])?
+        .into_iter()
+        .map(|row| (row[0].text().unwrap_or_default().to_owned(), row[1].seq().unwrap_or(0)))
+        .collect();
     let mut snapshots = Vec::new();
     let mut bad_snapshots = 0;
     for (mech, last_seq) in mechs {
-        let last_seq = u64::try_from(last_seq).unwrap_or(0);
-        match check_snapshot(conn, &mech, last_seq)? {
+        match check_snapshot(db, &mech, last_seq)? {
             Ok(_) => snapshots.push(json!({"mech": mech, "ok": true})),
             Err(why) => {
                 bad_snapshots += 1;

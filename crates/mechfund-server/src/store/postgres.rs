@@ -1,0 +1,348 @@
+//! The PostgreSQL store: one database shared by any number of `mechfund serve` processes.
+//!
+//! The tables are those of SQLite ([`super::schema`]) with `BIGINT` integers, created and
+//! migrated by [`connect`]: versioned migrations in `mechfund_migrations`, applied under an
+//! advisory lock so two servers starting at once do not both migrate, and a database migrated by
+//! a newer mechfund is refused.
+//!
+//! Writes of every server are serialised by one advisory lock held for the whole write
+//! transaction ([`PgJournal::begin`]): seqs are handed out and committed in the same order, so a
+//! reader never sees seq N+1 before seq N (event streams resume by seq and would skip it). The
+//! commit notifies the channel [`CHANNEL`] with the chain's new end; every server listens and
+//! brings its published states and event streams up to date from the rows.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Statement};
+use r2d2_postgres::{PostgresConnectionManager, r2d2};
+
+use super::journal::{Journal, WriteTx};
+use super::sql::{Engine, Param, Sql, StoreError, Value};
+
+/// The notification channel of commits; the payload is the seq of the last row committed.
+pub const CHANNEL: &str = "mechfund_commits";
+
+/// The advisory lock every write transaction holds ("mechfund" in ASCII).
+const WRITE_LOCK: i64 = 0x6d65_6368_6675_6e64;
+/// The advisory lock of migrations.
+const MIGRATION_LOCK: i64 = WRITE_LOCK + 1;
+
+/// The schema, one migration per version; never edit a shipped one, add the next.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE events (
+    seq  BIGINT PRIMARY KEY,
+    mech TEXT NOT NULL,
+    line TEXT NOT NULL,
+    hash TEXT
+);
+CREATE INDEX events_mech_seq ON events (mech, seq);
+CREATE TABLE snapshots (
+    mech       TEXT PRIMARY KEY,
+    last_seq   BIGINT NOT NULL,
+    rules_hash TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    digest     TEXT
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE idempotency (
+    id           BIGSERIAL PRIMARY KEY,
+    key          TEXT NOT NULL UNIQUE,
+    request_hash TEXT NOT NULL,
+    status       BIGINT NOT NULL,
+    body         TEXT NOT NULL
+);
+"];
+
+/// Whether `store` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
+#[must_use]
+pub fn is_url(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+/// Checks that `url` is a PostgreSQL URL this mechfund can use (before anything starts).
+///
+/// # Errors
+/// What is wrong with it and what one looks like.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !is_url(url) {
+        return Err(format!(
+            "{} is not a PostgreSQL URL; give e.g. postgres://mechfund@127.0.0.1:5432/mechfund (or leave it out for \
+             the SQLite store in --data)",
+            redacted(url)
+        ));
+    }
+    postgres::Config::from_str(url).map(drop).map_err(|e| format!("{}: {e}", redacted(url)))
+}
+
+/// `url` without its password, for messages and logs.
+#[must_use]
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => format!("{}@{host}", user.split_once(':').map_or(user, |(name, _)| name)),
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(path) => format!("{scheme}://{authority}/{path}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+fn config(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config = postgres::Config::from_str(url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    config.application_name("mechfund");
+    Ok(config)
+}
+
+/// A new connection to the database at `url`.
+///
+/// # Errors
+/// The URL is not a PostgreSQL URL, or the database cannot be reached.
+pub fn client(url: &str) -> Result<Client, StoreError> {
+    Ok(config(url)?.connect(NoTls)?)
+}
+
+/// Connects, brings the schema up to date, and returns the writer's journal.
+///
+/// # Errors
+/// The database cannot be reached, or it was migrated by a newer mechfund.
+pub fn connect(url: &str) -> Result<PgJournal, StoreError> {
+    let mut client = client(url)?;
+    migrate(&mut client)?;
+    Ok(PgJournal { client, url: url.to_owned(), statements: HashMap::new() })
+}
+
+/// The schema version this mechfund writes.
+#[must_use]
+pub fn schema_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mechfund_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )?;
+    let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM mechfund_migrations", &[])?.get(0);
+    if current > schema_version() {
+        return Err(StoreError::Unexpected(format!(
+            "the database's schema is version {current}, newer than this mechfund's {}: run a newer mechfund",
+            schema_version()
+        )));
+    }
+    for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
+        tx.batch_execute(sql)?;
+        tx.execute("INSERT INTO mechfund_migrations (version) VALUES ($1)", &[&version])?;
+        tracing::info!(version, "PostgreSQL schema migrated");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A pool of read connections (broken ones, after a database restart, are replaced).
+#[derive(Debug, Clone)]
+pub struct PgPool(r2d2::Pool<PostgresConnectionManager<NoTls>>);
+
+impl PgPool {
+    /// Up to `size` connections to `url`, opened as needed.
+    ///
+    /// # Errors
+    /// The URL cannot be used.
+    pub fn new(url: &str, size: u32) -> Result<PgPool, StoreError> {
+        let manager = PostgresConnectionManager::new(config(url)?, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(5))
+            .test_on_check_out(true)
+            .build_unchecked(manager);
+        Ok(PgPool(pool))
+    }
+
+    /// A connection, waiting up to 5 s for one.
+    ///
+    /// # Errors
+    /// No connection could be had (the database is down or every connection is busy).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+        self.0.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
+    }
+}
+
+/// A PostgreSQL connection or transaction as [`Sql`], with the statements it prepared.
+pub struct Pg<'c, C: GenericClient> {
+    client: &'c mut C,
+    statements: Option<&'c mut HashMap<String, Statement>>,
+}
+
+impl<C: GenericClient> std::fmt::Debug for Pg<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pg")
+    }
+}
+
+impl<'c, C: GenericClient> Pg<'c, C> {
+    /// Statements are prepared for each use.
+    pub fn new(client: &'c mut C) -> Pg<'c, C> {
+        Pg { client, statements: None }
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        let Some(cache) = self.statements.as_deref_mut() else { return Ok(self.client.prepare(sql)?) };
+        if let Some(statement) = cache.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        cache.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+fn pg_params<'a>(params: &'a [Param<'a>], ints: &'a [i64]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .zip(ints)
+        .map(|(p, int)| match p {
+            Param::Int(_) => int as &(dyn ToSql + Sync),
+            Param::Text(text) => text as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
+    let column = &row.columns()[i];
+    let value = match *column.type_() {
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map(|n| Value::Int(n.into())),
+        Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(|b| Value::Int(b.into())),
+        Type::TEXT | Type::VARCHAR | Type::NAME => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
+        ref other => return Err(StoreError::Unexpected(format!("a column {} of type {other}", column.name()))),
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+impl<C: GenericClient> Sql for Pg<'_, C> {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let statement = self.statement(sql)?;
+        let ints: Vec<i64> = params.iter().map(|p| if let Param::Int(n) = p { *n } else { 0 }).collect();
+        Ok(self.client.execute(&statement, &pg_params(params, &ints))?)
+    }
+
+    fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        f: &mut dyn FnMut(&[Value]) -> bool,
+    ) -> Result<bool, StoreError> {
+        let statement = self.statement(sql)?;
+        let ints: Vec<i64> = params.iter().map(|p| if let Param::Int(n) = p { *n } else { 0 }).collect();
+        let mut rows = self.client.query_raw(&statement, pg_params(params, &ints))?;
+        let mut values = Vec::new();
+        while let Some(row) = rows.next()? {
+            values.clear();
+            for i in 0..row.len() {
+                values.push(value(&row, i)?);
+            }
+            if !f(&values) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The writer's connection to a shared PostgreSQL store.
+pub struct PgJournal {
+    client: Client,
+    url: String,
+    statements: HashMap<String, Statement>,
+}
+
+impl std::fmt::Debug for PgJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgJournal").field("statements", &self.statements.len()).finish_non_exhaustive()
+    }
+}
+
+impl PgJournal {
+    /// The connection, for start-up recovery.
+    pub fn db(&mut self) -> Pg<'_, Client> {
+        Pg { client: &mut self.client, statements: Some(&mut self.statements) }
+    }
+}
+
+/// A write transaction holding the store's write lock.
+struct PgTx<'c> {
+    tx: postgres::Transaction<'c>,
+    statements: &'c mut HashMap<String, Statement>,
+}
+
+impl std::fmt::Debug for PgTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgTx")
+    }
+}
+
+impl Sql for PgTx<'_> {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }.execute(sql, params)
+    }
+
+    fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        f: &mut dyn FnMut(&[Value]) -> bool,
+    ) -> Result<bool, StoreError> {
+        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }.for_each(sql, params, f)
+    }
+}
+
+impl WriteTx for PgTx<'_> {
+    fn commit(mut self: Box<Self>, head: u64) -> Result<(), StoreError> {
+        let head = head.to_string();
+        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }
+            .execute("SELECT pg_notify($1, $2)", &[Param::Text(CHANNEL), Param::Text(&head)])?;
+        Ok(self.tx.commit()?)
+    }
+}
+
+impl Journal for PgJournal {
+    fn begin(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let mut db = Pg { client: &mut tx, statements: Some(&mut self.statements) };
+        db.execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(WRITE_LOCK)])?;
+        Ok(Box::new(PgTx { tx, statements: &mut self.statements }))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() || self.client.is_valid(Duration::from_secs(2)).is_err() {
+            self.statements.clear();
+            self.client = client(&self.url)?;
+        }
+        Ok(())
+    }
+}
