@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::error::CliError;
@@ -25,9 +25,11 @@ use super::lines::for_each_block;
 use super::output::{bytes_bar, print_json};
 use super::rules::load_rules;
 use crate::store::backup::{backup, restore};
-use crate::store::verify::verify;
+use crate::store::postgres::{self, Pg};
+use crate::store::verify::{Verified, verify};
 use crate::store::{
-    DB_FILE, ImportError, Importer, LOCK_FILE, LockError, Sqlite, check_not_emptied, lock_store, open_writer,
+    Chain, DB_FILE, ImportError, Importer, Journal, LOCK_FILE, LockError, Param, Sql, Sqlite, SqliteJournal,
+    StoreError, Value, check_not_emptied, lock_store, open_writer,
 };
 
 /// Arguments of `mechfund import`.
@@ -38,6 +40,9 @@ pub struct ImportArgs {
     /// Directory of the database (`mechfund.db`); created if missing.
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// A PostgreSQL store instead of `--data`: `postgres://USER@HOST/DB`.
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    store: Option<String>,
     /// Rules JSON the snapshots are computed under (a server started with other rules rebuilds
     /// them by replay); defaults when omitted.
     #[arg(long, value_name = "R.json")]
@@ -50,6 +55,9 @@ pub struct ExportArgs {
     /// Directory of the database (`mechfund.db`).
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// A PostgreSQL store instead of `--data`: `postgres://USER@HOST/DB`.
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    store: Option<String>,
     /// Only this mech's lines (default: every mech, in seq order).
     #[arg(long)]
     mech: Option<String>,
@@ -73,6 +81,27 @@ pub struct RestoreArgs {
     /// Directory of the database (`mechfund.db`); created if missing.
     #[arg(long, default_value = "data")]
     data: PathBuf,
+}
+
+/// `--store URL`: a PostgreSQL store instead of the SQLite one in `--data`. (Only `serve` reads
+/// `MECHFUND_STORE` too: a store command acts on the store its arguments name.)
+///
+/// # Errors
+/// [`CliError::Usage`] for a URL that is not a PostgreSQL URL.
+pub fn postgres_url(given: Option<&str>) -> Result<Option<String>, CliError> {
+    if let Some(url) = given {
+        postgres::check_url(url).map_err(|e| CliError::Usage(format!("--store: {e}")))?;
+    }
+    Ok(given.map(str::to_owned))
+}
+
+/// A read transaction on the PostgreSQL store at `url` that sees one moment of it.
+fn postgres_read(client: &mut ::postgres::Client) -> Result<::postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?)
 }
 
 fn failed(message: impl Into<String>) -> CliError {
@@ -117,15 +146,30 @@ pub fn verify_store(data: &Path) -> Result<std::process::ExitCode, CliError> {
     let read = db_error("cannot read", &db);
     // One read transaction: a consistent view even while a server appends.
     conn.execute_batch("BEGIN").map_err(&read)?;
-    let mut verified = verify(&mut Sqlite(&conn)).map_err(db_error("cannot read", &db))?;
-    verified.report["store"] = json!(db.display().to_string());
+    let verified = verify(&mut Sqlite(&conn)).map_err(db_error("cannot read", &db))?;
+    let restore = format!("restore a backup: mechfund restore BACKUP --data {}", data.display());
+    report_verified(verified, &db.display().to_string(), &restore)
+}
+
+/// `mechfund verify --store URL`: [`verify_store`] of a PostgreSQL store, in one snapshot of it.
+///
+/// # Errors
+/// The store cannot be reached or read.
+pub fn verify_postgres(url: &str) -> Result<std::process::ExitCode, CliError> {
+    let name = postgres::redacted(url);
+    let mut client = postgres::client(url).map_err(|e| failed(format!("cannot connect to {name}: {e}")))?;
+    let mut tx = postgres_read(&mut client).map_err(|e| failed(format!("cannot read {name}: {e}")))?;
+    let verified = verify(&mut Pg::new(&mut tx)).map_err(|e| failed(format!("cannot read {name}: {e}")))?;
+    let restore = "restore a backup with PostgreSQL's tools (pg_restore, or point-in-time recovery)";
+    report_verified(verified, &name, restore)
+}
+
+/// Prints the report; exit 1 with what to do when anything is damaged.
+fn report_verified(mut verified: Verified, name: &str, restore: &str) -> Result<std::process::ExitCode, CliError> {
+    verified.report["store"] = json!(name);
     print_json(&verified.report)?;
     if verified.rows_damaged {
-        eprintln!(
-            "mechfund: the event rows of {} are damaged; restore a backup: mechfund restore BACKUP --data {}",
-            db.display(),
-            data.display()
-        );
+        eprintln!("mechfund: the event rows of {name} are damaged; {restore}");
         return Ok(std::process::ExitCode::from(1));
     }
     if verified.bad_snapshots > 0 {
@@ -161,38 +205,53 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64), CliError> {
 /// events, a store in use, or an I/O or database failure: nothing is imported.
 pub fn import_command(args: &ImportArgs) -> Result<std::process::ExitCode, CliError> {
     let rules = load_rules(args.rules.as_deref())?;
+    let url = postgres_url(args.store.as_deref())?;
     let (input, size) = open_input(&args.file)?;
-    std::fs::create_dir_all(&args.data).map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
-    let lock_existed = args.data.join(LOCK_FILE).exists();
-    let _lock = lock(&args.data)?;
-    check_not_emptied(&args.data, lock_existed).map_err(failed)?;
-    let db = args.data.join(DB_FILE);
-    let mut conn = open_writer(&db).map_err(db_error("cannot open", &db))?;
-    let tx =
-        conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error("cannot write to", &db))?;
+    // SQLite: the store's lock (no server may run meanwhile). PostgreSQL: the store's write
+    // lock, held by the import's transaction (servers wait for it, then catch up).
+    let mut lock = None;
+    let (mut journal, name): (Box<dyn Journal>, String) = match &url {
+        Some(url) => {
+            let name = postgres::redacted(url);
+            let journal = postgres::connect(url).map_err(|e| failed(format!("cannot open {name}: {e}")))?;
+            (Box::new(journal), name)
+        }
+        None => {
+            std::fs::create_dir_all(&args.data)
+                .map_err(|e| failed(format!("cannot create {}: {e}", args.data.display())))?;
+            let lock_existed = args.data.join(LOCK_FILE).exists();
+            lock = Some(self::lock(&args.data)?);
+            check_not_emptied(&args.data, lock_existed).map_err(failed)?;
+            let db = args.data.join(DB_FILE);
+            let conn = open_writer(&db).map_err(db_error("cannot open", &db))?;
+            (Box::new(SqliteJournal(conn)), db.display().to_string())
+        }
+    };
+    let mut tx = journal.begin().map_err(|e| failed(format!("cannot write to {name}: {e}")))?;
     let bar = bytes_bar(size, size, "importing".to_owned());
-    let mut db_tx = Sqlite(&tx);
-    let mut importer = Importer::new(&mut db_tx, None).map_err(db_error("cannot read", &db))?;
+    let mut importer = Importer::new(&mut *tx, None).map_err(|e| failed(format!("cannot read {name}: {e}")))?;
     let read = for_each_block(input, |block| {
-        importer.block(block).map_err(|e| import_failed(e, &db))?;
+        importer.block(block).map_err(|e| import_failed(e, &name))?;
         bar.inc(block.len() as u64);
         Ok::<_, CliError>(())
     });
     bar.finish_and_clear();
     read?;
-    let mechs = importer.finish(&rules).map_err(|e| import_failed(e, &db))?;
-    tx.commit().map_err(db_error("cannot commit to", &db))?;
+    let mechs = importer.finish(&rules).map_err(|e| import_failed(e, &name))?;
+    let head = Chain::head(&mut *tx).map_err(|e| failed(format!("cannot read {name}: {e}")))?;
+    tx.commit(head.seq).map_err(|e| failed(format!("cannot commit to {name}: {e}")))?;
+    drop(lock);
     let total: u64 = mechs.values().map(|m| m.events).sum();
     let detail: Vec<String> =
         mechs.iter().map(|(mech, m)| format!("{mech}: {} (seq {}..={})", m.events, m.first_seq, m.last_seq)).collect();
     let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join(", ")) };
-    println!("imported {total} events into {}{detail}", db.display());
+    println!("imported {total} events into {name}{detail}");
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn import_failed(e: ImportError, db: &Path) -> CliError {
+fn import_failed(e: ImportError, name: &str) -> CliError {
     match e {
-        ImportError::Store(e) => failed(format!("cannot import into {}: {e}", db.display())),
+        ImportError::Store(e) => failed(format!("cannot import into {name}: {e}")),
         other => failed(other.to_string()),
     }
 }
@@ -206,32 +265,61 @@ fn import_failed(e: ImportError, db: &Path) -> CliError {
 /// # Errors
 /// No store, a database failure, or stdout failing.
 pub fn export_command(args: &ExportArgs) -> Result<std::process::ExitCode, CliError> {
-    let (conn, db) = open_read_only(&args.data)?;
-    let read = db_error("cannot read", &db);
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    // One read transaction: a consistent export even while a server appends.
-    conn.execute_batch("BEGIN").map_err(&read)?;
-    let mut stmt = match &args.mech {
-        Some(_) => conn.prepare("SELECT line FROM events WHERE mech = ?1 ORDER BY seq"),
-        None => conn.prepare("SELECT line FROM events ORDER BY seq"),
-    }
-    .map_err(&read)?;
-    let mut rows = match &args.mech {
-        Some(mech) => stmt.query([mech]),
-        None => stmt.query([]),
-    }
-    .map_err(&read)?;
-    while let Some(row) = rows.next().map_err(&read)? {
-        let line = row.get_ref(0).map_err(&read)?;
-        let bytes = match line {
-            rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => bytes,
-            _ => return Err(failed(format!("{}: an event line is not text", db.display()))),
-        };
-        out.write_all(bytes)?;
-        out.write_all(b"\n")?;
+    match postgres_url(args.store.as_deref())? {
+        Some(url) => {
+            let name = postgres::redacted(&url);
+            let read = |e: StoreError| failed(format!("cannot read {name}: {e}"));
+            let mut client = postgres::client(&url).map_err(read)?;
+            // One snapshot: a consistent export even while servers append.
+            let mut tx = postgres_read(&mut client).map_err(read)?;
+            export_lines(&mut Pg::new(&mut tx), args.mech.as_deref(), &mut out).map_err(|e| e.or_else(read))?;
+        }
+        None => {
+            let (conn, db) = open_read_only(&args.data)?;
+            let read = db_error("cannot read", &db);
+            // One read transaction: a consistent export even while a server appends.
+            conn.execute_batch("BEGIN").map_err(&read)?;
+            export_lines(&mut Sqlite(&conn), args.mech.as_deref(), &mut out)
+                .map_err(|e| e.or_else(db_error("cannot read", &db)))?;
+        }
     }
     out.flush()?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Why an export stopped: writing the output failed, or reading the store did.
+enum ExportFailed {
+    Output(io::Error),
+    Store(StoreError),
+}
+
+impl ExportFailed {
+    fn or_else(self, store: impl Fn(StoreError) -> CliError) -> CliError {
+        match self {
+            ExportFailed::Output(e) => CliError::Io(e),
+            ExportFailed::Store(e) => store(e),
+        }
+    }
+}
+
+/// Writes every line (of `mech`, or of all mechs) in seq order, each followed by a newline.
+fn export_lines(db: &mut dyn Sql, mech: Option<&str>, out: &mut impl Write) -> Result<(), ExportFailed> {
+    let mut written = Ok(());
+    let mut write = |row: &[Value]| {
+        let line = row[0].text().unwrap_or_default();
+        written = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n"));
+        written.is_ok()
+    };
+    let read = match mech {
+        Some(mech) => {
+            db.for_each("SELECT line FROM events WHERE mech = $1 ORDER BY seq", &[Param::Text(mech)], &mut write)
+        }
+        None => db.for_each("SELECT line FROM events ORDER BY seq", &[], &mut write),
+    };
+    written.map_err(ExportFailed::Output)?;
+    read.map_err(ExportFailed::Store)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

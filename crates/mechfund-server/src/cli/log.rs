@@ -72,13 +72,22 @@ pub struct VerifyArgs {
     /// recorded last row and every snapshot (exit 1 at the first damage).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "ddc", "rules"])]
     data: Option<PathBuf>,
+    /// Verify a PostgreSQL store (`postgres://USER@HOST/DB`) the same way.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["file", "ddc", "rules", "data"])]
+    store: Option<String>,
 }
 
 impl VerifyArgs {
     /// `--data DIR`: verify this server store instead of a log.
     #[must_use]
-    pub fn store(&self) -> Option<&Path> {
+    pub fn store_dir(&self) -> Option<&Path> {
         self.data.as_deref()
+    }
+
+    /// `--store URL`: verify this PostgreSQL store instead of a log.
+    #[must_use]
+    pub fn store_url(&self) -> Option<&str> {
+        self.store.as_deref()
     }
 }
 

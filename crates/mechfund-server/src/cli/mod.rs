@@ -63,9 +63,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Replay(args) => log::replay_command(&args),
         Command::Whatif(args) => log::whatif_command(&args),
-        Command::Verify(args) => match args.store() {
-            Some(data) => admin::verify_store(data),
-            None => log::verify_command(&args),
+        Command::Verify(args) => match (args.store_url(), args.store_dir()) {
+            (Some(url), _) => admin::postgres_url(Some(url)).and_then(|_| admin::verify_postgres(url)),
+            (None, Some(data)) => admin::verify_store(data),
+            (None, None) => log::verify_command(&args),
         },
         Command::Rules(args) => log::rules_command(&args),
         Command::Serve(args) => match rules::load_rules(args.rules_file()) {

@@ -54,7 +54,7 @@ const RETRY_AFTER: &str = "5";
     ),
 )]
 pub async fn get_events_jsonl(State(app): State<AppState>, Mech(mech): Mech) -> Result<Response, ApiError> {
-    app.mech(&mech)?;
+    app.mech(&mech).await?;
     let Ok(slot) = app.exports.slots.clone().try_acquire_owned() else {
         client_error!(max_exports = app.exports.max, "an export was refused: every export slot is streaming");
         let message = format!("{} exports are streaming; retry in a few seconds", app.exports.max);

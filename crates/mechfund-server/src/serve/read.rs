@@ -85,14 +85,18 @@ pub(super) async fn get_state(
     Mech(mech): Mech,
     query: Params,
 ) -> Result<Response, ApiError> {
-    let (state, now) = state_at(&app, &mech, &query)?;
+    let (state, now) = state_at(&app, &mech, &query).await?;
     Ok(json_response(StatusCode::OK, state_json(&state, &app.shared.rules(), now.as_ref())))
 }
 
 /// The mech of the path (404) and the `now` of the query (422): `GET …/state` answers the
 /// core's `display` at that `now` and `GET …/card.svg` draws it.
-fn state_at(app: &AppState, mech: &str, query: &Params) -> Result<(Arc<mechfund_core::State>, Option<Now>), ApiError> {
-    let state = app.mech(mech)?;
+async fn state_at(
+    app: &AppState,
+    mech: &str,
+    query: &Params,
+) -> Result<(Arc<mechfund_core::State>, Option<Now>), ApiError> {
+    let state = app.mech(mech).await?;
     Ok((state, query.now()?))
 }
 
@@ -128,7 +132,7 @@ pub(super) async fn get_card(
     query: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (state, now) = state_at(&app, &mech, &query)?;
+    let (state, now) = state_at(&app, &mech, &query).await?;
     let theme = match query.get("theme") {
         None => Theme::default(),
         Some(text) => Theme::parse(text)
@@ -183,7 +187,7 @@ pub(super) async fn get_whatif(
     Mech(mech): Mech,
     query: Params,
 ) -> Result<Response, ApiError> {
-    let state = app.mech(&mech)?;
+    let state = app.mech(&mech).await?;
     let members = query.int("members")?.ok_or_else(|| ApiError::invalid("members: required"))?;
     let rules = &app.shared.rules();
     ok_json(&WhatIfResponse {
@@ -211,7 +215,7 @@ pub(super) async fn get_events(
     Mech(mech): Mech,
     query: Params,
 ) -> Result<Response, ApiError> {
-    app.mech(&mech)?;
+    app.mech(&mech).await?;
     let after_seq = query.count("after_seq", 0)?;
     let limit = query.count("limit", EVENTS_DEFAULT_LIMIT)?.min(EVENTS_MAX_LIMIT);
     let lines = app.read(move |conn| lines_after(conn, &mech, after_seq, limit)).await?;

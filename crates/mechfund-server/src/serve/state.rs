@@ -12,6 +12,7 @@ use super::ratelimit::RateLimiter;
 use super::shared::Shared;
 use super::slots::Exports;
 use super::writer::WriteRequest;
+use crate::store::snapshot::newer_snapshot;
 use crate::store::{Readers, Sql, StoreError};
 
 /// Everything the handlers need.
@@ -44,11 +45,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The latest state of an existing mech, or 404.
+    /// The latest state of an existing mech, or 404. With a store shared by several servers,
+    /// the store is asked first whether another server committed a later state (the listener
+    /// would publish it within milliseconds; a read right after another server's answer must
+    /// not wait for that).
     ///
     /// # Errors
-    /// 404 `not_found` naming the mech.
-    pub fn mech(&self, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
+    /// 404 `not_found` naming the mech; 503 or 500 when a shared store cannot be read.
+    pub async fn mech(&self, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
+        if matches!(*self.readers, Readers::Postgres(_)) {
+            let known = self.shared.state(mech).map(|state| state.last_event_seq);
+            let name = mech.to_owned();
+            if let Some(state) = self.read(move |db| newer_snapshot(db, &name, known)).await? {
+                self.shared.offer(Arc::new(state));
+            }
+        }
         self.shared.state(mech).ok_or_else(|| ApiError::not_found(format!("no mech \"{mech}\"")))
     }
 

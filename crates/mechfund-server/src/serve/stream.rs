@@ -60,7 +60,7 @@ pub async fn get_event_stream(
     query: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.mech(&mech)?;
+    app.mech(&mech).await?;
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()

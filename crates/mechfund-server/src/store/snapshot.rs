@@ -165,6 +165,20 @@ pub fn snapshot_digest(row_hash: &str, state_text: &str) -> String {
     hex(&h.finalize())
 }
 
+/// The stored state of `mech` when it is later than `known` (the last seq of the state held),
+/// or when none is held; `None` when it is not later, or cannot be read (then the server that
+/// wrote it is asked again by the next read, and its listener rebuilds it from the log).
+///
+/// # Errors
+/// On a database error.
+pub fn newer_snapshot(db: &mut dyn Sql, mech: &str, known: Option<u64>) -> Result<Option<State>, StoreError> {
+    let row = db.query_opt(
+        "SELECT state FROM snapshots WHERE mech = $1 AND last_seq > $2",
+        &[Param::Text(mech), Param::Int(known.map_or(-1, |seq| i64::try_from(seq).unwrap_or(i64::MAX)))],
+    )?;
+    Ok(row.and_then(|row| row[0].text().and_then(|text| Snapshot::decode(text).ok())))
+}
+
 /// Writes (or replaces) the snapshot of `state`, computed under the rules hashed as `hash`.
 ///
 /// # Errors
