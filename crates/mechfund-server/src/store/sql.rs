@@ -105,7 +105,12 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+            // No SQLSTATE: the connection itself failed. Class 08: connection exception; 57:
+            // operator intervention (the database shutting down, restarting, starting up); 53:
+            // insufficient resources (too many connections).
+            StoreError::Postgres(e) => {
+                e.is_closed() || e.code().is_none_or(|code| matches!(&code.code()[..2], "08" | "57" | "53"))
+            }
             StoreError::Sqlite(_) | StoreError::Unexpected(_) => false,
         }
     }
