@@ -50,6 +50,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-e2e", "live", 8),
     ("mechfund-e2e", "processes", 2),
     ("mechfund-procgroup", "group", 4),
+    ("mechfund-pgtest", "cluster", 6),
 ];
 
 /// The generated logs (events, seed) the dashboard's browser tests load; made here with a
