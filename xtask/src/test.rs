@@ -50,6 +50,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-e2e", "live", 8),
     ("mechfund-e2e", "processes", 2),
     ("mechfund-procgroup", "group", 4),
+    ("mechfund-pgtest", "cluster", 6),
 ];
 
 /// The generated logs (events, seed) the dashboard's browser tests load; made here with a
@@ -75,6 +76,9 @@ pub fn run_tests(args: Args) -> Result<()> {
     step("the spec names every conformance rule");
     let ids = crate::docs::check_spec_rule_ids(&root())?;
     eprintln!("docs/spec.md names all {ids} rule ids of tests/conformance/rules.json");
+    step("no import cycles between modules");
+    let modules = crate::layout::check_no_cycles(&root())?;
+    eprintln!("{modules} modules of the server and the dashboard: no import cycles");
     step("cargo clippy -D warnings");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("core dependencies");

@@ -4,9 +4,11 @@
 //! the wasm32 target and rust-src, wasm-bindgen-cli equal to the `wasm-bindgen` locked in Cargo.lock,
 //! Trunk (the dashboard's build), Chromium + ChromeDriver (Debian packages), and the npm packages
 //! of package.json: binaryen (`wasm-opt`, first on PATH) and axe-core (the dashboard's
-//! accessibility check), and schemathesis (PyPI, pinned) in a venv under `~/.cache`.
+//! accessibility check), schemathesis (PyPI, pinned) in a venv under `~/.cache`, and
+//! PostgreSQL 15 (Debian's `postgresql-15`, whose `initdb` and `postgres` the throwaway
+//! clusters of `mechfund-pgtest` run).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use crate::args::Args;
 use crate::workspace::{root, run};
 
-pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt, axe-core, schemathesis)";
+pub const USAGE: &str = "cargo xtask setup   (install the wasm target, wasm-bindgen-cli, trunk, Chromium, wasm-opt, axe-core, schemathesis, PostgreSQL 15)";
 
 /// The version of binaryen whose `wasm-opt` understands what rustc 1.95 emits.
 const BINARYEN: &str = "132";
@@ -24,6 +26,12 @@ const TRUNK: &str = "0.21.14";
 
 /// The schemathesis that tests the server against its OpenAPI document (`cargo xtask schemathesis`).
 const SCHEMATHESIS: &str = "4.32.5";
+
+/// The PostgreSQL major version the tests run against, and where Debian's package puts its
+/// programs (`mechfund-pgtest` looks there unless `MECHFUND_PG_BIN` names another directory).
+const POSTGRES_MAJOR: &str = "15";
+const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+const POSTGRES_BIN_ENV: &str = "MECHFUND_PG_BIN";
 
 pub fn run_setup(args: Args) -> Result<()> {
     args.finish()?;
@@ -38,6 +46,7 @@ pub fn setup() -> Result<()> {
     chromium()?;
     npm_packages()?;
     schemathesis()?;
+    postgresql()?;
     Ok(())
 }
 
@@ -140,6 +149,53 @@ fn chromium() -> Result<()> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "chromium", "chromium-driver"])
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// The version `postgres --version` of `bin` reports (`15.18` of `postgres (PostgreSQL) 15.18
+/// (Debian 15.18-0+deb12u1)`), if `bin` also holds `initdb`.
+fn postgres_version(bin: &Path) -> Option<String> {
+    if !bin.join("initdb").is_file() {
+        return None;
+    }
+    let version = output(&bin.join("postgres").to_string_lossy(), &["--version"])?;
+    version.split_whitespace().nth(2).map(str::to_owned)
+}
+
+/// Debian's `postgresql-15` unless its `postgres --version` says 15.x; a directory named by
+/// `MECHFUND_PG_BIN` is used as it is. Installing it also creates and starts Debian's system
+/// cluster (port 5432); nothing here uses that one.
+fn postgresql() -> Result<()> {
+    if let Some(bin) = std::env::var_os(POSTGRES_BIN_ENV).map(PathBuf::from) {
+        let version = postgres_version(&bin)
+            .with_context(|| format!("{POSTGRES_BIN_ENV}={} holds no initdb and postgres that run", bin.display()))?;
+        eprintln!("setup: PostgreSQL {version} in {} ({POSTGRES_BIN_ENV})", bin.display());
+        return Ok(());
+    }
+    let bin = Path::new(POSTGRES_BIN);
+    let is_wanted =
+        |version: &Option<String>| version.as_deref().is_some_and(|v| v.split('.').next() == Some(POSTGRES_MAJOR));
+    let have = postgres_version(bin);
+    if is_wanted(&have) {
+        eprintln!("setup: PostgreSQL {} present", have.unwrap_or_default());
+        return Ok(());
+    }
+    if !rustix::process::geteuid().is_root() {
+        bail!(
+            "PostgreSQL {POSTGRES_MAJOR} is missing from {POSTGRES_BIN} (have: {have:?}); the tests start throwaway \
+             clusters with it. Install Debian's package as root (`apt-get install postgresql-{POSTGRES_MAJOR}`), \
+             or set {POSTGRES_BIN_ENV} to the bin directory of a PostgreSQL {POSTGRES_MAJOR}"
+        );
+    }
+    eprintln!("setup: installing Debian's postgresql-{POSTGRES_MAJOR} (have: {have:?})");
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", &format!("postgresql-{POSTGRES_MAJOR}")])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let have = postgres_version(bin);
+    if !is_wanted(&have) {
+        bail!("installed postgresql-{POSTGRES_MAJOR}, but {POSTGRES_BIN}/postgres reports {have:?}");
+    }
+    Ok(())
 }
 
 /// `node_modules/.bin`, where npm's wasm-opt lives; it must come first on PATH (Trunk and our
