@@ -104,7 +104,7 @@ fn bench(options: &Options) -> Result<()> {
     let after = last_seq(&mut conn)?;
     ensure!(after == seq_of(initial[initial.len() - 1])?, "the server did not mirror the initial log");
     let memory_start = memory_mib(pid).context("no /proc status of the server")?;
-    let subscriber = Subscribers::start(&addr, 1, after)?;
+    let subscriber = Subscribers::start(std::slice::from_ref(&addr), 1, after)?;
 
     eprintln!("appending {} lines at {}/s, as DDC does...", options.lines, options.rate);
     let mut file = OpenOptions::new().append(true).open(&log)?;

@@ -24,7 +24,7 @@ use subscribers::Subscribers;
 
 pub const USAGE: &str =
     "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
-                         [--subscribers N [--rate 2100]]
+                         [--subscribers N [--rate 2100]] [--store sqlite|postgres [--instances N]]
 
 Builds `mechfund` in release (or uses --bin), imports the cached generated log of --events
 events (see `cargo xtask bench`) into a fresh store in a temporary directory (timed), starts
@@ -39,7 +39,12 @@ current last seq) and the clients are paced to --rate donations/s in total (defa
 above the 2000/s throughput target, so that the rate achieved over the whole run, its start and
 end included, reaches the target); every subscriber records when each donation's line arrives,
 and the delivery latency is that time minus when the donation's 201 arrived (0 when the line
-came first).";
+came first).
+
+With --store postgres a PostgreSQL 15 cluster is started for the run (mechfund-pgtest, with
+fsync and full_page_writes on: commits are durable, as SQLite's are) and removed after; the log
+is imported into it and --instances servers (default 1) share it, the clients and subscribers
+spread round-robin over them.";
 
 /// Issue 5's targets.
 const TARGET_DONATIONS_PER_SEC: f64 = 2000.0;
@@ -59,6 +64,8 @@ struct Options {
     bin: Option<PathBuf>,
     subscribers: usize,
     rate: f64,
+    postgres: bool,
+    instances: usize,
 }
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -70,11 +77,19 @@ pub fn run(mut args: Args) -> Result<()> {
         bin: args.value("--bin")?,
         subscribers: args.value("--subscribers")?.unwrap_or(0),
         rate: args.value("--rate")?.unwrap_or(DEFAULT_PACED_RATE),
+        postgres: match args.value::<String>("--store")?.as_deref() {
+            None | Some("sqlite") => false,
+            Some("postgres") => true,
+            Some(other) => bail!("--store: {other:?} is neither sqlite nor postgres"),
+        },
+        instances: args.value("--instances")?.unwrap_or(1),
     };
     args.finish()?;
     ensure!(options.events > 0 && options.clients > 0, "--events and --clients must be positive");
     ensure!(options.seconds > 0.0 && options.seconds.is_finite(), "--seconds must be positive");
     ensure!(options.rate > 0.0 && options.rate.is_finite(), "--rate must be positive");
+    ensure!((1..=16).contains(&options.instances), "--instances must be 1 to 16");
+    ensure!(options.postgres || options.instances == 1, "--instances above 1 needs --store postgres (a shared store)");
     bench(&options)
 }
 
@@ -136,38 +151,71 @@ fn bench(options: &Options) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir.0);
     std::fs::create_dir_all(&dir.0).with_context(|| format!("creating {}", dir.0.display()))?;
     let data = dir.0.display().to_string();
+    // Started here, on the thread that owns it (mechfund-pgtest), and removed at the end.
+    let cluster = if options.postgres {
+        eprintln!("starting PostgreSQL...");
+        Some(
+            mechfund_pgtest::Cluster::start_with(&[("fsync", "on"), ("full_page_writes", "on")])
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    } else {
+        None
+    };
+    let url = match &cluster {
+        Some(cluster) => Some(cluster.create_database("bench").map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    // `--data DIR`, or `--store URL`.
+    let store_args: Vec<String> = match &url {
+        Some(url) => vec!["--store".to_owned(), url.clone()],
+        None => vec!["--data".to_owned(), data.clone()],
+    };
+    let store: Vec<&str> = store_args.iter().map(String::as_str).collect();
 
     eprintln!("importing {} ...", log.display());
     let started = Instant::now();
+    let log_path = log.display().to_string();
     let import = Command::new(&bin)
-        .args(["import", &log.display().to_string(), "--data", &data])
+        .args(["import", &log_path])
+        .args(&store)
         .stdin(Stdio::null())
         .output()
         .context("running mechfund import")?;
     let import_secs = started.elapsed().as_secs_f64();
     ensure!(import.status.success(), "mechfund import failed: {}", String::from_utf8_lossy(&import.stderr));
-    let imported = count_lines(&bin, &data)?;
+    let imported = count_lines(&bin, &store)?;
     eprintln!("imported {imported} lines in {import_secs:.2} s");
 
-    eprintln!("starting the server...");
+    eprintln!("starting {} server(s)...", options.instances);
     let started = Instant::now();
-    let (mut server, addr) = Server::spawn(
-        &bin,
-        &["serve", "--addr", "127.0.0.1:0", "--data", &data, "--rate-limit", "0"],
-        &dir.0,
-        &[("MECHFUND_ADMIN_TOKEN", TOKEN)],
-    )?;
+    let mut servers = Vec::with_capacity(options.instances);
+    let mut addrs = Vec::with_capacity(options.instances);
+    for i in 0..options.instances {
+        let own = dir.0.join(format!("server-{i}"));
+        std::fs::create_dir_all(&own).with_context(|| format!("creating {}", own.display()))?;
+        let own = own.display().to_string();
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"];
+        args.push(if url.is_some() { &own } else { &data });
+        if let Some(url) = &url {
+            args.extend(["--store", url.as_str()]);
+        }
+        let (server, addr) = Server::spawn(&bin, &args, &dir.0, &[("MECHFUND_ADMIN_TOKEN", TOKEN)])?;
+        servers.push(server);
+        addrs.push(addr);
+    }
     let listening_secs = started.elapsed().as_secs_f64();
     let healthy_secs = loop {
-        if let Ok(mut conn) = Conn::open(&addr)
-            && matches!(conn.request("GET", "/healthz", None), Ok((200, _, _)))
-        {
+        let healthy = addrs.iter().all(|addr| {
+            Conn::open(addr).is_ok_and(|mut conn| matches!(conn.request("GET", "/healthz", None), Ok((200, _, _))))
+        });
+        if healthy {
             break started.elapsed().as_secs_f64();
         }
         ensure!(started.elapsed() < Duration::from_secs(60), "GET /healthz did not answer 200 in 60 s");
         std::thread::sleep(Duration::from_millis(2));
     };
-    eprintln!("listening after {listening_secs:.3} s, healthy after {healthy_secs:.3} s at {addr}");
+    let addr = addrs[0].clone();
+    eprintln!("listening after {listening_secs:.3} s, healthy after {healthy_secs:.3} s at {}", addrs.join(", "));
 
     let duration = Duration::from_secs_f64(options.seconds);
     let subscribers = if options.subscribers > 0 {
@@ -176,7 +224,7 @@ fn bench(options: &Options) -> Result<()> {
         ensure!(status == 200, "GET …/state answered {status}");
         let after = first_number_after(&body, b"\"last_event_seq\":").context("no last_event_seq in the state")?;
         eprintln!("{} subscribers following the stream after seq {after}...", options.subscribers);
-        Some(Subscribers::start(&addr, options.subscribers, after)?)
+        Some(Subscribers::start(&addrs, options.subscribers, after)?)
     } else {
         None
     };
@@ -189,13 +237,14 @@ fn bench(options: &Options) -> Result<()> {
         None => eprintln!("{} clients posting donations for {} s...", options.clients, options.seconds),
     }
     // Who used the CPU meanwhile: on a small machine the load generator competes with the server.
-    let server_pid = server.0.id().to_string();
-    let cpu_before = (cpu_ticks(&server_pid), cpu_ticks("self"));
+    let server_pids: Vec<String> = servers.iter().map(|server| server.0.id().to_string()).collect();
+    let servers_ticks = || server_pids.iter().map(|pid| cpu_ticks(pid)).sum::<Option<u64>>();
+    let cpu_before = (servers_ticks(), cpu_ticks("self"));
     let load_started = Instant::now();
     let deadline = load_started + duration;
     let workers: Vec<_> = (0..options.clients)
         .map(|client| {
-            let addr = addr.clone();
+            let addr = addrs[client % addrs.len()].clone();
             std::thread::spawn(move || client_loop(&addr, client, deadline, pace))
         })
         .collect();
@@ -210,18 +259,20 @@ fn bench(options: &Options) -> Result<()> {
     let cores = |before: Option<u64>, after: Option<u64>| {
         before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / clock_ticks_per_sec() / load_secs)
     };
-    let server_cores = cores(cpu_before.0, cpu_ticks(&server_pid));
+    let server_cores = cores(cpu_before.0, servers_ticks());
     let generator_cores = cores(cpu_before.1, cpu_ticks("self"));
     let delivery = match subscribers {
         Some(subscribers) => Some(subscribers.finish(&samples)?),
         None => None,
     };
 
-    // SIGTERM, as an operator (or systemd) would stop it, then wait for a clean exit.
-    workspace::run(Command::new("kill").args(["-TERM", &server.0.id().to_string()]))?;
-    let status = server.0.wait().context("waiting for the server")?;
-    ensure!(status.success(), "the server exited with {status} after SIGTERM");
-    let stored = count_lines(&bin, &data)?;
+    // SIGTERM, as an operator (or systemd) would stop them, then wait for clean exits.
+    for server in &mut servers {
+        workspace::run(Command::new("kill").args(["-TERM", &server.0.id().to_string()]))?;
+        let status = server.0.wait().context("waiting for the server")?;
+        ensure!(status.success(), "a server exited with {status} after SIGTERM");
+    }
+    let stored = count_lines(&bin, &store)?;
 
     let accepted = samples.iter().filter(|s| s.status == 201).count() as u64;
     let errors = samples.len() as u64 - accepted + connect_errors;
@@ -232,14 +283,16 @@ fn bench(options: &Options) -> Result<()> {
     let (p50, p95, p99, max) = (p(0.50), p(0.95), p(0.99), latencies.last().copied().unwrap_or(f64::NAN));
 
     let mut out = String::from(
-        "| events stored | clients | seconds | import | start-up (listening / healthz) | requests | \
+        "| store (servers) | events stored | clients | seconds | import | start-up (listening / healthz) | requests | \
          201s | errors | durable donations/s | p50 | p95 | p99 | max | lines after (imported + new) |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let _ = writeln!(
         out,
-        "| {} | {} | {load_secs:.1} | {import_secs:.2} s | {listening_secs:.3} s / {healthy_secs:.3} s | {} | {} | \
+        "| {} ({}) | {} | {} | {load_secs:.1} | {import_secs:.2} s | {listening_secs:.3} s / {healthy_secs:.3} s | {} | {} | \
          {errors} | {per_sec:.0} | {p50:.2} ms | {p95:.2} ms | {p99:.2} ms | {max:.2} ms | {} ({} + {}) |",
+        if options.postgres { "PostgreSQL" } else { "SQLite" },
+        options.instances,
         thousands(imported),
         options.clients,
         thousands(samples.len() as u64),
@@ -324,10 +377,11 @@ fn bench(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `mechfund export --data DIR | wc -l`.
-fn count_lines(bin: &Path, data: &str) -> Result<u64> {
+/// `mechfund export --data DIR | wc -l` (or `--store URL`).
+fn count_lines(bin: &Path, store: &[&str]) -> Result<u64> {
     let mut child = Command::new(bin)
-        .args(["export", "--data", data])
+        .arg("export")
+        .args(store)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

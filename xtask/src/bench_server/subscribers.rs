@@ -43,18 +43,22 @@ pub(crate) struct Delivery {
 }
 
 impl Subscribers {
-    /// Opens `n` streams after `after` and returns once each has had its first `state` message
-    /// (it is subscribed: nothing committed from now on can be missed).
-    pub(crate) fn start(addr: &str, n: usize, after: u64) -> Result<Subscribers> {
+    /// Opens `n` streams after `after`, spread round-robin over the servers at `addrs`, and
+    /// returns once each has had its first `state` message (it is subscribed: nothing committed
+    /// from now on can be missed).
+    pub(crate) fn start(addrs: &[String], n: usize, after: u64) -> Result<Subscribers> {
         let (stop, stopped) = watch::channel(false);
         let start = Instant::now();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let addr = addr.to_owned();
+        let addrs = addrs.to_vec();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let tasks: Vec<_> = (0..n)
-                    .map(|_| tokio::spawn(follow(addr.clone(), after, ready_tx.clone(), stopped.clone(), start)))
+                    .map(|k| {
+                        let addr = addrs[k % addrs.len()].clone();
+                        tokio::spawn(follow(addr, after, ready_tx.clone(), stopped.clone(), start))
+                    })
                     .collect();
                 drop(ready_tx);
                 let mut results = Vec::with_capacity(n);
