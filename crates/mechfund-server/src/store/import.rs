@@ -161,7 +161,12 @@ impl<'t> Importer<'t> {
             }
             self.mechs.insert(mech.clone(), (0, seq, seq));
         }
-        let owner = self.db.query_opt("SELECT mech FROM events WHERE seq = $1", &[Param::int(seq)])?;
+        // Every stored seq is at or below the chain's end: only a seq there can be taken.
+        let owner = if seq <= self.chain.seq {
+            self.db.query_opt("SELECT mech FROM events WHERE seq = $1", &[Param::int(seq)])?
+        } else {
+            None
+        };
         if let Some(owner) = owner.map(|row| row[0].clone().into_text()) {
             return Err(ImportError::Conflict(format!(
                 "line {number}: seq {seq} is already in the store (an event of mech {owner:?}); nothing was imported"
