@@ -13,18 +13,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use common::{
-    Load, Log, Rng, Server, TOKEN, Write, assert_live_equals_replay, client, dollars, events, get_json, get_text, post,
-    post_raw,
+    Load, Log, Rng, Server, TOKEN, Write, assert_error, assert_live_equals_replay, client, dollars, events, get_json,
+    get_text, post, post_raw,
 };
-
-/// Asserts the error shape and a 4xx status.
-#[track_caller]
-fn assert_error(status: u16, text: &str, want: u16, what: &str) {
-    assert_eq!(status, want, "{what}: {text}");
-    let body: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: error is not JSON ({e}): {text}"));
-    assert!(body["error"]["code"].is_string(), "{what}: {body}");
-    assert!(body["error"]["message"].is_string(), "{what}: {body}");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_state_equals_the_replay_of_the_export() {

@@ -1,8 +1,9 @@
 //! What the suites that run `mechfund serve` as a real process share (tests/serve.rs and
 //! tests/admin.rs): a server on 127.0.0.1:0 with a temp data dir, HTTP with the bearer token,
 //! SIGKILL and SIGTERM, the check that `GET …/state` equals the core's replay of
-//! `GET …/events.jsonl`, a seeded RNG, and a donation load whose every write is recorded with
-//! what came of it, so a test can tell which writes were acknowledged.
+//! `GET …/events.jsonl` ([`assert_state_is_replay`], for any suite), a seeded RNG, and a
+//! donation load whose every write is recorded with what came of it, so a test can tell which
+//! writes were acknowledged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -172,10 +173,24 @@ pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
 pub async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mech: &str) -> String {
     let (status, jsonl) = get_text(c, &server.url(&format!("/mechs/{mech}/events.jsonl"))).await;
     assert_eq!(status, 200);
-    assert!(jsonl.is_empty() || jsonl.ends_with('\n'));
     let live = get_json(c, &server.url(&format!("/mechs/{mech}/state"))).await;
+    assert_state_is_replay(mech, &live, jsonl.as_bytes());
+    jsonl
+}
+
+/// The core's replay of one mech's export (the lines of `GET …/events.jsonl`) under the default
+/// rules, lenient as `mechfund replay`.
+pub fn replay_export(mech: &str, jsonl: &[u8]) -> mechfund_core::ReplayResult {
     let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
-    let replayed = replay_bytes(jsonl.as_bytes(), &Rules::default(), options).unwrap();
+    replay_bytes(jsonl, &Rules::default(), options).unwrap()
+}
+
+/// `live` (the body of `GET …/state`) is the core's replay of `jsonl` (`GET …/events.jsonl`):
+/// the same state and display, from a log of whole lines that replays without warnings.
+#[track_caller]
+pub fn assert_state_is_replay(mech: &str, live: &Value, jsonl: &[u8]) {
+    assert!(jsonl.is_empty() || jsonl.ends_with(b"\n"));
+    let replayed = replay_export(mech, jsonl);
     // As `mechfund verify`: re-entering a level after a deletion uses its recorded goal
     // (recorded_goal_differs), and deletions supersede earlier cross-checks; nothing else.
     let warnings: Vec<_> = replayed
@@ -186,7 +201,15 @@ pub async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mec
     assert!(warnings.is_empty(), "{mech}: the server wrote a log with diagnostics: {warnings:?}");
     assert_eq!(live["state"], serde_json::to_value(&replayed.state).unwrap(), "{mech}: state differs from replay");
     assert_eq!(live["display"], serde_json::to_value(&replayed.display).unwrap(), "{mech}: display differs");
-    jsonl
+}
+
+/// Asserts the error shape and a 4xx status.
+#[track_caller]
+pub fn assert_error(status: u16, text: &str, want: u16, what: &str) {
+    assert_eq!(status, want, "{what}: {text}");
+    let body: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: error is not JSON ({e}): {text}"));
+    assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
 }
 
 pub fn events(jsonl: &str) -> Vec<Value> {
