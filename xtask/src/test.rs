@@ -36,6 +36,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-core", "decide", 10),
     ("mechfund-core", "serialisation", 3),
     ("mechfund-server", "cli", 5),
+    ("mechfund-server", "http", 17),
     ("mechfund-server", "serve", 12),
     ("mechfund-server", "admin", 8),
     ("mechfund-server", "stream", 4),
