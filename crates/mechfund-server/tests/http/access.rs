@@ -1,11 +1,165 @@
-//! Who may do what: writes need the token (any spelling of the scheme, one rate-limit bucket),
-//! `--private` reads need it too, and a read-only server refuses every write.
+//! Who may do what: writes need the token (any spelling of the scheme), `--private` reads need
+//! it too, a read-only server refuses every write, CORS answers only the listed origins, and
+//! writes are rate limited.
+
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use serde_json::Value;
+use axum::http::{Method, Request, StatusCode, header};
+use mechfund_server::serve::auth::TokenSource;
+use serde_json::{Value, json};
 
-use crate::common::app::{App, TOKEN};
+use crate::common::app::{App, Req, TOKEN};
+use crate::common::{assert_error, events};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_need_the_token() {
+    // No MECHFUND_ADMIN_TOKEN: the one made in the data dir. (That the file is 0600 and its path
+    // printed once is the binary's: tests/serve.rs.)
+    let app = App::builder().generated_token().start();
+    assert_eq!(app.token_source(), Some(&TokenSource::Created), "MECHFUND_ADMIN_TOKEN must not be set");
+    let token = app.token().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    let url = "/api/v1/mechs/main/donations";
+    let body = br#"{"amount":"1"}"#.to_vec();
+    for (what, auth) in [
+        ("missing", None),
+        ("wrong", Some(format!("Bearer {}", "0".repeat(64)))),
+        ("prefix", Some(format!("Bearer {}", &token[..63]))),
+        ("basic", Some(format!("Basic {token}"))),
+        ("empty", Some("Bearer ".to_owned())),
+    ] {
+        let mut request = Req::post(url);
+        if let Some(auth) = auth {
+            request = request.header("authorization", &auth);
+        }
+        let reply = app.send(request.body(body.clone())).await;
+        assert_error(reply.status.as_u16(), &reply.text(), 401, what);
+    }
+    let (status, text) = app.post_raw(url, body, Some(&token), None).await;
+    assert_eq!(status, 201, "{text}");
+    // Reads are public.
+    assert_eq!(app.get("/api/v1/mechs/main/state").await.status, StatusCode::OK);
+    // A restart reuses the file.
+    let app = app.restart().await;
+    assert_eq!((app.token(), app.token_source()), (token.as_str(), Some(&TokenSource::File)));
+    let (status, _) = app.post_raw(url, br#"{"amount":"1"}"#.to_vec(), Some(&token), None).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_reads_need_the_token() {
+    let app = App::builder().private().start();
+    for path in ["/mechs", "/mechs/main/state", "/mechs/main/events", "/mechs/main/events.jsonl", "/rules"] {
+        let path = format!("/api/v1{path}");
+        let reply = app.get(&path).await;
+        assert_error(reply.status.as_u16(), &reply.text(), 401, &path);
+        let reply = app.send(Req::get(&path).header("authorization", "Bearer wrong").empty()).await;
+        assert_error(reply.status.as_u16(), &reply.text(), 401, &path);
+        let reply = app.send(Req::get(&path).bearer(TOKEN).empty()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/healthz").await.status, StatusCode::OK);
+    let page = app.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("cargo xtask dashboard"));
+    // Writes still need it as before.
+    let (status, _) = app.post_json("/api/v1/mechs/main/donations", &json!({"amount": "1"})).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_headers_only_for_listed_origins() {
+    let app = App::builder().cors_origin("https://a.example").cors_origin("https://b.example").start();
+    let url = "/api/v1/mechs/main/state";
+    for origin in ["https://a.example", "https://b.example"] {
+        let reply = app.send(Req::get(url).header("origin", origin).empty()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers["access-control-allow-origin"], origin);
+    }
+    let reply = app.send(Req::get(url).header("origin", "https://evil.example").empty()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.get("access-control-allow-origin").is_none());
+    // Preflight.
+    let reply = app
+        .send(
+            Req::new(Method::OPTIONS, url)
+                .header("origin", "https://a.example")
+                .header("access-control-request-method", "GET")
+                .header("access-control-request-headers", "authorization")
+                .empty(),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.status);
+    assert_eq!(reply.headers["access-control-allow-origin"], "https://a.example");
+    let methods = reply.headers["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("GET"), "{methods}");
+    let reply = app
+        .send(
+            Req::new(Method::OPTIONS, url)
+                .header("origin", "https://evil.example")
+                .header("access-control-request-method", "GET")
+                .empty(),
+        )
+        .await;
+    assert!(reply.headers.get("access-control-allow-origin").is_none());
+    // Without --cors-origin: no CORS headers at all.
+    drop(app);
+    let app = App::start();
+    let reply = app.send(Req::get(url).header("origin", "https://a.example").empty()).await;
+    assert!(reply.headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_origin_with_a_star() {
+    let app = App::builder().cors_origin("*").start();
+    let reply = app.send(Req::get("/api/v1/mechs/main/state").header("origin", "https://x.example").empty()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["access-control-allow-origin"], "*");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_are_rate_limited_with_retry_after() {
+    let app = App::builder().rate_limit(2).start();
+    let url = "/api/v1/mechs/main/donations";
+    let mut accepted = 0;
+    let mut limited = 0;
+    for i in 0..20 {
+        let reply =
+            app.send(Req::post(url).bearer(TOKEN).json(&json!({"amount": "1.00", "donor": format!("d{i}")}))).await;
+        match reply.status.as_u16() {
+            201 => accepted += 1,
+            429 => {
+                limited += 1;
+                let retry: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=60).contains(&retry), "{retry}");
+                let text = reply.text();
+                assert_error(429, &text, 429, "rate limited");
+                assert!(text.contains("\"rate_limited\""), "{text}");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert!(accepted >= 1 && limited >= 10, "accepted {accepted}, limited {limited}");
+    // Nothing is recorded for the refused writes.
+    let state = app.get_json("/api/v1/mechs/main/state").await;
+    assert_eq!(state["state"]["cumulative_donations_cents"], json!(accepted * 100), "{state}");
+    let events = events(&app.get("/api/v1/mechs/main/events.jsonl").await.text());
+    assert_eq!(events.len(), accepted as usize);
+    // Once the bucket has refilled (2 per second), writes are accepted again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = app.post_json(url, &json!({"amount": "1"})).await;
+    assert_eq!(status, 201, "{body}");
+    drop(app);
+    // 0 disables the limit.
+    let app = App::builder().rate_limit(0).start();
+    for _ in 0..30 {
+        let (status, body) = app.post_json(url, &json!({"amount": "1", "donor": "same"})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
 
 #[tokio::test]
 async fn a_read_only_server_refuses_every_write_with_403_and_still_reads() {

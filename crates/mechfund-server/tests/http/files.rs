@@ -1,4 +1,5 @@
-//! The dashboard at `/` and the JS package at `/embed/`: no request path gets a 5xx.
+//! The dashboard at `/` and the JS package at `/embed/`: served from their directories, a page
+//! saying how to build them when they are missing, and no request path gets a 5xx.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 
 use crate::common::app::{App, Reply};
+use crate::common::assert_error;
 
 /// A dist dir as `mechfund serve --dist` gets one: an index, a file, a directory with an index
 /// and one without.
@@ -79,4 +81,27 @@ async fn no_request_path_gets_a_5xx_from_the_dashboard_or_the_js_package() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(String::from_utf8_lossy(&body).contains(want), "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embed_serves_the_js_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("mechfund_wasm.js"), "export default 42;\n").unwrap();
+    let app = App::builder().embed(&pkg).start();
+    let reply = app.get("/embed/mechfund_wasm.js").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let kind = reply.headers["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.contains("javascript"), "{kind}");
+    assert_eq!(reply.text(), "export default 42;\n");
+    assert_eq!(app.get("/embed/missing.js").await.status, StatusCode::NOT_FOUND);
+    drop(app);
+    // Missing package: a page saying how to build it, and JSON 404s below it.
+    let app = App::builder().embed(&dir.path().join("nope")).start();
+    let page = app.get("/embed/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("cargo xtask wasm"), "{}", page.text());
+    let reply = app.get("/embed/mechfund_wasm.js").await;
+    assert_error(reply.status.as_u16(), &reply.text(), 404, "missing embed file");
 }
