@@ -117,7 +117,7 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
     ensure!(status.success(), "schemathesis found problems ({status}); see above");
     ensure!(failures == 0 && errors == 0, "schemathesis reported {failures} failures and {errors} errors");
     // Every operation but `GET /api/v1/openapi.json` itself, which schemathesis leaves out of a
-    // run loaded from it (the document is fetched and parsed above and by tests/openapi.rs), and
+    // run loaded from it (the document is fetched and parsed above and by tests/http/openapi.rs), and
     // the event stream, left out above.
     let expected = documented.saturating_sub(2);
     ensure!(

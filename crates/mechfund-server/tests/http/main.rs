@@ -15,4 +15,5 @@ mod card;
 mod files;
 mod hostile_requests;
 mod imports;
+mod openapi;
 mod writes;
