@@ -89,7 +89,7 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
         .args(["run", &format!("http://{addr}/api/v1/openapi.json"), "--checks", CHECKS])
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--max-examples", &examples.to_string(), "--generation-database", "none", "--no-color"])
-        // The event stream never ends (it follows the log); tests/stream.rs covers it.
+        // The event stream never ends (it follows the log); tests/http/stream.rs covers it.
         .args(["--exclude-operation-id", STREAM_OPERATION])
         .args(["--report", "json", "--report-json-path"])
         .arg(&report)

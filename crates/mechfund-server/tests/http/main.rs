@@ -16,4 +16,5 @@ mod files;
 mod hostile_requests;
 mod imports;
 mod openapi;
+mod stream;
 mod writes;
