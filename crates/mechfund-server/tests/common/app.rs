@@ -1,6 +1,6 @@
 //! The in-process harness of tests/http/: the application of `mechfund serve` built with
-//! `serve::open` over a SQLite store in a temp dir and `serve::app(state)`, each request sent
-//! with `tower::ServiceExt::oneshot`: no socket, no process. The options of `mechfund serve`
+//! `serve::open` over a SQLite store in a temp dir and `serve::app(state)` (once, as the server
+//! does), each request sent with `tower::ServiceExt::oneshot`: no socket, no process. The options of `mechfund serve`
 //! that reach [`AppState`] are the [`Builder`]'s knobs; what only a process has (signals, the
 //! lock, the connections' timeouts, the CLI) is left to the suites that run the binary.
 //!
@@ -150,6 +150,8 @@ impl Builder {
 
 /// The application over its store, answering requests in process.
 pub struct App {
+    /// What `app(state)` made of the state: the whole application.
+    router: axum::Router,
     state: AppState,
     /// Joined by [`App::stop`]; otherwise it stops on its own once the state is dropped.
     writer: Option<std::thread::JoinHandle<()>>,
@@ -291,7 +293,8 @@ impl App {
             read_only: builder.read_only.as_deref().map(Into::into),
             exports: Arc::default(),
         };
-        App { state, writer: Some(writer_thread), builder, token, token_source, log, dir }
+        let router = app(state.clone());
+        App { router, state, writer: Some(writer_thread), builder, token, token_source, log, dir }
     }
 
     /// The data dir.
@@ -335,8 +338,8 @@ impl App {
     async fn close(mut self) -> (Builder, tempfile::TempDir) {
         self.state.shared.end_streams();
         let writer = self.writer.take().unwrap();
-        let App { state, builder, dir, .. } = self;
-        drop(state);
+        let App { router, state, builder, dir, .. } = self;
+        drop((router, state));
         let joined = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || writer.join()))
             .await
             .expect("the writer did not stop within 30 s: a request or an event stream still holds the state");
@@ -346,7 +349,7 @@ impl App {
 
     /// The answer to `request`, its body not read (an event stream's never ends).
     pub async fn respond(&self, request: Request<Body>) -> Response {
-        app(self.state.clone()).oneshot(request).await.unwrap()
+        self.router.clone().oneshot(request).await.unwrap()
     }
 
     /// The answer to `request`, read to its end.
