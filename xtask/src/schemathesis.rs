@@ -89,7 +89,7 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
         .args(["run", &format!("http://{addr}/api/v1/openapi.json"), "--checks", CHECKS])
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--max-examples", &examples.to_string(), "--generation-database", "none", "--no-color"])
-        // The event stream never ends (it follows the log); tests/stream.rs covers it.
+        // The event stream never ends (it follows the log); tests/http/stream.rs covers it.
         .args(["--exclude-operation-id", STREAM_OPERATION])
         .args(["--report", "json", "--report-json-path"])
         .arg(&report)
@@ -117,7 +117,7 @@ fn run_against_server(mechfund: &Path, work: &Path, st: &Path, examples: u32, se
     ensure!(status.success(), "schemathesis found problems ({status}); see above");
     ensure!(failures == 0 && errors == 0, "schemathesis reported {failures} failures and {errors} errors");
     // Every operation but `GET /api/v1/openapi.json` itself, which schemathesis leaves out of a
-    // run loaded from it (the document is fetched and parsed above and by tests/openapi.rs), and
+    // run loaded from it (the document is fetched and parsed above and by tests/http/openapi.rs), and
     // the event stream, left out above.
     let expected = documented.saturating_sub(2);
     ensure!(

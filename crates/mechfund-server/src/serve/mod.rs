@@ -496,4 +496,26 @@ async fn received(signal: std::io::Result<tokio::signal::unix::Signal>) {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    #[test]
+    fn cors_origins_are_what_browsers_send() {
+        let ok = |values: &[&str]| {
+            let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+            super::cors_origins(&values)
+                .map(|list| list.iter().map(|v| v.to_str().unwrap_or("").to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(ok(&["https://Bot.Example.org/"]), Ok(vec!["https://bot.example.org".to_owned()]));
+        assert_eq!(ok(&["http://localhost:9374", "http://[::1]:8080"]).map(|l| l.len()), Ok(2));
+        assert_eq!(ok(&["*"]), Ok(vec!["*".to_owned()]));
+        for bad in [
+            "localhost:9374",
+            "https://",
+            "https://a.example/x",
+            "https://a.example?x",
+            "https://u@a.example",
+            "https://a.example:0",
+        ] {
+            assert!(ok(&[bad]).is_err(), "{bad}");
+        }
+    }
+}

@@ -28,7 +28,7 @@ use super::{export, read, stream, write};
 
 /// The one route table of `/api/v1`: each `routes!` entry registers the handler in the router
 /// AND its `#[utoipa::path]` in the OpenAPI document. Add routes here only (never with a plain
-/// `.route`), or the document and the router drift apart (tests/openapi.rs checks both ways).
+/// `.route`), or the document and the router drift apart (tests/http/openapi.rs checks both ways).
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let auth = middleware::from_fn_with_state(state.token.clone(), require_token);
     let writes = OpenApiRouter::new()

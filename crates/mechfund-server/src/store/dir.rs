@@ -81,3 +81,26 @@ pub fn check_not_emptied(dir: &Path, lock_existed: bool) -> Result<(), String> {
         dir.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_not_emptied;
+
+    #[test]
+    fn a_data_dir_that_held_a_store_does_not_start_over() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(check_not_emptied(dir.path(), false), Ok(()), "a new directory is a new store");
+        std::fs::write(dir.path().join("mechfund.db"), b"").expect("write");
+        assert_eq!(check_not_emptied(dir.path(), false), Ok(()), "an empty database alone is a new store");
+        let error = check_not_emptied(dir.path(), true).expect_err("the lock file was there");
+        assert!(error.contains("is empty (0 bytes)") && error.contains("lock"), "{error}");
+        std::fs::write(dir.path().join("admin-token"), "t").expect("write");
+        let error = check_not_emptied(dir.path(), false).expect_err("the token is there");
+        assert!(error.contains("admin-token"), "{error}");
+        std::fs::remove_file(dir.path().join("mechfund.db")).expect("remove");
+        assert_eq!(check_not_emptied(dir.path(), false), Ok(()), "a token put there for a first start");
+        assert!(check_not_emptied(dir.path(), true).expect_err("missing").contains("is missing"));
+        std::fs::write(dir.path().join("mechfund.db"), b"SQLite format 3\0").expect("write");
+        assert_eq!(check_not_emptied(dir.path(), true), Ok(()));
+    }
+}

@@ -1,8 +1,12 @@
-//! What the suites that run `mechfund serve` as a real process share (tests/serve.rs and
-//! tests/admin.rs): a server on 127.0.0.1:0 with a temp data dir, HTTP with the bearer token,
-//! SIGKILL and SIGTERM, the check that `GET …/state` equals the core's replay of
-//! `GET …/events.jsonl`, a seeded RNG, and a donation load whose every write is recorded with
-//! what came of it, so a test can tell which writes were acknowledged.
+//! What the server's test suites share. Most of it is for the suites that run `mechfund serve`
+//! as a real process (tests/serve.rs, tests/admin.rs, tests/stream.rs, ...): a server on
+//! 127.0.0.1:0 with a temp data dir, HTTP with the bearer token, SIGKILL and SIGTERM, a seeded
+//! RNG, and a donation load whose every write is recorded with what came of it, so a test can
+//! tell which writes were acknowledged. [`app`] is the in-process harness (tests/http/). Both use
+//! the one check that a mech's live state is the replay of its export
+//! ([`assert_state_is_replay`]) and the one reader of event streams ([`Stream`]).
+
+pub mod app;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -172,10 +176,24 @@ pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
 pub async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mech: &str) -> String {
     let (status, jsonl) = get_text(c, &server.url(&format!("/mechs/{mech}/events.jsonl"))).await;
     assert_eq!(status, 200);
-    assert!(jsonl.is_empty() || jsonl.ends_with('\n'));
     let live = get_json(c, &server.url(&format!("/mechs/{mech}/state"))).await;
+    assert_state_is_replay(mech, &live, jsonl.as_bytes());
+    jsonl
+}
+
+/// The core's replay of one mech's export (the lines of `GET …/events.jsonl`) under the default
+/// rules, lenient as `mechfund replay`.
+pub fn replay_export(mech: &str, jsonl: &[u8]) -> mechfund_core::ReplayResult {
     let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
-    let replayed = replay_bytes(jsonl.as_bytes(), &Rules::default(), options).unwrap();
+    replay_bytes(jsonl, &Rules::default(), options).unwrap()
+}
+
+/// `live` (the body of `GET …/state`) is the core's replay of `jsonl` (`GET …/events.jsonl`):
+/// the same state and display, from a log of whole lines that replays without warnings.
+#[track_caller]
+pub fn assert_state_is_replay(mech: &str, live: &Value, jsonl: &[u8]) {
+    assert!(jsonl.is_empty() || jsonl.ends_with(b"\n"));
+    let replayed = replay_export(mech, jsonl);
     // As `mechfund verify`: re-entering a level after a deletion uses its recorded goal
     // (recorded_goal_differs), and deletions supersede earlier cross-checks; nothing else.
     let warnings: Vec<_> = replayed
@@ -186,7 +204,15 @@ pub async fn assert_live_equals_replay(c: &reqwest::Client, server: &Server, mec
     assert!(warnings.is_empty(), "{mech}: the server wrote a log with diagnostics: {warnings:?}");
     assert_eq!(live["state"], serde_json::to_value(&replayed.state).unwrap(), "{mech}: state differs from replay");
     assert_eq!(live["display"], serde_json::to_value(&replayed.display).unwrap(), "{mech}: display differs");
-    jsonl
+}
+
+/// Asserts the error shape and a 4xx status.
+#[track_caller]
+pub fn assert_error(status: u16, text: &str, want: u16, what: &str) {
+    assert_eq!(status, want, "{what}: {text}");
+    let body: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: error is not JSON ({e}): {text}"));
+    assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
 }
 
 pub fn events(jsonl: &str) -> Vec<Value> {
@@ -429,10 +455,19 @@ pub struct Message {
     pub retry: Option<String>,
 }
 
-/// Reads server-sent messages off `GET …/events/stream`.
+/// Reads server-sent messages off `GET …/events/stream`: of a real server ([`Stream::open`]) or
+/// of an in-process answer ([`Stream::from_body`]).
 pub struct Stream {
-    response: reqwest::Response,
+    chunks: Chunks,
     buffer: String,
+}
+
+/// Where a [`Stream`]'s bytes come from.
+enum Chunks {
+    /// A response from a server on loopback.
+    Http(reqwest::Response),
+    /// The body of an in-process answer, drained as it comes (see [`Stream::from_body`]).
+    InProcess(tokio::sync::mpsc::UnboundedReceiver<axum::body::Bytes>),
 }
 
 impl Stream {
@@ -446,7 +481,31 @@ impl Stream {
         assert_eq!(response.status().as_u16(), 200, "{url}");
         let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Stream { response, buffer: String::new() }
+        Stream { chunks: Chunks::Http(response), buffer: String::new() }
+    }
+
+    /// The stream of an in-process answer's body (status and type already checked). A task
+    /// polls the body as soon as it has bytes, as the server's connection does, so the stream
+    /// keeps up with the commits whether or not the test is reading; it ends when the body ends
+    /// or this [`Stream`] is dropped.
+    pub fn from_body(body: axum::body::Body) -> Stream {
+        use futures_util::StreamExt;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let mut body = body.into_data_stream();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = sender.closed() => break,
+                    chunk = body.next() => {
+                        let Some(Ok(bytes)) = chunk else { break };
+                        if sender.send(bytes).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Stream { chunks: Chunks::InProcess(receiver), buffer: String::new() }
     }
 
     /// The next message, `None` when the stream ended; panics after `wait` without one.
@@ -474,9 +533,13 @@ impl Stream {
                 return Some(message);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.response.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
-                Ok(Ok(None) | Err(_)) => return None,
+            let chunk = match &mut self.chunks {
+                Chunks::Http(response) => tokio::time::timeout(left, response.chunk()).await.map(|r| r.ok().flatten()),
+                Chunks::InProcess(receiver) => tokio::time::timeout(left, receiver.recv()).await,
+            };
+            match chunk {
+                Ok(Some(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
+                Ok(None) => return None,
                 Err(_) => panic!("no message within {wait:?}; buffered: {:?}", self.buffer),
             }
         }

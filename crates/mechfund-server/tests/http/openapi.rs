@@ -1,19 +1,14 @@
-//! The OpenAPI document served by a real `mechfund serve` cannot drift from its router: it parses
-//! as OpenAPI 3, every documented operation is routed (not the 404/405 fallbacks), every other
-//! method on a documented path is 405, and the set of operations is the HTTP contract's.
-//! (schemathesis, run by `cargo xtask schemathesis`, checks the answers against the schemas.)
-
-#![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
+//! The OpenAPI document the server serves cannot drift from its router: it parses as OpenAPI 3,
+//! every documented operation is routed (not the 404/405 fallbacks), every other method on a
+//! documented path is 405, and the set of operations is the HTTP contract's. (schemathesis, run
+//! by `cargo xtask schemathesis`, checks the answers against the schemas.)
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use axum::body::to_bytes;
 use serde_json::Value;
 
-const TOKEN: &str = "openapi-token-0123456789";
+use crate::common::app::{App, Req, TOKEN};
 
 /// Every operation of spec §3.3, as (method, path).
 const CONTRACT: &[(&str, &str)] = &[
@@ -38,55 +33,11 @@ const CONTRACT: &[(&str, &str)] = &[
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_mechfund"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
-            .arg(data)
-            .arg("--dist")
-            .arg(data.join("no-dist"))
-            .arg("--embed")
-            .arg(data.join("no-embed"))
-            .args(extra)
-            .env("MECHFUND_ADMIN_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mechfund serve starts");
-        // The guard first: a panic below drops it, which kills the server.
-        let mut server = Server { child, base: String::new() };
-        let mut out = BufReader::new(server.child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        server.base =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("no address: {line:?}")).to_owned();
-        std::thread::spawn(move || for _ in out.lines() {});
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-async fn document(server: &Server) -> Value {
-    let response = client().get(format!("{}/api/v1/openapi.json", server.base)).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/json");
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+async fn document(server: &App) -> Value {
+    let reply = server.get("/api/v1/openapi.json").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    serde_json::from_slice(&reply.body).unwrap()
 }
 
 /// (method, path) of every operation in the document.
@@ -121,8 +72,7 @@ fn check_refs(doc: &Value, value: &Value, dangling: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_document_is_openapi_3_and_lists_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = App::start();
     let doc = document(&server).await;
     // It parses as an OpenAPI 3 document (utoipa's own model), with nothing dangling.
     let parsed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).unwrap();
@@ -162,28 +112,26 @@ async fn the_document_is_openapi_3_and_lists_the_contract() {
 
 #[tokio::test]
 async fn every_documented_operation_is_routed_and_nothing_else_on_its_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = App::start();
     let doc = document(&server).await;
     let documented = operations(&doc);
-    let c = client();
     let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
     for path in paths {
-        let url = format!("{}{}", server.base, path.replace("{mech}", "main").replace("{seq}", "1"));
+        let url = path.replace("{mech}", "main").replace("{seq}", "1");
         for method in METHODS {
-            let request = c
-                .request(method.to_uppercase().parse().unwrap(), &url)
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("content-type", "application/json")
-                .body("{}");
-            let response = request.send().await.unwrap();
+            let request = Req::new(method.to_uppercase().parse().unwrap(), &url).bearer(TOKEN).json_bytes("{}");
+            let response = server.respond(request).await;
             let status = response.status().as_u16();
             let streaming = response
                 .headers()
                 .get("content-type")
                 .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("text/event-stream"));
             // An event stream never ends: its status and type are the answer.
-            let body = if streaming { String::new() } else { response.text().await.unwrap() };
+            let body = if streaming {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).into_owned()
+            };
             if documented.contains(&((*method).to_owned(), path.clone())) {
                 // Routed: whatever the handler says about `{}`, it is not the router's fallback.
                 assert_ne!(status, 405, "{method} {path} is documented but not routed: {body}");
@@ -197,8 +145,7 @@ async fn every_documented_operation_is_routed_and_nothing_else_on_its_path() {
 
 #[tokio::test]
 async fn private_reads_need_the_token_in_the_document_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--private"]);
+    let server = App::builder().private().start();
     let doc = document(&server).await;
     for (method, path) in operations(&doc) {
         let security = doc["paths"][&path][&method]["security"].as_array().cloned().unwrap_or_default();
@@ -210,7 +157,6 @@ async fn private_reads_need_the_token_in_the_document_too() {
         }
     }
     // And the server agrees: a read without the token is 401, the document is public.
-    let c = client();
-    assert_eq!(c.get(format!("{}/api/v1/mechs", server.base)).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(format!("{}/api/v1/openapi.json", server.base)).send().await.unwrap().status(), 200);
+    assert_eq!(server.get("/api/v1/mechs").await.status, 401);
+    assert_eq!(server.get("/api/v1/openapi.json").await.status, 200);
 }
