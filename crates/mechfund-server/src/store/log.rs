@@ -46,6 +46,18 @@ pub fn lines_after(db: &mut dyn Sql, mech: &str, after_seq: u64, limit: u64) -> 
         .collect())
 }
 
+/// Every mech that has events, with its last seq, by mech id.
+///
+/// # Errors
+/// On a database error.
+pub fn last_seqs(db: &mut dyn Sql) -> Result<Vec<(String, u64)>, StoreError> {
+    Ok(db
+        .query("SELECT mech, MAX(seq) FROM events GROUP BY mech ORDER BY mech", &[])?
+        .into_iter()
+        .map(|row| (row[0].text().unwrap_or_default().to_owned(), row[1].seq().unwrap_or(0)))
+        .collect())
+}
+
 /// The state of `mech` by replaying its lines with the core (the definition of the state).
 pub fn replay_state(lines: &[u8], mech: &str, rules: &Rules) -> State {
     let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };

@@ -8,7 +8,7 @@ use mechfund_core::time::Timestamp;
 use mechfund_core::{Rules, State};
 
 use super::chain::{Damage, check_chain_end};
-use super::log::{mech_lines, next_free_seq, replay_state};
+use super::log::{last_seqs, mech_lines, next_free_seq, replay_state};
 use super::schema::rules_hash;
 use super::snapshot::{check_snapshot, write_snapshot};
 use super::sql::{Sql, StoreError};
@@ -39,11 +39,7 @@ pub fn recover(db: &mut dyn Sql, rules: &Rules) -> Result<Recovered, StoreError>
     // The cheap half of the chain's check (the end; a store from before the chain is chained);
     // the writer checks every row before its first write, off the start-up path.
     let damage = check_chain_end(db)?.err();
-    let mechs: Vec<(String, u64)> = db
-        .query("SELECT mech, MAX(seq) FROM events GROUP BY mech", &[])?
-        .into_iter()
-        .map(|row| (row[0].text().unwrap_or_default().to_owned(), row[1].seq().unwrap_or(0)))
-        .collect();
+    let mechs = last_seqs(db)?;
     let mut states = HashMap::new();
     let mut rebuilt = Vec::new();
     for (mech, last_seq) in &mechs {

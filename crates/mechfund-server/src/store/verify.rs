@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::chain::verify_chain;
+use super::log::last_seqs;
 use super::snapshot::check_snapshot;
 use super::sql::{Sql, StoreError};
 
@@ -34,11 +35,7 @@ pub fn verify(db: &mut dyn Sql) -> Result<Verified, StoreError> {
         ),
         Err(damage) => (json!({"ok": false, "first_bad_seq": damage.seq, "why": damage.why}), true),
     };
-    let mechs: Vec<(String, u64)> = db
-        .query("SELECT mech, MAX(seq) FROM events GROUP BY mech ORDER BY mech", &[])?
-        .into_iter()
-        .map(|row| (row[0].text().unwrap_or_default().to_owned(), row[1].seq().unwrap_or(0)))
-        .collect();
+    let mechs = last_seqs(db)?;
     let mut snapshots = Vec::new();
     let mut bad_snapshots = 0;
     for (mech, last_seq) in mechs {
