@@ -15,6 +15,10 @@ use common::{Load, Log, Server, Stream, TOKEN, Write, client, get_json, seed, se
 use mechfund_pgtest::{Cluster, StopMode};
 use serde_json::{Value, json};
 
+/// One test at a time: each starts a cluster and several servers, which on a small machine is
+/// load enough; parallel ones would measure the machine more than mechfund.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs blocking code that uses the sync `postgres` client (it runs a runtime of its own) from
 /// a test's async body, on the test's own thread (which owns the cluster: see `mechfund-pgtest`).
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -50,6 +54,7 @@ async fn same_log_everywhere(c: &reqwest::Client, servers: &[&Server]) -> Log {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_servers_share_writes_keys_and_streams() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (_cluster, url) = database("three");
     let (_dirs, servers) = servers(&url, 3);
     let c = client();
@@ -115,6 +120,7 @@ async fn three_servers_share_writes_keys_and_streams() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_with_sigkill_under_load_loses_nothing_acknowledged() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (_cluster, url) = database("kill9");
     let (_dirs, mut servers) = servers(&url, 3);
     let c = client();
@@ -200,6 +206,7 @@ async fn patient_client(c: reqwest::Client, server: String, tag: String, run_for
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_restarted_under_load_answers_503_and_loses_nothing_acknowledged() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (mut cluster, url) = database("restart");
     let (_dirs, servers) = servers(&url, 2);
     let c = client();
