@@ -86,7 +86,8 @@ pub struct ServeArgs {
     /// An origin allowed to read the API from a browser (CORS); repeatable.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
-    /// Reads need the bearer token too (except `/healthz`, the dashboard and `/embed/`).
+    /// Reads need the bearer token too (except the health checks, `/api/v1/openapi.json`, the
+    /// dashboard and `/embed/`).
     #[arg(long)]
     private: bool,
     /// Writes per second per token and per donor, with a burst of twice that; 0 disables.
