@@ -147,7 +147,7 @@ fn run(mut journal: Box<dyn Journal>, mut ctx: Ctx, mut rx: mpsc::Receiver<Write
     // to a chain that does not add up.
     if ctx.damage.is_none() {
         let started = std::time::Instant::now();
-        match journal.begin().and_then(|mut tx| verify_chain(&mut *tx, false)) {
+        match journal.begin_read().and_then(|mut tx| verify_chain(&mut *tx, false)) {
             Ok(Ok(_)) => tracing::info!(ms = started.elapsed().as_millis(), "event rows verified"),
             Ok(Err(damage)) => {
                 tracing::error!(%damage, "the store takes no writes until it is restored; `mechfund verify` shows more");

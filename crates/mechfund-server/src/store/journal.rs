@@ -27,6 +27,13 @@ pub trait Journal: Send {
     /// The engine's error.
     fn begin(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError>;
 
+    /// Begins a transaction that only reads, in one consistent view of the store and without its
+    /// write lock (checking the whole chain must not hold up the other servers' writes).
+    ///
+    /// # Errors
+    /// The engine's error.
+    fn begin_read(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError>;
+
     /// Whether other servers write to this store too: the writer then checks, in each
     /// transaction, what they committed since its last one.
     fn shared(&self) -> bool;
@@ -76,6 +83,10 @@ impl WriteTx for SqliteTx<'_> {
 impl Journal for SqliteJournal {
     fn begin(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError> {
         Ok(Box::new(SqliteTx(self.0.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)))
+    }
+
+    fn begin_read(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError> {
+        Ok(Box::new(SqliteTx(self.0.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?)))
     }
 
     fn shared(&self) -> bool {

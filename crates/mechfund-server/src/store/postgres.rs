@@ -334,6 +334,16 @@ impl Journal for PgJournal {
         Ok(Box::new(PgTx { tx, statements: &mut self.statements }))
     }
 
+    fn begin_read(&mut self) -> Result<Box<dyn WriteTx + '_>, StoreError> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        Ok(Box::new(PgTx { tx, statements: &mut self.statements }))
+    }
+
     fn shared(&self) -> bool {
         true
     }
