@@ -116,6 +116,11 @@ async fn three_servers_share_writes_keys_and_streams() {
     assert_eq!(seen, main, "the stream on server 2 (every line of main, once, in seq order)");
     let state = get_json(&c, &servers[2].url("/mechs/main/state")).await;
     assert_eq!(state["state"]["last_event_seq"], json!(main.last().copied().unwrap()));
+    // SIGTERM stops each cleanly, read connections, listener and stream included.
+    drop(stream);
+    for server in servers {
+        blocking(|| server.stop());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

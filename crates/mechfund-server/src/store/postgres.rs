@@ -152,8 +152,8 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 /// A pool of read connections (broken ones, after a database restart, are replaced).
-#[derive(Debug, Clone)]
-pub struct PgPool(r2d2::Pool<PostgresConnectionManager<NoTls>>);
+#[derive(Debug)]
+pub struct PgPool(Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>);
 
 impl PgPool {
     /// Up to `size` connections to `url`, opened as needed.
@@ -168,7 +168,7 @@ impl PgPool {
             .connection_timeout(Duration::from_secs(5))
             .test_on_check_out(true)
             .build_unchecked(manager);
-        Ok(PgPool(pool))
+        Ok(PgPool(Some(pool)))
     }
 
     /// A connection, waiting up to 5 s for one.
@@ -176,7 +176,19 @@ impl PgPool {
     /// # Errors
     /// No connection could be had (the database is down or every connection is busy).
     pub fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        self.0.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
+        let pool = self.0.as_ref().ok_or_else(|| StoreError::Unavailable("the read pool is closed".to_owned()))?;
+        pool.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
+    }
+}
+
+impl Drop for PgPool {
+    /// The sync client closes its connection by blocking on a runtime of its own, which panics
+    /// on a thread that drives async tasks (where the last handler may drop the pool): the
+    /// connections are closed on a thread of their own instead.
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::Builder::new().name("mechfund-pool-close".into()).spawn(move || drop(pool));
+        }
     }
 }
 
