@@ -457,8 +457,67 @@ pub fn to_csv(analysis: &Analysis, rows: &[&EventRow]) -> String {
     out
 }
 
+/// A small live log and the dashboard's analysis of it, for the tests here and the reducer's.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use mechfund_core::{Line, Rules, parse_line};
+
+    use super::{Analysis, Interner, OrderedRows, row};
+
+    /// A line of mech `main` in DDC's format.
+    pub(crate) fn line(seq: u64, kind: &str, payload: &str) -> String {
+        format!(
+            "{{\"seq\":{seq},\"ts\":\"2025-01-01T00:00:{seq:02}+00:00\",\"type\":\"{kind}\",\"mech_id\":\"main\",\"payload\":{payload}}}"
+        )
+    }
+
+    /// 20 members, so level 1 costs 1000 + 10 * 10 = 1100 and level 2 costs 1500 + 10 * 10 =
+    /// 1600 (default rules). 600 + 500 of donations hit 1100 exactly: level 2 with a bonus;
+    /// 250 more leave evolution at 250. Donations in all: 600 + 100 + 500 + 250 = 1450.
+    pub(crate) fn live_log() -> Vec<String> {
+        vec![
+            line(1, "MemberCountUpdated", "{\"member_count\":20}"),
+            line(2, "DonationAdded", "{\"units\":600,\"donor\":\"ann\"}"),
+            line(3, "SystemDonationAdded", "{\"power_units\":100,\"event_name\":\"launch\"}"),
+            // 600 + 500 = 1100 = the level-1 goal for 20 members (1000 + 10 * 10): exact hit.
+            line(4, "DonationAdded", "{\"units\":500,\"donor\":\"bob\"}"),
+            line(
+                5,
+                "LevelUpCommitted",
+                "{\"from_level\":1,\"to_level\":2,\"old_goal_requirement\":1100,\"exact_hit\":true,\"new_goal_requirement\":1600,\"member_count\":20}",
+            ),
+            line(6, "ExactHitBonusGranted", "{\"power_units\":100,\"from_level\":1,\"to_level\":2}"),
+            line(7, "DonationAdded", "{\"units\":250,\"donor\":\"ann\"}"),
+        ]
+    }
+
+    pub(crate) fn analysis_of(lines: &[String]) -> Analysis {
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let options = mechfund_core::ReplayOptions { timeline: true, ..mechfund_core::ReplayOptions::default() };
+        let result = mechfund_core::replay_bytes(text.as_bytes(), &Rules::default(), options).expect("lenient");
+        let mut interner = Interner::default();
+        let rows = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match parse_line(l.as_bytes(), "main") {
+                Line::Mine(rec) => Some(row(i as u64 + 1, &rec, l.as_bytes(), &mut interner)),
+                _ => None,
+            })
+            .collect();
+        Analysis::from_ordered(
+            result,
+            OrderedRows::new(rows),
+            interner.into_texts(),
+            vec!["main".into()],
+            lines.len() as u64,
+            text.len() as u64,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{analysis_of, live_log};
     use super::*;
 
     fn row(seq: u64, kind: Kind, amount: Option<i64>, text: Option<u32>, target: Option<u64>) -> EventRow {
@@ -532,51 +591,6 @@ mod tests {
     }
 
     /// A log of donations, a member count and a level-up, DDC style (what the server writes).
-    fn live_log() -> Vec<String> {
-        let line = |seq: u64, kind: &str, payload: &str| {
-            format!(
-                "{{\"seq\":{seq},\"ts\":\"2025-01-01T00:00:{seq:02}+00:00\",\"type\":\"{kind}\",\"mech_id\":\"main\",\"payload\":{payload}}}"
-            )
-        };
-        vec![
-            line(1, "MemberCountUpdated", "{\"member_count\":20}"),
-            line(2, "DonationAdded", "{\"units\":600,\"donor\":\"ann\"}"),
-            line(3, "SystemDonationAdded", "{\"power_units\":100,\"event_name\":\"launch\"}"),
-            // 600 + 500 = 1100 = the level-1 goal for 20 members (1000 + 10 * 10): exact hit.
-            line(4, "DonationAdded", "{\"units\":500,\"donor\":\"bob\"}"),
-            line(
-                5,
-                "LevelUpCommitted",
-                "{\"from_level\":1,\"to_level\":2,\"old_goal_requirement\":1100,\"exact_hit\":true,\"new_goal_requirement\":1600,\"member_count\":20}",
-            ),
-            line(6, "ExactHitBonusGranted", "{\"power_units\":100,\"from_level\":1,\"to_level\":2}"),
-            line(7, "DonationAdded", "{\"units\":250,\"donor\":\"ann\"}"),
-        ]
-    }
-
-    fn analysis_of(lines: &[String]) -> Analysis {
-        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-        let options = mechfund_core::ReplayOptions { timeline: true, ..mechfund_core::ReplayOptions::default() };
-        let result = mechfund_core::replay_bytes(text.as_bytes(), &Rules::default(), options).expect("lenient");
-        let mut interner = Interner::default();
-        let rows = lines
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| match parse_line(l.as_bytes(), "main") {
-                Line::Mine(rec) => Some(super::row(i as u64 + 1, &rec, l.as_bytes(), &mut interner)),
-                _ => None,
-            })
-            .collect();
-        Analysis::from_ordered(
-            result,
-            OrderedRows::new(rows),
-            interner.into_texts(),
-            vec!["main".into()],
-            lines.len() as u64,
-            text.len() as u64,
-        )
-    }
-
     #[test]
     fn extending_with_new_lines_equals_replaying_them() {
         let log = live_log();

@@ -117,57 +117,13 @@ fn announcement(level_ups: &[LevelUp]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use mechfund_core::{Line, ReplayOptions, Rules, parse_line, replay_bytes};
-
     use super::*;
-    use crate::analysis::{Analysis, Interner, OrderedRows, row};
+    use crate::analysis::Analysis;
+    use crate::analysis::fixtures::{analysis_of, line, live_log};
     use crate::live::Mark;
     use crate::state::model::Log;
 
     /// Line `seq` of mech main, DDC style.
-    fn line(seq: u64, kind: &str, payload: &str) -> String {
-        format!(
-            "{{\"seq\":{seq},\"ts\":\"2025-01-01T00:00:{seq:02}+00:00\",\"type\":\"{kind}\",\"mech_id\":\"main\",\"payload\":{payload}}}"
-        )
-    }
-
-    /// 20 members, so level 1 costs 1000 + 10 * 10 = 1100 and level 2 costs 1500 + 10 * 10 =
-    /// 1600 (default rules). 600 + 500 of donations hit 1100 exactly: level 2 with a bonus;
-    /// 250 more leave evolution at 250. Donations in all: 600 + 100 + 500 + 250 = 1450.
-    fn log() -> Vec<String> {
-        vec![
-            line(1, "MemberCountUpdated", "{\"member_count\":20}"),
-            line(2, "DonationAdded", "{\"units\":600,\"donor\":\"ann\"}"),
-            line(3, "SystemDonationAdded", "{\"power_units\":100,\"event_name\":\"launch\"}"),
-            line(4, "DonationAdded", "{\"units\":500,\"donor\":\"bob\"}"),
-            line(
-                5,
-                "LevelUpCommitted",
-                "{\"from_level\":1,\"to_level\":2,\"old_goal_requirement\":1100,\"exact_hit\":true,\"new_goal_requirement\":1600,\"member_count\":20}",
-            ),
-            line(6, "ExactHitBonusGranted", "{\"power_units\":100,\"from_level\":1,\"to_level\":2}"),
-            line(7, "DonationAdded", "{\"units\":250,\"donor\":\"ann\"}"),
-        ]
-    }
-
-    /// What the replay job makes of `lines`.
-    fn analysis_of(lines: &[String]) -> Analysis {
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        let options = ReplayOptions { timeline: true, ..ReplayOptions::default() };
-        let result = replay_bytes(text.as_bytes(), &Rules::default(), options).expect("lenient replay");
-        let mut interner = Interner::default();
-        let rows = lines
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| match parse_line(l.as_bytes(), "main") {
-                Line::Mine(record) => Some(row(i as u64 + 1, &record, l.as_bytes(), &mut interner)),
-                _ => None,
-            })
-            .collect();
-        let (count, bytes) = (lines.len() as u64, text.len() as u64);
-        Analysis::from_ordered(result, OrderedRows::new(rows), interner.into_texts(), vec!["main".into()], count, bytes)
-    }
-
     fn start(generation: u64, live: bool) -> Action {
         Action::Start { generation, what: "events.jsonl".to_owned(), live }
     }
@@ -210,7 +166,7 @@ mod tests {
         let halfway = Progress { phase: "Replaying", fraction: 0.5 };
         let model = model.reduce(Action::Progress { generation: 1, progress: halfway });
         assert_eq!(model.loading(), Some(("events.jsonl".to_owned(), halfway)));
-        let analysis = Rc::new(analysis_of(&log()));
+        let analysis = Rc::new(analysis_of(&live_log()));
         let model = model.reduce(loaded(1, Rc::clone(&analysis)));
         assert_eq!(model.phase, Phase::Idle);
         assert_eq!(model.loading(), None);
@@ -226,7 +182,7 @@ mod tests {
     fn a_newer_load_wins_over_an_older_one() {
         let model = Rc::new(Model::default()).reduce(start(1, false)).reduce(start(2, false));
         for stale in [
-            loaded(1, Rc::new(analysis_of(&log()))),
+            loaded(1, Rc::new(analysis_of(&live_log()))),
             Action::Failed { generation: 1, message: "old".to_owned() },
             Action::Idle { generation: 1 },
             Action::Progress { generation: 1, progress: Progress { phase: "Replaying", fraction: 0.9 } },
@@ -255,7 +211,7 @@ mod tests {
 
     #[test]
     fn streamed_lines_extend_the_load_and_announce_level_ups() {
-        let lines = log();
+        let lines = live_log();
         let model = live_load(&lines[..3]);
         assert_eq!((model.state().level, model.last_event_seq()), (1, 3));
         // Line 3 again (a resumed stream repeats it) counts once.
@@ -282,7 +238,7 @@ mod tests {
 
     #[test]
     fn lines_of_another_load_are_dropped() {
-        let lines = log();
+        let lines = live_log();
         let model = live_load(&lines[..3]);
         let stale = Rc::clone(&model).reduce(commit(0, &lines, None));
         assert!(Rc::ptr_eq(&stale, &model), "lines for a load no longer shown");
@@ -299,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_deletion_or_a_first_event_asks_for_a_reload() {
-        let lines = log();
+        let lines = live_log();
         let model = live_load(&lines);
         let deletion = line(8, "DonationDeleted", "{\"deleted_seq\":7,\"reason\":\"typo\"}");
         let after = Rc::clone(&model).reduce(commit(1, &[deletion], None));
@@ -319,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_disagreeing_server_reloads_three_times_in_a_row_at_most() {
-        let mut model = live_load(&log());
+        let mut model = live_load(&live_log());
         for n in 1..=3u32 {
             model = model.reduce(commit(1, &[], Some((7, 9_999))));
             assert_eq!((model.reloads, model.mismatch_reloads), (u64::from(n), n));
