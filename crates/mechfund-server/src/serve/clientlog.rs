@@ -6,7 +6,7 @@
 //! lines share one budget per second for the whole process; the lines over it are dropped and
 //! counted, and the next line that gets through carries the count as `suppressed`.
 //!
-//! Log through [`client_error!`], never `tracing` directly, for anything a
+//! Log through `client_error!`, never `tracing` directly, for anything a
 //! client can cause at will. Failures of the server itself are not client errors: they are
 //! logged in full where they happen.
 

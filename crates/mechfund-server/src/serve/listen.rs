@@ -26,7 +26,7 @@ use crate::store::{Param, Sql, StoreError, mech_lines, replay_state};
 /// Rows read per query.
 const PAGE: u64 = 5000;
 /// Rows are read this often even without a notification.
-const POLL: Duration = Duration::from_secs(1);
+pub const POLL: Duration = Duration::from_secs(1);
 
 /// The listening thread; dropping this stops it (within [`POLL`]).
 #[derive(Debug)]

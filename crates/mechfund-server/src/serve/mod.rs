@@ -6,7 +6,7 @@
 //!   the write middleware, the files, CORS; [`files`]: the dashboard and the JS package;
 //! - [`auth`]: the admin token and the bearer check; [`ratelimit`]: the write rate limits;
 //! - [`extract`]: the extractors, whose rejections are [`error::ApiError`]s;
-//! - [`read`] and [`write`]: the handlers; [`responses`]: their answers; [`card`]: the SVG card;
+//! - [`read`] and [`write`](mod@write): the handlers; [`responses`]: their answers; [`card`]: the SVG card;
 //!   [`export`]: the streamed export and [`slots`], its limits; [`stream`]: the event streams;
 //! - [`state`]: what every handler gets ([`state::AppState`]);
 //! - [`writer`]: the single writer thread: group commits of decide -> append -> apply;

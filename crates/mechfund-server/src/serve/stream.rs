@@ -38,7 +38,7 @@ const PAGE: u64 = 1000;
 /// The first message: `EventSource` reconnects after a second.
 const RETRY: &str = "retry: 1000\n\n";
 
-/// The handler: checks the mech and where to start; the body is a [`Follower`].
+/// The handler: checks the mech and where to start; the body is a `Follower`.
 #[utoipa::path(get, path = "/mechs/{mech}/events/stream", tag = "reads", operation_id = "stream_events",
     security((), ("bearer" = [])),
     params(
