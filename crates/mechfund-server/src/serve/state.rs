@@ -13,7 +13,7 @@ use super::shared::Shared;
 use super::slots::Exports;
 use super::writer::WriteRequest;
 use crate::store::snapshot::newer_snapshot;
-use crate::store::{Readers, Sql, StoreError};
+use crate::store::{Readers, Sql, StoreError, check_mech_id};
 
 /// Everything the handlers need.
 #[derive(Clone, Debug)]
@@ -53,7 +53,9 @@ impl AppState {
     /// # Errors
     /// 404 `not_found` naming the mech; 503 or 500 when a shared store cannot be read.
     pub async fn mech(&self, mech: &str) -> Result<Arc<mechfund_core::State>, ApiError> {
-        if matches!(*self.readers, Readers::Postgres(_)) {
+        // A name that is no mech id names no mech (and PostgreSQL's text cannot even hold some,
+        // such as NUL): 404 without asking the store.
+        if matches!(*self.readers, Readers::Postgres(_)) && check_mech_id(mech).is_ok() {
             let known = self.shared.state(mech).map(|state| state.last_event_seq);
             let name = mech.to_owned();
             if let Some(state) = self.read(move |db| newer_snapshot(db, &name, known)).await? {
