@@ -4,6 +4,10 @@
 //! that reach [`AppState`] are the [`Builder`]'s knobs; what only a process has (signals, the
 //! lock, the connections' timeouts, the CLI) is left to the suites that run the binary.
 //!
+//! With `MECHFUND_TEST_STORE=postgres` every [`App`] keeps its events in a PostgreSQL database of
+//! a cluster of its own ([`Database`]) instead, so the same suite checks both stores
+//! (`cargo xtask test` runs it both ways).
+//!
 //! ```ignore
 //! let app = App::builder().private().rate_limit(2).start();
 //! let reply = app.send(Req::post("/api/v1/mechs/main/donations").bearer(TOKEN).key("k1").json(&body)).await;
@@ -52,6 +56,75 @@ pub struct Builder {
     dist: Option<PathBuf>,
     embed: Option<PathBuf>,
     idempotency_keys: u64,
+    /// With `MECHFUND_TEST_STORE=postgres`: the database, kept across restarts.
+    database: Option<Arc<Database>>,
+}
+
+/// Whether the suite runs against PostgreSQL (`MECHFUND_TEST_STORE=postgres`), else SQLite.
+#[must_use]
+pub fn on_postgres() -> bool {
+    match std::env::var("MECHFUND_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("MECHFUND_TEST_STORE={other:?}: give sqlite or postgres"),
+    }
+}
+
+/// A PostgreSQL cluster with one database, owned by a thread of its own: the cluster's
+/// postmaster dies with the thread that started it (`mechfund-pgtest`), and a test's thread or
+/// runtime may not live as long as an [`App`] and its restarts. Dropped, it stops the cluster.
+#[derive(Debug)]
+pub struct Database {
+    url: String,
+    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    owner: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Database {
+    fn start() -> Database {
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let owner = std::thread::spawn(move || {
+            let started = mechfund_pgtest::Cluster::start().and_then(|cluster| {
+                let url = cluster.create_database("mechfund")?;
+                Ok((cluster, url))
+            });
+            match started {
+                Ok((cluster, url)) => {
+                    ready_tx.send(Ok(url)).unwrap();
+                    // Until the Database is dropped (or the test process ends).
+                    let _ = stopped.recv();
+                    drop(cluster);
+                }
+                Err(e) => ready_tx.send(Err(e)).unwrap(),
+            }
+        });
+        let url = ready.recv().unwrap().unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
+        Database { url, stop: Mutex::new(Some(stop)), owner: Mutex::new(Some(owner)) }
+    }
+
+    /// Runs `sql` on the database (from a thread with no runtime: the sync client runs its own).
+    pub fn execute(&self, sql: &str) -> u64 {
+        let (url, sql) = (self.url.clone(), sql.to_owned());
+        std::thread::spawn(move || {
+            let mut client =
+                mechfund_pgtest::postgres::Client::connect(&url, mechfund_pgtest::postgres::NoTls).unwrap();
+            client.execute(sql.as_str(), &[]).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+        if let Some(owner) = self.owner.lock().unwrap().take() {
+            let _ = owner.join();
+        }
+    }
 }
 
 impl Default for Builder {
@@ -66,6 +139,7 @@ impl Default for Builder {
             dist: None,
             embed: None,
             idempotency_keys: 100_000,
+            database: None,
         }
     }
 }
@@ -144,7 +218,10 @@ impl Builder {
 
     /// Opens a new store in a temp dir. Needs a Tokio runtime (the event streams' fan-out is a
     /// task).
-    pub fn start(self) -> App {
+    pub fn start(mut self) -> App {
+        if on_postgres() && self.database.is_none() {
+            self.database = Some(Arc::new(Database::start()));
+        }
         App::open(self, tempfile::tempdir().unwrap())
     }
 }
@@ -278,10 +355,23 @@ impl App {
         let log = Capture::default();
         let sink = log.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
-        let Opened { shared, writer, writer_thread, readers, listening } =
-            tracing::subscriber::with_default(subscriber, || {
-                open(&Store::Sqlite(db), Rules::default(), builder.idempotency_keys).unwrap()
-            });
+        let store = match &builder.database {
+            Some(database) => Store::Postgres(database.url.clone()),
+            None => Store::Sqlite(db),
+        };
+        // On a thread of its own in the runtime's context, as `serve` opens it on a blocking
+        // thread: PostgreSQL's sync client may not block a thread that drives async tasks.
+        let runtime = tokio::runtime::Handle::current();
+        let keys = builder.idempotency_keys;
+        let Opened { shared, writer, writer_thread, readers, listening } = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _context = runtime.enter();
+                    tracing::subscriber::with_default(subscriber, || open(&store, Rules::default(), keys).unwrap())
+                })
+                .join()
+                .unwrap()
+        });
         let log = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
         let state = AppState {
             shared,
@@ -316,6 +406,19 @@ impl App {
         self.dir.path()
     }
 
+    /// The PostgreSQL database, when the suite runs on PostgreSQL.
+    pub fn database(&self) -> Option<&Database> {
+        self.builder.database.as_deref()
+    }
+
+    /// Whether the store holds anything: its SQLite file, or its PostgreSQL tables.
+    pub fn store_exists(&self) -> bool {
+        match self.database() {
+            Some(database) => database.execute("SELECT 1 FROM mechfund_migrations LIMIT 1") == 1,
+            None => self.dir().join(DB_FILE).exists(),
+        }
+    }
+
     /// The admin token.
     pub fn token(&self) -> &str {
         &self.token
@@ -339,13 +442,14 @@ impl App {
 
     /// [`App::stop`], then opens the same store with the same options again.
     pub async fn restart(self) -> App {
-        self.restart_after(|_| {}).await
+        self.restart_after(|_, _| {}).await
     }
 
-    /// [`App::restart`], with `meanwhile` done to the data dir while the app is stopped.
-    pub async fn restart_after(self, meanwhile: impl FnOnce(&Path)) -> App {
+    /// [`App::restart`], with `meanwhile` done to the data dir (or the PostgreSQL database)
+    /// while the app is stopped.
+    pub async fn restart_after(self, meanwhile: impl FnOnce(&Path, Option<&Database>)) -> App {
         let (builder, dir) = self.close().await;
-        meanwhile(dir.path());
+        meanwhile(dir.path(), builder.database.as_deref());
         App::open(builder, dir)
     }
 

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use proptest::prelude::*;
 
-use crate::common::app::{App, Reply, TOKEN};
+use crate::common::app::{App, Reply, TOKEN, on_postgres};
 use crate::imports::replayed;
 
 /// One request: method, path, headers, body.
@@ -161,7 +161,8 @@ fn request(h: &Hostile) -> Option<Request<Body>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // Each case is a new store: on PostgreSQL a cluster of its own, so fewer cases there.
+    #![proptest_config(ProptestConfig { cases: if on_postgres() { 8 } else { 48 }, ..ProptestConfig::default() })]
 
     #[test]
     fn no_5xx_no_panic_and_state_is_the_replay_of_the_export(requests in proptest::collection::vec(hostile(), 1..24)) {

@@ -170,5 +170,5 @@ async fn bad_resume_points_and_unknown_mechs_are_refused() {
         assert_eq!(reply.status, want, "{path} {id:?}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{path} {id:?}: {body}");
     }
-    assert!(app.dir().join("mechfund.db").exists());
+    assert!(app.store_exists());
 }

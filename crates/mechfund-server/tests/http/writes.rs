@@ -114,9 +114,14 @@ async fn a_restart_over_a_garbled_snapshot_logs_its_rebuild() {
     let app = app.restart().await;
     assert!(!app.opening_log().contains("snapshot rebuilt"), "{}", app.opening_log());
     let app = app
-        .restart_after(|data| {
-            let db = rusqlite::Connection::open(data.join("mechfund.db")).unwrap();
-            let changed = db.execute("UPDATE snapshots SET state = 'garbled' WHERE mech = 'main'", []).unwrap();
+        .restart_after(|data, database| {
+            let garble = "UPDATE snapshots SET state = 'garbled' WHERE mech = 'main'";
+            let changed = match database {
+                Some(database) => database.execute(garble),
+                None => {
+                    rusqlite::Connection::open(data.join("mechfund.db")).unwrap().execute(garble, []).unwrap() as u64
+                }
+            };
             assert_eq!(changed, 1);
         })
         .await;
