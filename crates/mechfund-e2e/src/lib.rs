@@ -49,6 +49,26 @@ pub const BUILD_PACKAGE: &str = "cargo xtask wasm   (cargo build, wasm-bindgen, 
 pub const BUILD_DASHBOARD: &str = "cargo xtask dashboard   (or by hand: PATH=$PWD/node_modules/.bin:$PATH trunk \
     build --release --offline)";
 
+/// Reads the `<mechfund-progress>` element matching the selector `arguments[0]` once it is
+/// ready or failed (else `null`): its `data-status`, and each part (`level`, `evo-bar`,
+/// `power-bar`, `total`, `error`) with its text, visibility, attributes and computed text styles.
+pub const READ_ELEMENT: &str = r#"
+const el = document.querySelector(arguments[0]);
+if (!el || !el.shadowRoot) return null;
+const status = el.getAttribute("data-status");
+if (status !== "ready" && status !== "error") return null;
+const part = (name) => {
+  const e = el.shadowRoot.querySelector(`[part~="${name}"]`);
+  if (!e) return null;
+  const attrs = Object.fromEntries([...e.attributes].map((a) => [a.name, a.value]));
+  const style = getComputedStyle(e);
+  return { text: e.textContent, visible: e.checkVisibility(), attrs,
+           textAlign: style.textAlign, letterSpacing: style.letterSpacing, textTransform: style.textTransform };
+};
+return { status, level: part("level"), evo: part("evo-bar"), power: part("power-bar"), total: part("total"),
+         error: part("error") };
+"#;
+
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {

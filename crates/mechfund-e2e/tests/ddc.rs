@@ -20,7 +20,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use mechfund_core::Cents;
-use mechfund_e2e::{Page, workspace_root};
+use mechfund_e2e::{Page, READ_ELEMENT, workspace_root};
 use serde_json::{Value, json};
 use tower_http::services::ServeDir;
 
@@ -97,25 +97,6 @@ fn routes() -> Router {
         .nest_service("/ddc", ServeDir::new(workspace_root().join("tests/samples/ddc-dirs")))
 }
 
-/// The element (`arguments[0]` its id) once it is ready or failed: status, the text and
-/// attributes of its parts, whether the error is visible, and computed text styles.
-const READ: &str = r#"
-const el = document.getElementById(arguments[0]);
-if (!el || !el.shadowRoot) return null;
-const status = el.getAttribute("data-status");
-if (status !== "ready" && status !== "error") return null;
-const part = (name) => {
-  const e = el.shadowRoot.querySelector(`[part~="${name}"]`);
-  if (!e) return null;
-  const attrs = Object.fromEntries([...e.attributes].map((a) => [a.name, a.value]));
-  const style = getComputedStyle(e);
-  return { text: e.textContent, visible: e.checkVisibility(), attrs,
-           textAlign: style.textAlign, letterSpacing: style.letterSpacing, textTransform: style.textTransform };
-};
-return { status, level: part("level"), evo: part("evo-bar"), power: part("power-bar"), total: part("total"),
-         error: part("error") };
-"#;
-
 /// The recorded `mechfund-*` events.
 const EVENTS: &str = "return window.mechfundEvents;";
 
@@ -142,9 +123,9 @@ where
     outcome
 }
 
-/// Waits for the element `id` to settle and returns what [`READ`] reads.
+/// Waits for the element `id` to settle and returns what [`READ_ELEMENT`] reads.
 async fn read(page: &Page, id: &str) -> Result<Value> {
-    page.wait_for(&format!("#{id} to be ready or failed"), 15, READ, vec![json!(id)]).await
+    page.wait_for(&format!("#{id} to be ready or failed"), 15, READ_ELEMENT, vec![json!(format!("#{id}"))]).await
 }
 
 /// Checks that the element shows an error (and only the error) and returns its text.

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use mechfund_core::Cents;
-use mechfund_e2e::Page;
+use mechfund_e2e::{Page, READ_ELEMENT};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -25,23 +25,6 @@ const NOW_LATE: &str = "2025-07-01T00:00:00+02:00";
 /// Blank line 1, then lines that are not events: the first bad line is 2.
 const CORRUPT_LOG: &str =
     "\n{not json\n{\"seq\":-1,\"ts\":\"2025-01-01T00:00:00Z\",\"type\":\"DonationAdded\",\"mech_id\":\"main\"}\n";
-
-/// Reads the widget matching `arguments[0]`: status and every part with its text, visibility
-/// and attributes.
-const READ_WIDGET: &str = r#"
-const el = document.querySelector(arguments[0]);
-if (!el || !el.shadowRoot) return null;
-const status = el.getAttribute("data-status");
-if (status !== "ready" && status !== "error") return null;
-const part = (name) => {
-  const e = el.shadowRoot.querySelector(`[part~="${name}"]`);
-  if (!e) return null;
-  const attrs = Object.fromEntries([...e.attributes].map((a) => [a.name, a.value]));
-  return { text: e.textContent, visible: e.checkVisibility(), attrs };
-};
-return { status, level: part("level"), evo: part("evo-bar"), power: part("power-bar"),
-         total: part("total"), error: part("error") };
-"#;
 
 /// Waits until the page's JS API section has run.
 const API_DONE: &str = "return window.mechfundApi && window.mechfundApi.done ? window.mechfundApi : null;";
@@ -136,7 +119,7 @@ async fn widget_shows_what_the_cli_prints() -> Result<()> {
     with_page(Router::new(), async |page| {
         for (now, cli) in &expected {
             page.goto(&format!("index.html?now={}", now.replace('+', "%2B"))).await?;
-            let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+            let widget = page.wait_for("the widget", 10, READ_ELEMENT, vec![json!("mechfund-progress")]).await?;
             check_widget(&widget, cli).with_context(|| format!("at now={now}"))?;
             let events = page.js(EVENTS, vec![]).await?;
             let ready = &events[0];
@@ -160,7 +143,7 @@ async fn widget_shows_what_the_cli_prints() -> Result<()> {
 /// Loads the page on `src`, expects the error state, and returns the error text.
 async fn expect_error(page: &Page, src: &str) -> Result<String> {
     page.goto(&format!("index.html?now={NOW_LIVE}&src={src}")).await?;
-    let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+    let widget = page.wait_for("the widget", 10, READ_ELEMENT, vec![json!("mechfund-progress")]).await?;
     check_eq("data-status", widget["status"].as_str().unwrap_or_default(), "error")?;
     let error = &widget["error"];
     ensure!(error["visible"] == true, "the error part is not visible");
@@ -253,7 +236,7 @@ async fn api_attribute_polls_a_server_and_survives_reconnecting() -> Result<()> 
     let routes = Router::new().route("/api/v1/mechs/{mech}/state", state);
     with_page(routes, async |page| {
         page.goto(&format!("index.html?now={NOW_LIVE}")).await?;
-        page.wait_for("the page's widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+        page.wait_for("the page's widget", 10, READ_ELEMENT, vec![json!("mechfund-progress")]).await?;
         // An `api` that already ends in /api/v1 (with a slash) must not get it twice.
         let add = r#"
             for (const [id, mech] of [["from-api", "main"], ["ghost", "ghost"]]) {
@@ -266,9 +249,9 @@ async fn api_attribute_polls_a_server_and_survives_reconnecting() -> Result<()> 
             }
             return true;"#;
         page.js(add, vec![json!(NOW_LIVE)]).await?;
-        let widget = page.wait_for("the api widget", 10, READ_WIDGET, vec![json!("#from-api")]).await?;
+        let widget = page.wait_for("the api widget", 10, READ_ELEMENT, vec![json!("#from-api")]).await?;
         check_widget(&widget, &cli).context("api widget")?;
-        let ghost = page.wait_for("the unknown-mech widget", 10, READ_WIDGET, vec![json!("#ghost")]).await?;
+        let ghost = page.wait_for("the unknown-mech widget", 10, READ_ELEMENT, vec![json!("#ghost")]).await?;
         check_eq("unknown mech data-status", ghost["status"].as_str().unwrap_or_default(), "error")?;
         let message = ghost["error"]["text"].as_str().unwrap_or_default();
         let url = format!("{}/api/v1/mechs/ghost/state", page.origin);
@@ -291,7 +274,7 @@ async fn api_attribute_polls_a_server_and_survives_reconnecting() -> Result<()> 
         let second_ready = r#"return window.mechfundEvents.filter((e) => e.type === "mechfund-ready"
             && !("diagnostics" in e.detail)).length >= 2 || null;"#;
         page.wait_for("a second mechfund-ready", 10, second_ready, vec![]).await?;
-        let widget = page.wait_for("the reconnected widget", 10, READ_WIDGET, vec![json!("#from-api")]).await?;
+        let widget = page.wait_for("the reconnected widget", 10, READ_ELEMENT, vec![json!("#from-api")]).await?;
         check_widget(&widget, &cli).context("reconnected api widget")?;
         Ok(())
     })
@@ -316,7 +299,7 @@ async fn power_decays_live_without_now() -> Result<()> {
     let routes = Router::new().route("/live.jsonl", get(|| async { live_log() }));
     with_page(routes, async |page| {
         page.goto("index.html?src=live.jsonl").await?;
-        let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+        let widget = page.wait_for("the widget", 10, READ_ELEMENT, vec![json!("mechfund-progress")]).await?;
         check_eq("data-status", widget["status"].as_str().unwrap_or_default(), "ready")?;
         check_eq("power before the next cent", attr(&widget["power"], "data-value"), "4991")?;
         let dropped = r#"const el = document.querySelector("mechfund-progress");
@@ -373,7 +356,7 @@ async fn level_eleven_reads_max_level() -> Result<()> {
     let routes = Router::new().route("/max.jsonl", get(move || async move { log }));
     with_page(routes, async |page| {
         page.goto("index.html?src=max.jsonl&now=2025-01-01T01:00:00Z").await?;
-        let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("mechfund-progress")]).await?;
+        let widget = page.wait_for("the widget", 10, READ_ELEMENT, vec![json!("mechfund-progress")]).await?;
         check_eq("data-status", widget["status"].as_str().unwrap_or_default(), "ready")?;
         check_eq("level data-value", attr(&widget["level"], "data-value"), "11")?;
         let evo = &widget["evo"];
@@ -400,7 +383,7 @@ async fn init_of_mechfund_wasm_js_alone_still_defines_the_element() -> Result<()
     let routes = Router::new().route("/plain.html", get(move || async move { axum::response::Html(html) }));
     with_page(routes, async |page| {
         page.goto("plain.html").await?;
-        let widget = page.wait_for("the widget", 10, READ_WIDGET, vec![json!("#plain")]).await?;
+        let widget = page.wait_for("the widget", 10, READ_ELEMENT, vec![json!("#plain")]).await?;
         check_widget(&widget, &cli)
     })
     .await
