@@ -312,7 +312,7 @@ impl Ctx {
         request: &WriteRequest,
     ) -> Result<Result<Stored, ApiError>, StoreError> {
         if let Some(damage) = &self.damage {
-            return Ok(Err(damaged(damage)));
+            return Ok(Err(damaged(damage, self.store_shared)));
         }
         if let Some(known) = known_response(tx, request.idempotency.as_ref())? {
             return Ok(known);
@@ -392,7 +392,7 @@ impl Ctx {
     fn import(&mut self, journal: &mut dyn Journal, request: WriteRequest) {
         let Op::Import { lines } = &request.op else { return };
         if let Some(damage) = &self.damage {
-            let _ = request.reply.send(Err(damaged(damage)));
+            let _ = request.reply.send(Err(damaged(damage, self.store_shared)));
             return;
         }
         let mech = request.mech.as_str();
@@ -430,15 +430,20 @@ impl Ctx {
     }
 }
 
-/// The answer to every write while the store's event rows are damaged.
-fn damaged(damage: &str) -> ApiError {
+/// The answer to every write while the store's event rows are damaged: what to run, for the
+/// SQLite store or the shared PostgreSQL one.
+fn damaged(damage: &str, shared_store: bool) -> ApiError {
+    let what_to_run = if shared_store {
+        "Run `mechfund verify --store URL` to see the first bad row, then restore the database from a backup \
+         (pg_dump or point-in-time recovery)"
+    } else {
+        "Run `mechfund verify --data DIR` to see the first bad row, then restore a backup with \
+         `mechfund restore BACKUP --data DIR`"
+    };
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_damaged",
-        format!(
-            "the store takes no writes: {damage}. Run `mechfund verify --data DIR` to see the first bad row, \
-             then restore a backup with `mechfund restore BACKUP --data DIR`"
-        ),
+        format!("the store takes no writes: {damage}. {what_to_run}"),
     )
 }
 

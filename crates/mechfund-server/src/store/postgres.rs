@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
@@ -221,15 +220,18 @@ impl<'c, C: GenericClient> Pg<'c, C> {
     }
 }
 
-fn pg_params<'a>(params: &'a [Param<'a>], ints: &'a [i64]) -> Vec<&'a (dyn ToSql + Sync)> {
-    params
+/// `f` with `params` as the client takes them.
+fn with_params<T>(params: &[Param<'_>], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
+    let ints: Vec<i64> = params.iter().map(|p| if let Param::Int(n) = p { *n } else { 0 }).collect();
+    let params: Vec<&(dyn ToSql + Sync)> = params
         .iter()
-        .zip(ints)
+        .zip(&ints)
         .map(|(p, int)| match p {
             Param::Int(_) => int as &(dyn ToSql + Sync),
             Param::Text(text) => text as &(dyn ToSql + Sync),
         })
-        .collect()
+        .collect();
+    f(&params)
 }
 
 fn value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
@@ -251,10 +253,13 @@ impl<C: GenericClient> Sql for Pg<'_, C> {
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let statement = self.statement(sql)?;
-        let ints: Vec<i64> = params.iter().map(|p| if let Param::Int(n) = p { *n } else { 0 }).collect();
-        Ok(self.client.execute(&statement, &pg_params(params, &ints))?)
+        Ok(with_params(params, |params| self.client.execute(&statement, params))?)
     }
 
+    /// Through a portal in a transaction of its own (a savepoint inside one), [`BATCH`] rows at
+    /// a time: a caller that stops early (an export whose client went away or stalled) ends the
+    /// statement there by rolling back. A plain query would leave the server sending rows that
+    /// nobody reads, holding its snapshot, until the connection is next used.
     fn for_each(
         &mut self,
         sql: &str,
@@ -262,21 +267,42 @@ impl<C: GenericClient> Sql for Pg<'_, C> {
         f: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, StoreError> {
         let statement = self.statement(sql)?;
-        let ints: Vec<i64> = params.iter().map(|p| if let Param::Int(n) = p { *n } else { 0 }).collect();
-        let mut rows = self.client.query_raw(&statement, pg_params(params, &ints))?;
+        let mut tx = self.client.transaction()?;
+        let portal = with_params(params, |params| tx.bind(&statement, params))?;
         let mut values = Vec::new();
-        while let Some(row) = rows.next()? {
-            values.clear();
-            for i in 0..row.len() {
-                values.push(value(&row, i)?);
+        loop {
+            let rows = tx.query_portal(&portal, BATCH)?;
+            for row in &rows {
+                values.clear();
+                for i in 0..row.len() {
+                    values.push(value(row, i)?);
+                }
+                if !f(&values) {
+                    return Ok(false);
+                }
             }
-            if !f(&values) {
-                return Ok(false);
+            if rows.len() < BATCH.unsigned_abs() as usize {
+                break;
             }
         }
+        tx.commit()?;
         Ok(true)
     }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Value>>, StoreError> {
+        let statement = self.statement(sql)?;
+        let rows = with_params(params, |params| self.client.query(&statement, params))?;
+        rows.iter().map(|row| (0..row.len()).map(|i| value(row, i)).collect()).collect()
+    }
+
+    /// The store's single-row queries select one row (by key, or with `LIMIT 1`).
+    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Vec<Value>>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
 }
+
+/// Rows fetched at a time by [`Sql::for_each`].
+const BATCH: i32 = 512;
 
 /// The writer's connection to a shared PostgreSQL store.
 pub struct PgJournal {
@@ -310,13 +336,19 @@ impl std::fmt::Debug for PgTx<'_> {
     }
 }
 
+impl<'c> PgTx<'c> {
+    fn db(&mut self) -> Pg<'_, postgres::Transaction<'c>> {
+        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }
+    }
+}
+
 impl Sql for PgTx<'_> {
     fn engine(&self) -> Engine {
         Engine::Postgres
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }.execute(sql, params)
+        self.db().execute(sql, params)
     }
 
     fn for_each(
@@ -325,15 +357,22 @@ impl Sql for PgTx<'_> {
         params: &[Param<'_>],
         f: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, StoreError> {
-        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }.for_each(sql, params, f)
+        self.db().for_each(sql, params, f)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.db().query(sql, params)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Vec<Value>>, StoreError> {
+        self.db().query_opt(sql, params)
     }
 }
 
 impl WriteTx for PgTx<'_> {
     fn commit(mut self: Box<Self>, head: u64) -> Result<(), StoreError> {
         let head = head.to_string();
-        Pg { client: &mut self.tx, statements: Some(&mut *self.statements) }
-            .execute("SELECT pg_notify($1, $2)", &[Param::Text(CHANNEL), Param::Text(&head)])?;
+        self.db().execute("SELECT pg_notify($1, $2)", &[Param::Text(CHANNEL), Param::Text(&head)])?;
         Ok(self.tx.commit()?)
     }
 }
