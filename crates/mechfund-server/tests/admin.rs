@@ -1,6 +1,7 @@
-//! `mechfund import`, `export`, `backup` and `restore` with the real binary: round trips byte
-//! for byte, all-or-nothing imports, the store's lock against a running server, and backups
-//! taken while serving (and under a donation load) restoring to a consistent state.
+//! `mechfund import`, `export`, `verify`, `backup` and `restore` with the real binary: round
+//! trips byte for byte, all-or-nothing imports, damaged rows found and refused, on either store;
+//! and on SQLite, the store's lock against a running server, and backups taken while serving
+//! (and under a donation load) restoring to a consistent state.
 
 #![allow(clippy::unwrap_used, reason = "test helpers too: any failure is the test's failure")]
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use common::store::{DataDir, store_args};
 use common::{Load, Log, Server, TOKEN, client, get_json, post};
 
 /// The bundled sample of this checkout (the manifest dir cargo sets when it runs the test: the
@@ -25,8 +27,10 @@ fn sample() -> PathBuf {
     manifest.join("../../tests/samples/ddc-small.jsonl")
 }
 
+/// `mechfund ARGS` on the store of `data`: `--data DATA`, or on PostgreSQL the `--store URL` of
+/// its [`DataDir`].
 fn mechfund(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mechfund")).args(args).arg("--data").arg(data).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mechfund")).args(args).args(store_args(data)).output().unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -65,7 +69,7 @@ fn replay(file: &Path) -> Value {
 
 #[test]
 fn import_then_export_is_byte_for_byte() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let data = dir.path().join("data");
     let output = import(&sample(), &data);
     assert_ok(&output, "import");
@@ -81,7 +85,7 @@ fn import_then_export_is_byte_for_byte() {
 
 #[test]
 fn importing_twice_is_refused_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let data = dir.path().join("data");
     assert_ok(&import(&sample(), &data), "import");
     let output = import(&sample(), &data);
@@ -92,7 +96,7 @@ fn importing_twice_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_bad_line_aborts_with_its_number_and_imports_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let data = dir.path().join("data");
     let text = std::fs::read_to_string(sample()).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -121,7 +125,7 @@ fn a_bad_line_aborts_with_its_number_and_imports_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_of_the_export_equals_the_served_state() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let data = dir.path().join("data");
     assert_ok(&import(&sample(), &data), "import");
     let exported = dir.path().join("export.jsonl");
@@ -134,67 +138,6 @@ async fn replay_of_the_export_equals_the_served_state() {
     server.stop();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn import_and_restore_refuse_while_serving_backup_then_restore_gives_the_same_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert_ok(&import(&sample(), &data), "import");
-    let server = Server::start(&data);
-
-    // The server holds the store: import and restore refuse, naming the reason.
-    let other = dir.path().join("other.jsonl");
-    std::fs::write(&other, concat!(
-        r#"{"seq":500,"ts":"2025-06-01T00:00:00+00:00","type":"DonationAdded","mech_id":"alt","payload":{"units":5}}"#,
-        "\n"
-    ))
-    .unwrap();
-    let output = import(&other, &data);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("is in use by a running `mechfund serve` (stop it first)"), "{}", stderr(&output));
-
-    // Writes after the import, then an online backup while serving; export works meanwhile.
-    for cents in [1500, 250, 99_999] {
-        donate(&server, cents).await;
-    }
-    let served_export = export(&data);
-    assert!(served_export.starts_with(&std::fs::read(sample()).unwrap()));
-    let backup = dir.path().join("backup.db");
-    let output = mechfund(&["backup", backup.to_str().unwrap()], &data);
-    assert_ok(&output, "backup");
-    let output = mechfund(&["backup", backup.to_str().unwrap()], &data);
-    assert_eq!(output.status.code(), Some(1), "a backup must not overwrite a file");
-    let output = mechfund(&["restore", backup.to_str().unwrap()], &data);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("stop it first"), "{}", stderr(&output));
-    let before = state(&server, "main").await;
-    server.stop();
-
-    // A fresh directory from the backup serves the same state and the same log.
-    let fresh = dir.path().join("fresh");
-    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &fresh), "restore");
-    assert_eq!(export(&fresh), served_export);
-    let restored = Server::start(&fresh);
-    assert_eq!(state(&restored, "main").await["state"], before["state"]);
-    restored.stop();
-
-    // Restoring over the original store keeps the old database aside.
-    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore over");
-    assert!(
-        std::fs::read_dir(&data)
-            .unwrap()
-            .any(|e| { e.unwrap().file_name().to_string_lossy().starts_with("mechfund.db.before-restore-") })
-    );
-    assert_eq!(export(&data), served_export);
-
-    // Something that is not a store is refused.
-    let junk = dir.path().join("junk.db");
-    std::fs::write(&junk, b"not a database").unwrap();
-    let output = mechfund(&["restore", junk.to_str().unwrap()], &fresh);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("not a usable mechfund store"), "{}", stderr(&output));
-    assert_eq!(export(&fresh), served_export);
-}
-
 /// Posts a donation; returns the seqs of the events it wrote.
 async fn donate_seqs(server: &Server, cents: u64) -> Vec<u64> {
     let body = json!({"amount": format!("{}.{:02}", cents / 100, cents % 100), "donor": "tester"});
@@ -203,248 +146,20 @@ async fn donate_seqs(server: &Server, cents: u64) -> Vec<u64> {
     answer["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
 }
 
-#[tokio::test]
-async fn seqs_given_out_before_a_restore_are_never_given_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert_ok(&import(&sample(), &data), "import");
-    let server = Server::start(&data);
-    let in_backup = donate_seqs(&server, 100).await;
-    assert_eq!(in_backup[0], 121, "the sample ends at seq 120");
-    let backup = dir.path().join("backup.db");
-    assert_ok(&mechfund(&["backup", backup.to_str().unwrap()], &data), "backup");
-    let backup_lines = export(&data);
-    // Written after the backup: lost by the restore, but their seqs were handed out.
-    let mut lost = donate_seqs(&server, 200).await;
-    lost.extend(donate_seqs(&server, 300).await);
-    let highest = *lost.iter().max().unwrap();
-    server.stop();
-
-    let output = mechfund(&["restore", backup.to_str().unwrap()], &data);
-    assert_ok(&output, "restore");
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.contains(&format!("the next event gets seq {}", highest + 1)), "{said}");
-    assert_eq!(export(&data), backup_lines);
-    let server = Server::start(&data);
-    let after = donate_seqs(&server, 400).await;
-    assert_eq!(after[0], highest + 1, "a seq given out before the restore was given again");
-    let served = state(&server, "main").await;
-    server.stop();
-    // The log has a gap where the lost events were; replay does not mind.
-    let log = dir.path().join("after.jsonl");
-    std::fs::write(&log, export(&data)).unwrap();
-    assert_eq!(replay(&log)["state"], served["state"]);
-
-    // Restored where no database was, the backup's own seqs continue.
-    let fresh = dir.path().join("fresh");
-    let output = mechfund(&["restore", backup.to_str().unwrap()], &fresh);
-    assert_ok(&output, "restore into a fresh directory");
-    let said = String::from_utf8_lossy(&output.stdout);
-    let next = in_backup.iter().max().unwrap() + 1;
-    assert!(said.contains(&format!("the next event gets seq {next}")), "{said}");
+/// A store with five donations of $1 (seqs 1..=5, level 1, $5 of $10), the server stopped.
+async fn store_with_donations() -> DataDir {
+    let dir = DataDir::new();
+    donate_five(dir.path()).await;
+    dir
 }
 
-/// The highest seq of some stored lines (0 for none).
-fn last_seq(lines: &str) -> u64 {
-    lines.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["seq"].as_u64().unwrap()).max().unwrap_or(0)
-}
-
-/// The lines of a store file (every mech, in seq order, each followed by a newline) and whether
-/// each mech's snapshot row is at its last event.
-fn read_store(db: &Path) -> (String, Vec<(String, i64, i64)>) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut lines = String::new();
-    let mut stmt = conn.prepare("SELECT line FROM events ORDER BY seq").unwrap();
-    for line in stmt.query_map([], |row| row.get::<_, String>(0)).unwrap() {
-        lines.push_str(&line.unwrap());
-        lines.push('\n');
-    }
-    let mut stmt = conn
-        .prepare(
-            "SELECT e.mech, MAX(e.seq), (SELECT last_seq FROM snapshots s WHERE s.mech = e.mech) \
-             FROM events e GROUP BY e.mech",
-        )
-        .unwrap();
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, Option<i64>>(2)?.unwrap_or(-1))));
-    (lines, rows.unwrap().map(Result::unwrap).collect())
-}
-
-/// A backup taken while clients donate is a consistent snapshot, and restoring it (over the
-/// store of a server killed with -9, hot WAL and all) serves it: state == replay of the restored
-/// log, which is the backup's byte for byte; its snapshot rows are at its last events (the server
-/// rebuilds nothing); every donation acknowledged before the backup started is there once, none
-/// sent after it finished is, and each client's donations in it are a prefix of what it sent.
-/// The old store is kept aside complete. Clients retrying with their keys then get their first
-/// answers for what the backup holds, and the rest takes effect once.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_backup_under_load_restores_to_a_consistent_state() {
-    let seed = common::seed("MECHFUND_BACKUP_SEED");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let c = client();
-    let mut server = Server::start(&data);
-    let load = Load::start(&c, &server, 8, "b", seed);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let backup = dir.path().join("backup.db");
-    let started = Instant::now();
-    let (path, dir_of_data) = (backup.to_str().unwrap().to_owned(), data.clone());
-    let output = tokio::task::spawn_blocking(move || mechfund(&["backup", &path], &dir_of_data)).await.unwrap();
-    let finished = Instant::now();
-    assert_ok(&output, "backup while serving");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    server.kill9();
-    let writes = load.join().await;
-    drop(server);
-
-    let (backup_lines, snapshots) = read_store(&backup);
-    for (mech, last_seq, snapshot_seq) in &snapshots {
-        assert_eq!(snapshot_seq, last_seq, "seed {seed}: the backup's snapshot of {mech} is not at its last event");
-    }
-    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
-    let server = Server::start(&data);
-    assert!(!server.stderr_text().contains("snapshot rebuilt"), "seed {seed}: {}", server.stderr_text());
-    let log = Log::fetch(&c, &server).await;
-    let restored = String::from_utf8(export(&data)).unwrap();
-    if restored != backup_lines {
-        let line = restored.lines().zip(backup_lines.lines()).position(|(a, b)| a != b);
-        panic!(
-            "seed {seed}: the restored log ({} lines) is not the backup's ({} lines); first difference at line {line:?}",
-            restored.lines().count(),
-            backup_lines.lines().count()
-        );
-    }
-
-    let donor_of = |key: &str| key.rsplit_once('-').unwrap().0.to_owned();
-    let before: Vec<_> = writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at < started)).cloned().collect();
-    log.assert_exactly_once(&before, &format!("seed {seed}: acknowledged before the backup"));
-    let mut gone: HashSet<String> = HashSet::new();
-    for write in writes.iter().filter(|w| w.donor.is_some()) {
-        let donor = write.donor.as_ref().unwrap();
-        let present = log.donors.contains_key(donor);
-        assert!(!(present && write.sent > finished), "seed {seed}: {donor} was sent after the backup finished");
-        // Each client sends one write at a time: once one is missing, so are its later ones.
-        let client = donor_of(&write.key);
-        assert!(!(present && gone.contains(&client)), "seed {seed}: {donor} is in the backup, an earlier one is not");
-        if !present {
-            gone.insert(client);
-        }
-    }
-    let old = std::fs::read_dir(&data)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("mechfund.db.before-restore-") && !name.ends_with("-wal")
-        })
-        .unwrap();
-    let (old_lines, _) = read_store(&old);
-    // The seqs the old store gave out after the backup are not given again.
-    let lost = last_seq(&backup_lines) + 1..=last_seq(&old_lines);
-    for write in writes.iter().filter(|w| w.answer.is_some()) {
-        if let Some(donor) = &write.donor {
-            assert!(old_lines.contains(&format!("\"donor\":\"{donor}\"")), "seed {seed}: {donor} not kept aside");
-        }
-    }
-
-    // The clients retry: the first answer for what the backup holds, once more for the rest.
-    let mut retried = writes.clone();
-    for write in retried.iter_mut().filter(|w| w.donor.is_some() || w.answer.as_ref().is_some_and(|a| a.at < started)) {
-        let again = write.retry(&c, &server).await.unwrap();
-        assert!([200, 201].contains(&again.0), "seed {seed}: retry of {}: {again:?}", write.key);
-        let kept = write.donor.as_ref().is_none_or(|donor| log.donors.contains_key(donor));
-        if let (Some(first), true) = (&write.answer, kept) {
-            assert_eq!(again, (first.status, first.body.clone()), "seed {seed}: retry of {}", write.key);
-        }
-        write.answer = Some(common::Answer { status: again.0, body: again.1, at: Instant::now() });
-    }
-    let log = Log::fetch_with_gap(&c, &server, Some(lost)).await;
-    log.assert_exactly_once(&retried, &format!("seed {seed}: after the retries"));
-    let donations = writes.iter().filter(|w| w.donor.is_some()).count();
-    assert_eq!(log.donors.len(), donations, "seed {seed}: every donation is recorded once after the retries");
-    let during = writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at >= started && w.sent <= finished));
-    eprintln!(
-        "{} writes, {} acknowledged before the backup, {} during it, {} events in it",
-        writes.len(),
-        before.len(),
-        during.count(),
-        log.events.len()
-    );
-    assert!(before.len() >= 10, "seed {seed}: too little load before the backup");
-    server.stop();
-}
-
-#[test]
-fn a_server_refuses_to_start_on_a_locked_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let lock = std::fs::File::create(data.join("lock")).unwrap();
-    lock.try_lock().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_mechfund"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .env("MECHFUND_ADMIN_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("in use by another mechfund process"), "{}", stderr(&output));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_emptied_database_is_refused_not_started_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let backup = dir.path().join("backup.db");
-    {
-        let server = Server::start(&data);
-        donate(&server, 500).await;
-        assert_ok(&mechfund(&["backup", backup.to_str().unwrap()], &data), "backup");
-        server.stop();
-    }
-    // The database emptied (a disk full, a careless `> mechfund.db`); the lock file the server
-    // left says the directory held a store.
-    std::fs::write(data.join("mechfund.db"), b"").unwrap();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(data.join(format!("mechfund.db{suffix}")));
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_mechfund"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .env_remove("MECHFUND_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
-    let message = stderr(&output);
-    assert!(message.contains("is empty (0 bytes)") && message.contains("mechfund restore"), "{message}");
-    let output = import(&sample(), &data);
-    assert!(!output.status.success() && stderr(&output).contains("is empty (0 bytes)"), "{}", stderr(&output));
-    // Deleted rather than emptied: the same.
-    std::fs::remove_file(data.join("mechfund.db")).unwrap();
-    let output = import(&sample(), &data);
-    assert!(stderr(&output).contains("is missing"), "{}", stderr(&output));
-    // What the message says to run brings the store back.
-    assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
-    let server = Server::start(&data);
-    assert_eq!(state(&server, "main").await["state"]["cumulative_donations_cents"], 500);
-}
-
-/// A store with five donations of $1 (seqs 1..=5, level 1, $5 of $10), the server stopped:
-/// (temp dir, data dir).
-async fn store_with_donations() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start(&data);
+/// Five donations of $1 to `main` by a server on `data`, stopped after.
+async fn donate_five(data: &Path) {
+    let server = Server::start(data);
     for _ in 0..5 {
         donate(&server, 100).await;
     }
     server.stop();
-    (dir, data)
-}
-
-fn sql(data: &Path, statement: &str) {
-    let conn = rusqlite::Connection::open(data.join("mechfund.db")).unwrap();
-    conn.execute_batch(statement).unwrap();
 }
 
 fn verify_store(data: &Path) -> (Option<i32>, Value) {
@@ -466,15 +181,16 @@ async fn edited_removed_or_added_rows_are_found_and_the_store_takes_no_writes() 
         ),
     ];
     for (what, statement, first_bad) in cases {
-        let (_dir, data) = store_with_donations().await;
-        assert_eq!(verify_store(&data).0, Some(0), "{what}: the untouched store verifies");
-        sql(&data, statement);
-        let (code, report) = verify_store(&data);
+        let dir = store_with_donations().await;
+        let data = dir.path();
+        assert_eq!(verify_store(data).0, Some(0), "{what}: the untouched store verifies");
+        dir.execute(statement);
+        let (code, report) = verify_store(data);
         assert_eq!(code, Some(1), "{what}: {report}");
         assert_eq!(report["chain"]["ok"], false, "{what}: {report}");
         assert_eq!(report["chain"]["first_bad_seq"], first_bad, "{what}: {report}");
         // The server starts (reads go on) but refuses every write, saying what to run.
-        let server = Server::start(&data);
+        let server = Server::start(data);
         let (status, body) = post(&client(), &server.url("/mechs/main/donations"), &json!({"amount": "1"})).await;
         assert_eq!(status, 503, "{what}: {body}");
         assert!(
@@ -483,24 +199,26 @@ async fn edited_removed_or_added_rows_are_found_and_the_store_takes_no_writes() 
             server.stderr_text()
         );
         assert_eq!(body["error"]["code"], "store_damaged");
-        assert!(body["error"]["message"].as_str().unwrap().contains("mechfund verify --data"), "{body}");
+        let run = if dir.database().is_some() { "mechfund verify --store" } else { "mechfund verify --data" };
+        assert!(body["error"]["message"].as_str().unwrap().contains(run), "{body}");
         assert_eq!(get_json(&client(), &server.url("/mechs/main/state")).await["state"]["level"], 1);
         server.stop();
         // Nothing was appended to the damaged log.
-        assert_eq!(verify_store(&data).1["chain"], report["chain"], "{what}");
+        assert_eq!(verify_store(data).1["chain"], report["chain"], "{what}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_snapshot_is_not_served_the_log_is() {
-    let (_dir, data) = store_with_donations().await;
+    let dir = store_with_donations().await;
+    let data = dir.path();
     // Goal 1 would level the mech up at the next donation.
-    sql(&data, "UPDATE snapshots SET state = replace(state, '\"goal_requirement\":1000', '\"goal_requirement\":1')");
-    let (code, report) = verify_store(&data);
+    dir.execute("UPDATE snapshots SET state = replace(state, '\"goal_requirement\":1000', '\"goal_requirement\":1')");
+    let (code, report) = verify_store(data);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["chain"]["ok"], true);
     assert_eq!(report["snapshots"][0]["ok"], false, "{report}");
-    let server = Server::start(&data);
+    let server = Server::start(data);
     assert!(server.stderr_text().contains("does not match its digest"), "{}", server.stderr_text());
     let state = state(&server, "main").await;
     assert_eq!(state["state"]["goal_requirement"], 1000, "{state}");
@@ -509,25 +227,340 @@ async fn an_edited_snapshot_is_not_served_the_log_is() {
     assert_eq!((state["state"]["level"].clone(), state["state"]["evo_acc"].clone()), (json!(1), json!(600)));
     server.stop();
     let exported = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(exported.path(), export(&data)).unwrap();
+    std::fs::write(exported.path(), export(data)).unwrap();
     assert_eq!(replay(exported.path())["state"], state["state"]);
-    assert_eq!(verify_store(&data).0, Some(0));
+    assert_eq!(verify_store(data).0, Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_store_from_before_the_chain_is_chained_at_start() {
-    let (_dir, data) = store_with_donations().await;
-    sql(
-        &data,
-        "UPDATE events SET hash = NULL; UPDATE snapshots SET digest = NULL; DELETE FROM meta WHERE key = 'head_seq';",
-    );
-    let (code, report) = verify_store(&data);
-    assert_eq!(code, Some(1), "snapshots without a digest: {report}");
-    assert!(report["chain"]["unchained"].is_string(), "{report}");
-    let server = Server::start(&data);
-    donate(&server, 100).await;
-    server.stop();
-    let (code, report) = verify_store(&data);
-    assert_eq!(code, Some(0), "{report}");
-    assert_eq!(report["chain"]["last_seq"], 6);
+mod sqlite_file {
+    //! The SQLite file itself: `backup` and `restore` (on PostgreSQL: pg_dump or point-in-time
+    //! recovery, docs/http-api.md), the store's lock file, an emptied file, and a store from before the
+    //! hash chain (PostgreSQL stores were chained from their first version). Always on SQLite: the
+    //! PostgreSQL run skips them.
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn import_and_restore_refuse_while_serving_backup_then_restore_gives_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        assert_ok(&import(&sample(), &data), "import");
+        let server = Server::start(&data);
+
+        // The server holds the store: import and restore refuse, naming the reason.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, concat!(
+            r#"{"seq":500,"ts":"2025-06-01T00:00:00+00:00","type":"DonationAdded","mech_id":"alt","payload":{"units":5}}"#,
+            "\n"
+        ))
+        .unwrap();
+        let output = import(&other, &data);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).contains("is in use by a running `mechfund serve` (stop it first)"),
+            "{}",
+            stderr(&output)
+        );
+
+        // Writes after the import, then an online backup while serving; export works meanwhile.
+        for cents in [1500, 250, 99_999] {
+            donate(&server, cents).await;
+        }
+        let served_export = export(&data);
+        assert!(served_export.starts_with(&std::fs::read(sample()).unwrap()));
+        let backup = dir.path().join("backup.db");
+        let output = mechfund(&["backup", backup.to_str().unwrap()], &data);
+        assert_ok(&output, "backup");
+        let output = mechfund(&["backup", backup.to_str().unwrap()], &data);
+        assert_eq!(output.status.code(), Some(1), "a backup must not overwrite a file");
+        let output = mechfund(&["restore", backup.to_str().unwrap()], &data);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("stop it first"), "{}", stderr(&output));
+        let before = state(&server, "main").await;
+        server.stop();
+
+        // A fresh directory from the backup serves the same state and the same log.
+        let fresh = dir.path().join("fresh");
+        assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &fresh), "restore");
+        assert_eq!(export(&fresh), served_export);
+        let restored = Server::start(&fresh);
+        assert_eq!(state(&restored, "main").await["state"], before["state"]);
+        restored.stop();
+
+        // Restoring over the original store keeps the old database aside.
+        assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore over");
+        assert!(
+            std::fs::read_dir(&data)
+                .unwrap()
+                .any(|e| { e.unwrap().file_name().to_string_lossy().starts_with("mechfund.db.before-restore-") })
+        );
+        assert_eq!(export(&data), served_export);
+
+        // Something that is not a store is refused.
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"not a database").unwrap();
+        let output = mechfund(&["restore", junk.to_str().unwrap()], &fresh);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("not a usable mechfund store"), "{}", stderr(&output));
+        assert_eq!(export(&fresh), served_export);
+    }
+
+    #[tokio::test]
+    async fn seqs_given_out_before_a_restore_are_never_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        assert_ok(&import(&sample(), &data), "import");
+        let server = Server::start(&data);
+        let in_backup = donate_seqs(&server, 100).await;
+        assert_eq!(in_backup[0], 121, "the sample ends at seq 120");
+        let backup = dir.path().join("backup.db");
+        assert_ok(&mechfund(&["backup", backup.to_str().unwrap()], &data), "backup");
+        let backup_lines = export(&data);
+        // Written after the backup: lost by the restore, but their seqs were handed out.
+        let mut lost = donate_seqs(&server, 200).await;
+        lost.extend(donate_seqs(&server, 300).await);
+        let highest = *lost.iter().max().unwrap();
+        server.stop();
+
+        let output = mechfund(&["restore", backup.to_str().unwrap()], &data);
+        assert_ok(&output, "restore");
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(said.contains(&format!("the next event gets seq {}", highest + 1)), "{said}");
+        assert_eq!(export(&data), backup_lines);
+        let server = Server::start(&data);
+        let after = donate_seqs(&server, 400).await;
+        assert_eq!(after[0], highest + 1, "a seq given out before the restore was given again");
+        let served = state(&server, "main").await;
+        server.stop();
+        // The log has a gap where the lost events were; replay does not mind.
+        let log = dir.path().join("after.jsonl");
+        std::fs::write(&log, export(&data)).unwrap();
+        assert_eq!(replay(&log)["state"], served["state"]);
+
+        // Restored where no database was, the backup's own seqs continue.
+        let fresh = dir.path().join("fresh");
+        let output = mechfund(&["restore", backup.to_str().unwrap()], &fresh);
+        assert_ok(&output, "restore into a fresh directory");
+        let said = String::from_utf8_lossy(&output.stdout);
+        let next = in_backup.iter().max().unwrap() + 1;
+        assert!(said.contains(&format!("the next event gets seq {next}")), "{said}");
+    }
+
+    /// The highest seq of some stored lines (0 for none).
+    fn last_seq(lines: &str) -> u64 {
+        lines
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap()["seq"].as_u64().unwrap())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The lines of a store file (every mech, in seq order, each followed by a newline) and whether
+    /// each mech's snapshot row is at its last event.
+    fn read_store(db: &Path) -> (String, Vec<(String, i64, i64)>) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut lines = String::new();
+        let mut stmt = conn.prepare("SELECT line FROM events ORDER BY seq").unwrap();
+        for line in stmt.query_map([], |row| row.get::<_, String>(0)).unwrap() {
+            lines.push_str(&line.unwrap());
+            lines.push('\n');
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT e.mech, MAX(e.seq), (SELECT last_seq FROM snapshots s WHERE s.mech = e.mech) \
+                 FROM events e GROUP BY e.mech",
+            )
+            .unwrap();
+        let rows =
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, Option<i64>>(2)?.unwrap_or(-1))));
+        (lines, rows.unwrap().map(Result::unwrap).collect())
+    }
+
+    /// A backup taken while clients donate is a consistent snapshot, and restoring it (over the
+    /// store of a server killed with -9, hot WAL and all) serves it: state == replay of the restored
+    /// log, which is the backup's byte for byte; its snapshot rows are at its last events (the server
+    /// rebuilds nothing); every donation acknowledged before the backup started is there once, none
+    /// sent after it finished is, and each client's donations in it are a prefix of what it sent.
+    /// The old store is kept aside complete. Clients retrying with their keys then get their first
+    /// answers for what the backup holds, and the rest takes effect once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_backup_under_load_restores_to_a_consistent_state() {
+        let seed = common::seed("MECHFUND_BACKUP_SEED");
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let c = client();
+        let mut server = Server::start(&data);
+        let load = Load::start(&c, &server, 8, "b", seed);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let backup = dir.path().join("backup.db");
+        let started = Instant::now();
+        let (path, dir_of_data) = (backup.to_str().unwrap().to_owned(), data.clone());
+        let output = tokio::task::spawn_blocking(move || mechfund(&["backup", &path], &dir_of_data)).await.unwrap();
+        let finished = Instant::now();
+        assert_ok(&output, "backup while serving");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.kill9();
+        let writes = load.join().await;
+        drop(server);
+
+        let (backup_lines, snapshots) = read_store(&backup);
+        for (mech, last_seq, snapshot_seq) in &snapshots {
+            assert_eq!(snapshot_seq, last_seq, "seed {seed}: the backup's snapshot of {mech} is not at its last event");
+        }
+        assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
+        let server = Server::start(&data);
+        assert!(!server.stderr_text().contains("snapshot rebuilt"), "seed {seed}: {}", server.stderr_text());
+        let log = Log::fetch(&c, &server).await;
+        let restored = String::from_utf8(export(&data)).unwrap();
+        if restored != backup_lines {
+            let line = restored.lines().zip(backup_lines.lines()).position(|(a, b)| a != b);
+            panic!(
+                "seed {seed}: the restored log ({} lines) is not the backup's ({} lines); first difference at line {line:?}",
+                restored.lines().count(),
+                backup_lines.lines().count()
+            );
+        }
+
+        let donor_of = |key: &str| key.rsplit_once('-').unwrap().0.to_owned();
+        let before: Vec<_> =
+            writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at < started)).cloned().collect();
+        log.assert_exactly_once(&before, &format!("seed {seed}: acknowledged before the backup"));
+        let mut gone: HashSet<String> = HashSet::new();
+        for write in writes.iter().filter(|w| w.donor.is_some()) {
+            let donor = write.donor.as_ref().unwrap();
+            let present = log.donors.contains_key(donor);
+            assert!(!(present && write.sent > finished), "seed {seed}: {donor} was sent after the backup finished");
+            // Each client sends one write at a time: once one is missing, so are its later ones.
+            let client = donor_of(&write.key);
+            assert!(
+                !(present && gone.contains(&client)),
+                "seed {seed}: {donor} is in the backup, an earlier one is not"
+            );
+            if !present {
+                gone.insert(client);
+            }
+        }
+        let old = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("mechfund.db.before-restore-") && !name.ends_with("-wal")
+            })
+            .unwrap();
+        let (old_lines, _) = read_store(&old);
+        // The seqs the old store gave out after the backup are not given again.
+        let lost = last_seq(&backup_lines) + 1..=last_seq(&old_lines);
+        for write in writes.iter().filter(|w| w.answer.is_some()) {
+            if let Some(donor) = &write.donor {
+                assert!(old_lines.contains(&format!("\"donor\":\"{donor}\"")), "seed {seed}: {donor} not kept aside");
+            }
+        }
+
+        // The clients retry: the first answer for what the backup holds, once more for the rest.
+        let mut retried = writes.clone();
+        for write in
+            retried.iter_mut().filter(|w| w.donor.is_some() || w.answer.as_ref().is_some_and(|a| a.at < started))
+        {
+            let again = write.retry(&c, &server).await.unwrap();
+            assert!([200, 201].contains(&again.0), "seed {seed}: retry of {}: {again:?}", write.key);
+            let kept = write.donor.as_ref().is_none_or(|donor| log.donors.contains_key(donor));
+            if let (Some(first), true) = (&write.answer, kept) {
+                assert_eq!(again, (first.status, first.body.clone()), "seed {seed}: retry of {}", write.key);
+            }
+            write.answer = Some(common::Answer { status: again.0, body: again.1, at: Instant::now() });
+        }
+        let log = Log::fetch_with_gap(&c, &server, Some(lost)).await;
+        log.assert_exactly_once(&retried, &format!("seed {seed}: after the retries"));
+        let donations = writes.iter().filter(|w| w.donor.is_some()).count();
+        assert_eq!(log.donors.len(), donations, "seed {seed}: every donation is recorded once after the retries");
+        let during = writes.iter().filter(|w| w.answer.as_ref().is_some_and(|a| a.at >= started && w.sent <= finished));
+        eprintln!(
+            "{} writes, {} acknowledged before the backup, {} during it, {} events in it",
+            writes.len(),
+            before.len(),
+            during.count(),
+            log.events.len()
+        );
+        assert!(before.len() >= 10, "seed {seed}: too little load before the backup");
+        server.stop();
+    }
+
+    #[test]
+    fn a_server_refuses_to_start_on_a_locked_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let lock = std::fs::File::create(data.join("lock")).unwrap();
+        lock.try_lock().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_mechfund"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("MECHFUND_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("in use by another mechfund process"), "{}", stderr(&output));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_emptied_database_is_refused_not_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let backup = dir.path().join("backup.db");
+        {
+            let server = Server::start(&data);
+            donate(&server, 500).await;
+            assert_ok(&mechfund(&["backup", backup.to_str().unwrap()], &data), "backup");
+            server.stop();
+        }
+        // The database emptied (a disk full, a careless `> mechfund.db`); the lock file the server
+        // left says the directory held a store.
+        std::fs::write(data.join("mechfund.db"), b"").unwrap();
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("mechfund.db{suffix}")));
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_mechfund"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env_remove("MECHFUND_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+        let message = stderr(&output);
+        assert!(message.contains("is empty (0 bytes)") && message.contains("mechfund restore"), "{message}");
+        let output = import(&sample(), &data);
+        assert!(!output.status.success() && stderr(&output).contains("is empty (0 bytes)"), "{}", stderr(&output));
+        // Deleted rather than emptied: the same.
+        std::fs::remove_file(data.join("mechfund.db")).unwrap();
+        let output = import(&sample(), &data);
+        assert!(stderr(&output).contains("is missing"), "{}", stderr(&output));
+        // What the message says to run brings the store back.
+        assert_ok(&mechfund(&["restore", backup.to_str().unwrap()], &data), "restore");
+        let server = Server::start(&data);
+        assert_eq!(state(&server, "main").await["state"]["cumulative_donations_cents"], 500);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_store_from_before_the_chain_is_chained_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_owned();
+        donate_five(&data).await;
+        let conn = rusqlite::Connection::open(data.join("mechfund.db")).unwrap();
+        conn.execute_batch(
+            "UPDATE events SET hash = NULL; UPDATE snapshots SET digest = NULL; DELETE FROM meta WHERE key = 'head_seq';",
+        )
+        .unwrap();
+        drop(conn);
+        let (code, report) = verify_store(&data);
+        assert_eq!(code, Some(1), "snapshots without a digest: {report}");
+        assert!(report["chain"]["unchained"].is_string(), "{report}");
+        let server = Server::start(&data);
+        donate(&server, 100).await;
+        server.stop();
+        let (code, report) = verify_store(&data);
+        assert_eq!(code, Some(0), "{report}");
+        assert_eq!(report["chain"]["last_seq"], 6);
+    }
 }

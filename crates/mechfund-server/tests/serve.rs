@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use common::store::DataDir;
 use common::{
     Load, Log, Rng, Server, TOKEN, Write, assert_error, assert_live_equals_replay, client, events, get_json, get_text,
     post, post_raw,
@@ -21,7 +22,7 @@ use common::{
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotent_retries_survive_restarts() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let mut server = Server::start(dir.path());
     let c = client();
     let url = server.url("/mechs/main/donations");
@@ -63,7 +64,7 @@ const CRASH_ROUNDS: u64 = 24;
 async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     let seed = common::seed("MECHFUND_CRASH_SEED");
     let mut rng = Rng::seeded(seed);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let c = client();
     let mut all: Vec<Write> = Vec::new();
     let (mut acked_before_kill, mut startup_kills, mut before_ready, mut garbled) = (0, 0, 0, 0);
@@ -83,8 +84,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
             // Killed again while opening the store and recovering, sometimes while it rebuilds
             // a garbled snapshot.
             if rng.below(2) == 0 {
-                let db = rusqlite::Connection::open(dir.path().join("mechfund.db")).unwrap();
-                db.execute("UPDATE snapshots SET state = 'garbled' WHERE mech = 'main'", []).unwrap();
+                dir.execute("UPDATE snapshots SET state = 'garbled' WHERE mech = 'main'");
                 garbled += 1;
             }
             let mut starting = Server::spawn(dir.path(), Some(TOKEN), &[]);
@@ -145,7 +145,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
 /// SIGTERM under the same load: every acknowledged write is kept, and the stop is clean.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let c = client();
     let server = Server::start(dir.path());
     let load = Load::start(&c, &server, 8, "t", 7);
@@ -161,7 +161,7 @@ async fn sigterm_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupted_snapshot_is_rebuilt_on_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let server = Server::start(dir.path());
     let c = client();
     for (path, body) in [
@@ -175,11 +175,9 @@ async fn a_corrupted_snapshot_is_rebuilt_on_start() {
     let before = get_json(&c, &server.url("/mechs/main/state")).await;
     let alt_before = get_json(&c, &server.url("/mechs/alt/state")).await;
     server.stop();
-    let db = rusqlite::Connection::open(dir.path().join("mechfund.db")).unwrap();
-    let changed = db.execute("UPDATE snapshots SET state = '{\"level\": \"garbled' WHERE mech = 'main'", []).unwrap();
+    let changed = dir.execute("UPDATE snapshots SET state = '{\"level\": \"garbled' WHERE mech = 'main'");
     assert_eq!(changed, 1);
-    db.execute("UPDATE snapshots SET last_seq = 1 WHERE mech = 'alt'", []).unwrap();
-    drop(db);
+    assert_eq!(dir.execute("UPDATE snapshots SET last_seq = 1 WHERE mech = 'alt'"), 1);
     let server = Server::start(dir.path());
     let log = server.stderr_text();
     assert!(log.contains("snapshot rebuilt") && log.contains("main") && log.contains("alt"), "{log}");
@@ -192,8 +190,6 @@ async fn a_corrupted_snapshot_is_rebuilt_on_start() {
     // The rebuilt rows were written back: the next start needs no rebuild.
     let server = Server::start(dir.path());
     assert!(!server.stderr_text().contains("snapshot rebuilt"), "{}", server.stderr_text());
-    drop(server);
-    assert!(dir.path().join("mechfund.db").exists());
 }
 
 /// Without `MECHFUND_ADMIN_TOKEN` the server makes a token in the data dir, readable by its owner
@@ -201,7 +197,7 @@ async fn a_corrupted_snapshot_is_rebuilt_on_start() {
 /// tests/http/access.rs.)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_token_file_is_made_once_and_announced_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let server = Server::start_args(dir.path(), None, &[]);
     let token_path = dir.path().join("admin-token");
     let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
@@ -232,7 +228,7 @@ async fn the_admin_token_file_is_made_once_and_announced_once() {
 fn unusable_options_exit_2_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let cases: [(&[&str], Option<&str>, &str); 8] = [
+    let cases: [(&[&str], Option<&str>, &str); 10] = [
         (&["--cors-origin", "*", "--cors-origin", "https://a.example"], None, "cannot be combined"),
         (&["--cors-origin", "a.example"], None, "no scheme"),
         (&["--cors-origin", "https://a.example/path"], None, "no path"),
@@ -241,6 +237,8 @@ fn unusable_options_exit_2_before_listening() {
         (&["--cors-origin", "https://a b.example"], None, "host"),
         (&[], Some("x"), "at least 16"),
         (&["--ddc", "/nonexistent/ddc"], None, "not a directory"),
+        (&["--store", "mysql://u:secret@db/x"], None, "mysql://u@db/x is not a PostgreSQL URL"),
+        (&["--store", "postgres://u@db:port/x"], None, "--store / MECHFUND_STORE: postgres://u@db:port/x"),
     ];
     for (args, token, needle) in cases {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mechfund"));
@@ -252,6 +250,7 @@ fn unusable_options_exit_2_before_listening() {
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("secret"), "{args:?}: a password is printed: {stderr}");
         assert!(!stdout.contains("listening") && !stderr.contains("panicked"), "{args:?}: {stdout}{stderr}");
     }
     // A short token in the token file is refused too (by the running store's start-up).

@@ -11,6 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::store::DataDir;
 use common::{Server, Stream, client, get_text, post};
 use serde_json::{Value, json};
 
@@ -32,13 +33,9 @@ async fn stored(c: &reqwest::Client, server: &Server) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn last_event_id_resumes_after_kill_9_and_a_restart_without_gaps_or_repeats() {
-    let dir = temp();
+    let dir = DataDir::new();
     let data = dir.path();
     let mut server = Server::start(data);
     let c = client();
@@ -72,7 +69,7 @@ async fn last_event_id_resumes_after_kill_9_and_a_restart_without_gaps_or_repeat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_streams_do_not_hold_up_a_graceful_stop() {
-    let dir = temp();
+    let dir = DataDir::new();
     let server = Server::start(dir.path());
     let c = client();
     donate(&c, &server, "ann", "1.00").await;

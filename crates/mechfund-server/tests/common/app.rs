@@ -31,6 +31,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub use super::TOKEN;
+use super::store::Database;
+pub use super::store::on_postgres;
 use super::{Stream, assert_state_is_replay};
 
 /// The admin token of an [`App`].
@@ -58,73 +60,6 @@ pub struct Builder {
     idempotency_keys: u64,
     /// With `MECHFUND_TEST_STORE=postgres`: the database, kept across restarts.
     database: Option<Arc<Database>>,
-}
-
-/// Whether the suite runs against PostgreSQL (`MECHFUND_TEST_STORE=postgres`), else SQLite.
-#[must_use]
-pub fn on_postgres() -> bool {
-    match std::env::var("MECHFUND_TEST_STORE").as_deref() {
-        Ok("postgres") => true,
-        Ok("sqlite") | Err(_) => false,
-        Ok(other) => panic!("MECHFUND_TEST_STORE={other:?}: give sqlite or postgres"),
-    }
-}
-
-/// A PostgreSQL cluster with one database, owned by a thread of its own: the cluster's
-/// postmaster dies with the thread that started it (`mechfund-pgtest`), and a test's thread or
-/// runtime may not live as long as an [`App`] and its restarts. Dropped, it stops the cluster.
-#[derive(Debug)]
-pub struct Database {
-    url: String,
-    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
-    owner: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Database {
-    fn start() -> Database {
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let owner = std::thread::spawn(move || {
-            let started = mechfund_pgtest::Cluster::start().and_then(|cluster| {
-                let url = cluster.create_database("mechfund")?;
-                Ok((cluster, url))
-            });
-            match started {
-                Ok((cluster, url)) => {
-                    ready_tx.send(Ok(url)).unwrap();
-                    // Until the Database is dropped (or the test process ends).
-                    let _ = stopped.recv();
-                    drop(cluster);
-                }
-                Err(e) => ready_tx.send(Err(e)).unwrap(),
-            }
-        });
-        let url = ready.recv().unwrap().unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
-        Database { url, stop: Mutex::new(Some(stop)), owner: Mutex::new(Some(owner)) }
-    }
-
-    /// Runs `sql` on the database (from a thread with no runtime: the sync client runs its own).
-    pub fn execute(&self, sql: &str) -> u64 {
-        let (url, sql) = (self.url.clone(), sql.to_owned());
-        std::thread::spawn(move || {
-            let mut client =
-                mechfund_pgtest::postgres::Client::connect(&url, mechfund_pgtest::postgres::NoTls).unwrap();
-            client.execute(sql.as_str(), &[]).unwrap()
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.lock().unwrap().take() {
-            let _ = stop.send(());
-        }
-        if let Some(owner) = self.owner.lock().unwrap().take() {
-            let _ = owner.join();
-        }
-    }
 }
 
 impl Default for Builder {
@@ -356,7 +291,7 @@ impl App {
         let sink = log.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
         let store = match &builder.database {
-            Some(database) => Store::Postgres(database.url.clone()),
+            Some(database) => Store::Postgres(database.url().to_owned()),
             None => Store::Sqlite(db),
         };
         // On a thread of its own in the runtime's context, as `serve` opens it on a blocking

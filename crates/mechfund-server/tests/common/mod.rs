@@ -7,6 +7,7 @@
 //! ([`assert_state_is_replay`]) and the one reader of event streams ([`Stream`]).
 
 pub mod app;
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -23,7 +24,8 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-token-0123456789";
 
-/// A `mechfund serve` process with its data dir; killed when dropped.
+/// A `mechfund serve` process with its data dir (and the PostgreSQL database of the dir's
+/// [`DataDir`], if it has one); killed when dropped.
 pub struct Server {
     child: Child,
     /// Until the address is read.
@@ -61,6 +63,9 @@ impl Server {
             .env_remove("MECHFUND_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
+        if let Some(database) = store::database_of(data) {
+            command.args(["--store", database.url()]);
+        }
         if !extra.contains(&"--rate-limit") {
             command.args(["--rate-limit", "0"]);
         }
