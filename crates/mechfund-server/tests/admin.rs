@@ -146,6 +146,43 @@ async fn donate_seqs(server: &Server, cents: u64) -> Vec<u64> {
     answer["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
 }
 
+/// A store a newer mechfund migrated (its schema version is past this one's) is refused by
+/// `serve`, `import`, `export` and `verify`, each saying to run a newer mechfund; none writes
+/// to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_a_newer_mechfund_migrated_is_refused_by_every_command() {
+    let dir = store_with_donations().await;
+    let data = dir.path();
+    let before = export(data);
+    let (bump, undo) = match dir.database() {
+        Some(_) => (
+            "INSERT INTO mechfund_migrations (version) VALUES (1000)",
+            "DELETE FROM mechfund_migrations WHERE version = 1000",
+        ),
+        None => (
+            "PRAGMA user_version = 1000",
+            &*format!("PRAGMA user_version = {}", mechfund_server::store::schema_version()),
+        ),
+    };
+    dir.execute(bump);
+    let newer = "schema is version 1000, newer than this mechfund's";
+    let mut serve = Server::spawn(data, Some(TOKEN), &[]);
+    let (code, stdout) = serve.exited(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "serve: {stdout}");
+    assert!(!stdout.contains("listening") && serve.stderr_text().contains(newer), "{stdout}{}", serve.stderr_text());
+    for args in [&["import", sample().to_str().unwrap()][..], &["export"], &["verify"]] {
+        let output = mechfund(args, data);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(newer) && stderr(&output).contains("run a newer mechfund"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    dir.execute(undo);
+    assert_eq!(export(data), before, "the refused commands changed the store");
+}
+
 /// A store with five donations of $1 (seqs 1..=5, level 1, $5 of $10), the server stopped.
 async fn store_with_donations() -> DataDir {
     let dir = DataDir::new();

@@ -29,7 +29,7 @@ use crate::store::postgres::{self, Pg};
 use crate::store::verify::{Verified, verify};
 use crate::store::{
     Chain, DB_FILE, ImportError, Importer, Journal, LOCK_FILE, LockError, Param, Sql, Sqlite, SqliteJournal,
-    StoreError, Value, check_not_emptied, lock_store, open_writer,
+    StoreError, Value, check_not_emptied, check_version, lock_store, open_writer,
 };
 
 /// Arguments of `mechfund import`.
@@ -95,13 +95,16 @@ pub fn postgres_url(given: Option<&str>) -> Result<Option<String>, CliError> {
     Ok(given.map(str::to_owned))
 }
 
-/// A read transaction on the PostgreSQL store at `url` that sees one moment of it.
+/// A read transaction on the PostgreSQL store at `url` that sees one moment of it (of a schema
+/// this mechfund knows).
 fn postgres_read(client: &mut ::postgres::Client) -> Result<::postgres::Transaction<'_>, StoreError> {
-    Ok(client
+    let mut tx = client
         .build_transaction()
         .isolation_level(::postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
-        .start()?)
+        .start()?;
+    postgres::check_version(&mut tx)?;
+    Ok(tx)
 }
 
 fn failed(message: impl Into<String>) -> CliError {
@@ -129,6 +132,7 @@ fn open_read_only(data: &Path) -> Result<(Connection, PathBuf), CliError> {
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(db_error("cannot open", &db))?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(db_error("cannot open", &db))?;
+    check_version(&conn).map_err(db_error("cannot read", &db))?;
     Ok((conn, db))
 }
 

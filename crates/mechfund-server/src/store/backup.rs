@@ -58,6 +58,7 @@ fn check_store(conn: &Connection) -> Result<i64, String> {
     if check != "ok" {
         return Err(format!("integrity check failed: {check}"));
     }
+    super::check_version(conn).map_err(|e| e.to_string())?;
     conn.prepare("SELECT seq, mech, line FROM events LIMIT 1").map_err(sql)?;
     conn.prepare("SELECT mech, last_seq, rules_hash, state FROM snapshots LIMIT 1").map_err(sql)?;
     conn.prepare("SELECT key, request_hash, status, body FROM idempotency LIMIT 1").map_err(sql)?;

@@ -38,6 +38,6 @@ pub use self::journal::{Journal, SqliteJournal, WriteTx};
 pub use self::log::{for_each_line, lines_after, mech_lines, next_free_seq, next_seq, replay_state};
 pub use self::readers::Readers;
 pub use self::recovery::{Recovered, recover};
-pub use self::schema::{MAX_SEQ, check_mech_id, hex, open_writer, rules_hash};
+pub use self::schema::{MAX_SEQ, check_mech_id, check_version, hex, open_writer, rules_hash, schema_version};
 pub use self::snapshot::write_snapshot;
 pub use self::sql::{Engine, Param, Sql, Sqlite, StoreError, Value};

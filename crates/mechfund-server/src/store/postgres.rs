@@ -134,13 +134,7 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS mechfund_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     )?;
-    let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM mechfund_migrations", &[])?.get(0);
-    if current > schema_version() {
-        return Err(StoreError::Unexpected(format!(
-            "the database's schema is version {current}, newer than this mechfund's {}: run a newer mechfund",
-            schema_version()
-        )));
-    }
+    let current = check_version(&mut tx)?;
     for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
         tx.batch_execute(sql)?;
         tx.execute("INSERT INTO mechfund_migrations (version) VALUES ($1)", &[&version])?;
@@ -148,6 +142,28 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The database's schema version (0 before the first migration), if this mechfund knows it (not
+/// newer than [`schema_version`]).
+///
+/// # Errors
+/// The version cannot be read, or a newer mechfund migrated the database.
+pub fn check_version(client: &mut impl GenericClient) -> Result<i64, StoreError> {
+    let current: i64 = client
+        .query_one(
+            "SELECT CASE WHEN to_regclass('mechfund_migrations') IS NULL THEN 0 \
+             ELSE (SELECT coalesce(max(version), 0) FROM mechfund_migrations) END",
+            &[],
+        )?
+        .get(0);
+    if current > schema_version() {
+        return Err(StoreError::Unexpected(format!(
+            "the database's schema is version {current}, newer than this mechfund's {}: run a newer mechfund",
+            schema_version()
+        )));
+    }
+    Ok(current)
 }
 
 /// A pool of read connections (broken ones, after a database restart, are replaced).

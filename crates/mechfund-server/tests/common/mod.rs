@@ -91,6 +91,24 @@ impl Server {
         self.base = base;
     }
 
+    /// For a start that must fail: waits for the process to exit by itself (killing it and
+    /// failing the test if it is still running after `within`); its exit code and its stdout.
+    pub fn exited(&mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "still running after {within:?}; stderr: {}", self.stderr_text());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut stdout).unwrap();
+        }
+        (status.code(), stdout)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
