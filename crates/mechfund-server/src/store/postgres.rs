@@ -272,7 +272,7 @@ impl<C: GenericClient> Sql for Pg<'_, C> {
         Ok(with_params(params, |params| self.client.execute(&statement, params))?)
     }
 
-    /// Through a portal in a transaction of its own (a savepoint inside one), [`BATCH`] rows at
+    /// Through a portal in a transaction of its own (a savepoint inside one), `BATCH` rows at
     /// a time: a caller that stops early (an export whose client went away or stalled) ends the
     /// statement there by rolling back. A plain query would leave the server sending rows that
     /// nobody reads, holding its snapshot, until the connection is next used.

@@ -7,7 +7,7 @@
 //! of the request, the first response) and `meta` (the recorded end of the chain, and the lowest
 //! seq the next event may get, left by a restore).
 //!
-//! The schema is versioned: `PRAGMA user_version` is the number of [`MIGRATIONS`] applied, and
+//! The schema is versioned: `PRAGMA user_version` is the number of `MIGRATIONS` applied, and
 //! [`open_writer`] applies the missing ones in one transaction. A store a newer mechfund migrated
 //! is refused rather than written with an older idea of its tables ([`check_version`]).
 
@@ -29,7 +29,7 @@ pub fn schema_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
 }
 
-/// Version 1: the tables as first versioned. `IF NOT EXISTS` and [`ADDED_COLUMNS`] also bring a
+/// Version 1: the tables as first versioned. `IF NOT EXISTS` and `ADDED_COLUMNS` also bring a
 /// store from before versioning (version 0 with tables) up to it.
 fn version_1(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(VERSION_1)?;
