@@ -51,7 +51,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-e2e", "live", 8),
     ("mechfund-e2e", "processes", 2),
     ("mechfund-procgroup", "group", 4),
-    ("mechfund-pgtest", "cluster", 6),
+    ("mechfund-pgtest", "cluster", 7),
 ];
 
 /// The server suites that use a store, run on SQLite and again on PostgreSQL.
