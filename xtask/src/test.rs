@@ -44,6 +44,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "follow", 6),
     ("mechfund-server", "hostile", 5),
     ("mechfund-server", "postgres", 3),
+    ("mechfund-server", "postgres_tls", 7),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "ddc", 5),
     ("mechfund-e2e", "standalone", 2),
