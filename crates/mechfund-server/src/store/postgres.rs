@@ -132,7 +132,11 @@ impl Target {
     /// What cannot be used, never with the password.
     pub fn parse(url: &str) -> Result<Target, String> {
         let (rest, tls) = tls::split(url, |name| std::env::var(name).ok())?;
-        let mut config = postgres::Config::from_str(&rest).map_err(|e| e.to_string())?;
+        // The parser's error says what is wrong only in its source ("unknown option …").
+        let mut config = postgres::Config::from_str(&rest).map_err(|e| {
+            std::iter::successors(std::error::Error::source(&e), |e| e.source())
+                .fold(e.to_string(), |text, cause| format!("{text}: {cause}"))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }

@@ -95,6 +95,12 @@ pub fn split(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<(String,
         match key {
             "sslmode" => mode = Some((decode(value), "sslmode")),
             "sslrootcert" => root = Some((decode(value), "sslrootcert")),
+            "sslcert" | "sslkey" | "sslpassword" => {
+                return Err(format!(
+                    "{key}: client certificates are not supported; authenticate with a password (SCRAM)"
+                ));
+            }
+            "sslcrl" | "sslcrldir" => return Err(format!("{key}: certificate revocation lists are not supported")),
             _ => kept.push(pair),
         }
     }
@@ -407,6 +413,8 @@ mod tests {
             error,
             "sslmode=\"verify\" is not an sslmode; give one of disable, allow, prefer, require, verify-ca, verify-full"
         );
+        let error = split("postgres://db/app?sslcert=/c.pem&sslkey=/k.pem", no_env).unwrap_err();
+        assert_eq!(error, "sslcert: client certificates are not supported; authenticate with a password (SCRAM)");
         let from_env = |_: &str| Some("on".to_owned());
         assert!(split("postgres://db/app", from_env).unwrap_err().starts_with("PGSSLMODE=\"on\""));
     }
