@@ -140,7 +140,8 @@ fn split_query(url: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Percent-decodes a query value (`%2F`, and `+` as a space, as the client's parser does).
+/// Percent-decodes a query value (`%2F`; a `+` stays a `+`, as with libpq and the client's
+/// parser).
 fn decode(value: &str) -> String {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -156,7 +157,6 @@ fn decode(value: &str) -> String {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
             b => out.push(b),
         }
         i += 1;
@@ -421,6 +421,6 @@ mod tests {
 
     #[test]
     fn values_are_percent_decoded() {
-        assert_eq!(decode("%2Fa%20b+c%zz%4"), "/a b c%zz%4");
+        assert_eq!(decode("%2Fa%20b+c%zz%4"), "/a b+c%zz%4");
     }
 }
