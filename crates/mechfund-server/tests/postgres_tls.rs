@@ -241,7 +241,7 @@ async fn disable_is_refused_by_a_server_that_takes_only_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn require_is_refused_by_a_server_without_tls_and_prefer_falls_back() {
+async fn a_server_without_tls_refuses_require_over_tcp_and_prefer_falls_back() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (cluster, url) = tokio::task::block_in_place(|| {
         let cluster = Cluster::start().unwrap();
@@ -254,6 +254,10 @@ async fn require_is_refused_by_a_server_without_tls_and_prefer_falls_back() {
     );
     assert_connects(&format!("{url}?sslmode=prefer"));
     assert_connects(&url);
+    // Through the Unix socket sslmode does not apply (PostgreSQL has no TLS there; libpq
+    // ignores it too): require connects there.
+    let sockets = cluster.sockets_dir().to_str().unwrap().replace('/', "%2F");
+    assert_connects(&format!("postgres://mechfund@{sockets}:{}/plain?sslmode=require", cluster.port()));
     drop(cluster);
 }
 

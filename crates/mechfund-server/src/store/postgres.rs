@@ -116,6 +116,8 @@ pub struct Target {
     config: postgres::Config,
     tls: tls::Settings,
     connector: MakeRustlsConnect,
+    /// Every host is a Unix socket: no TLS, whatever the mode.
+    unix_only: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -141,13 +143,17 @@ impl Target {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("mechfund");
+        // PostgreSQL offers no TLS on a Unix socket, and libpq ignores sslmode there.
+        let hosts = config.get_hosts();
+        let unix_only = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, postgres::config::Host::Unix(_)));
         config.ssl_mode(match tls.mode {
+            _ if unix_only => postgres::config::SslMode::Disable,
             SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
             SslMode::Prefer => postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => postgres::config::SslMode::Require,
         });
         let connector = tls.connector()?;
-        Ok(Target { config, tls, connector })
+        Ok(Target { config, tls, connector, unix_only })
     }
 
     /// The `sslmode` in force.
@@ -157,14 +163,14 @@ impl Target {
     }
 
     /// A new connection. With `allow`, a plaintext one first and, if the server refuses it, one
-    /// with TLS.
+    /// with TLS. Through a Unix socket, never TLS (as libpq).
     ///
     /// # Errors
     /// The database cannot be reached; a certificate that does not verify, or a server that
     /// wants TLS when `sslmode=disable`, say what to change.
     pub fn connect(&self) -> Result<Client, StoreError> {
         let connected = match self.config.connect(self.connector.clone()) {
-            Err(e) if self.tls.mode == SslMode::Allow && e.as_db_error().is_some() => {
+            Err(e) if self.tls.mode == SslMode::Allow && !self.unix_only && e.as_db_error().is_some() => {
                 let mut config = self.config.clone();
                 config.ssl_mode(postgres::config::SslMode::Require);
                 config.connect(self.connector.clone())
