@@ -44,6 +44,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-server", "follow", 6),
     ("mechfund-server", "hostile", 5),
     ("mechfund-server", "postgres", 3),
+    ("mechfund-server", "postgres_tls", 7),
     ("mechfund-e2e", "embed", 5),
     ("mechfund-e2e", "ddc", 5),
     ("mechfund-e2e", "standalone", 2),
@@ -51,7 +52,7 @@ const REQUIRED_SUITES: &[(&str, &str, usize)] = &[
     ("mechfund-e2e", "live", 8),
     ("mechfund-e2e", "processes", 2),
     ("mechfund-procgroup", "group", 4),
-    ("mechfund-pgtest", "cluster", 6),
+    ("mechfund-pgtest", "cluster", 7),
 ];
 
 /// The server suites that use a store, run on SQLite and again on PostgreSQL.

@@ -27,6 +27,11 @@
 //! postmaster loses no acknowledged write. A benchmark that measures durable writes passes
 //! `("fsync", "on")` to [`Cluster::start_with`].
 //!
+//! [`Cluster::start_tls`] starts one with TLS on, with a server certificate a test made with
+//! [`TestCa`] (a CA of its own, in memory), and `pg_hba.conf` letting TCP clients in with TLS
+//! only or either way ([`TlsClients`]). The harness's own connections ([`Cluster::connect`],
+//! [`Cluster::create_database`], the readiness check) go through the Unix socket, which takes any.
+//!
 //! As root, `initdb` and `postgres` (which both refuse root) run as the `postgres` OS user
 //! through util-linux's `setpriv`, and the temp dir is handed to that user first.
 //!
@@ -53,6 +58,7 @@
 
 mod postmaster;
 mod programs;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -63,6 +69,7 @@ use postgres::{Client, NoTls};
 pub use programs::{BIN_ENV, DEFAULT_BIN, OS_USER};
 use rustix::process::Signal;
 use tempfile::TempDir;
+pub use tls::{ServerTls, TestCa};
 
 use postmaster::{Launch, STOP_TIMEOUT, StartError};
 
@@ -84,6 +91,16 @@ pub const SETTINGS: &[(&str, &str)] = &[
 
 /// How many free ports [`Cluster::start`] tries when another process takes the one it found.
 const PORT_ATTEMPTS: usize = 5;
+
+/// Which TCP clients a cluster with TLS on lets in ([`Cluster::start_tls`]); its Unix socket,
+/// which the harness itself uses, takes any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsClients {
+    /// TLS or plaintext (`host` lines in `pg_hba.conf`).
+    Either,
+    /// TLS only (`hostssl` lines): a plaintext connection is refused.
+    TlsOnly,
+}
 
 /// How the postmaster is asked to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +146,22 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::start`].
     pub fn start_with(settings: &[(&str, &str)]) -> Result<Cluster, String> {
+        Cluster::start_inner(settings, None)
+    }
+
+    /// [`Cluster::start_with`] with TLS on (`ssl=on`): `tls` is the server's certificate and
+    /// key (`server.crt`, `server.key` in the data dir, the key's mode 0600, both owned by the
+    /// user the server runs as), and `clients` says whether TCP clients must use TLS.
+    ///
+    /// # Errors
+    /// As [`Cluster::start`], or the files cannot be written.
+    pub fn start_tls(tls: &ServerTls, clients: TlsClients, settings: &[(&str, &str)]) -> Result<Cluster, String> {
+        let mut all = vec![("ssl", "on")];
+        all.extend_from_slice(settings);
+        Cluster::start_inner(&all, Some((tls, clients)))
+    }
+
+    fn start_inner(settings: &[(&str, &str)], tls: Option<(&ServerTls, TlsClients)>) -> Result<Cluster, String> {
         let programs = programs::Programs::find()?;
         let dir = tempfile::Builder::new()
             .prefix("mechfund-pg-")
@@ -148,6 +181,9 @@ impl Cluster {
             postmaster: None,
         };
         cluster.init()?;
+        if let Some((tls, clients)) = tls {
+            cluster.write_tls(tls, clients)?;
+        }
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             cluster.port = free_port()?;
@@ -199,6 +235,30 @@ impl Cluster {
         ))
     }
 
+    /// The server's certificate and key, and a `pg_hba.conf` that trusts `mechfund` on the Unix
+    /// socket and on loopback TCP, with or without TLS as `clients` says.
+    fn write_tls(&self, tls: &ServerTls, clients: TlsClients) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let tcp = match clients {
+            TlsClients::Either => "host",
+            TlsClients::TlsOnly => "hostssl",
+        };
+        let hba = format!("local all all trust\n{tcp} all all 127.0.0.1/32 trust\n{tcp} all all ::1/128 trust\n");
+        let files = [
+            ("server.crt", tls.cert_pem.as_str(), 0o644),
+            ("server.key", &tls.key_pem, 0o600),
+            ("pg_hba.conf", &hba, 0o600),
+        ];
+        for (name, text, mode) in files {
+            let path = self.data.join(name);
+            std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("chmod {mode:o} {}: {e}", path.display()))?;
+            self.programs.give_to_postgres(&path)?;
+        }
+        Ok(())
+    }
+
     fn launch(&self) -> Launch<'_> {
         Launch {
             programs: &self.programs,
@@ -245,12 +305,13 @@ impl Cluster {
         Ok(self.url(name))
     }
 
-    /// A client (the `postgres` crate's, no TLS) connected to `database` as [`USER`].
+    /// A client (the `postgres` crate's) connected to `database` as [`USER`] through the
+    /// cluster's Unix socket, so with or without TLS on (whatever `pg_hba.conf` asks of TCP).
     ///
     /// # Errors
     /// If the server does not accept the connection within 10 s.
     pub fn connect(&self, database: &str) -> Result<Client, String> {
-        connect_to(self.port, database, Duration::from_secs(10))
+        connect_to(&self.sockets, self.port, database, Duration::from_secs(10))
             .map_err(|e| format!("connecting to {}: {}", self.url(database), error_text(&e)))
     }
 
@@ -347,10 +408,15 @@ fn free_port() -> Result<u16, String> {
     listener.local_addr().map(|a| a.port()).map_err(|e| format!("finding a free port: {e}"))
 }
 
-/// Connects to `database` on 127.0.0.1:`port` as [`USER`], no TLS.
-pub(crate) fn connect_to(port: u16, database: &str, timeout: Duration) -> Result<Client, postgres::Error> {
+/// Connects to `database` as [`USER`] through the Unix socket of `port` in `sockets`.
+pub(crate) fn connect_to(
+    sockets: &Path,
+    port: u16,
+    database: &str,
+    timeout: Duration,
+) -> Result<Client, postgres::Error> {
     postgres::Config::new()
-        .host("127.0.0.1")
+        .host_path(sockets)
         .port(port)
         .user(USER)
         .dbname(database)

@@ -122,7 +122,7 @@ impl Launch<'_> {
                     StartError::Failed(message)
                 });
             }
-            if let Ok(mut client) = crate::connect_to(self.port, "postgres", Duration::from_secs(2)) {
+            if let Ok(mut client) = crate::connect_to(self.sockets, self.port, "postgres", Duration::from_secs(2)) {
                 // Whoever answers must be our server, not one that took the port meanwhile.
                 let ours = client
                     .query_one("SELECT current_setting('data_directory')", &[])

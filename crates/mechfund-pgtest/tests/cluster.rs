@@ -1,12 +1,13 @@
 //! A real cluster: it starts and answers, gives each test a database of its own, keeps its data
 //! across a fast stop and across an immediate one (refusing connections until it is started
 //! again), and leaves nothing behind when dropped: no data dir, no postmaster, no shared
-//! memory; not even when its postmaster died with the thread that started it.
+//! memory; not even when its postmaster died with the thread that started it. A cluster with TLS
+//! on has it on, with its key kept as PostgreSQL demands, and can refuse plaintext over TCP.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mechfund_pgtest::{Cluster, StopMode, postgres};
+use mechfund_pgtest::{Cluster, StopMode, TestCa, TlsClients, postgres};
 
 /// The id of the System V shared memory segment a running postmaster of `data` holds (line 7 of
 /// `postmaster.pid`: key and id).
@@ -213,4 +214,24 @@ fn start_again_waits_for_the_children_of_a_killed_postmaster() {
     let mut client = cluster.connect("postgres").expect("connect");
     let one: i32 = client.query_one("SELECT 1", &[]).expect("SELECT 1").get(0);
     assert_eq!(one, 1);
+}
+
+#[test]
+fn a_tls_cluster_has_ssl_on_and_can_refuse_plaintext_over_tcp() {
+    let ca = TestCa::new("pgtest CA").expect("CA");
+    let server = ca.server(&["localhost"]).expect("server certificate");
+    let cluster = Cluster::start_tls(&server, TlsClients::TlsOnly, &[]).expect("start with TLS");
+    // The harness's own connection (the Unix socket) is let in; TLS is on.
+    let mut client = cluster.connect("postgres").expect("connect through the socket");
+    let ssl: String = client.query_one("SHOW ssl", &[]).expect("SHOW ssl").get(0);
+    assert_eq!(ssl, "on");
+    // The key as PostgreSQL demands it (it refuses to start otherwise): mode 0600.
+    let key = std::fs::metadata(cluster.data_dir().join("server.key")).expect("server.key");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+    // Plaintext over TCP: `hostssl` only.
+    let refused = postgres::Client::connect(&format!("{}?sslmode=disable", cluster.url("postgres")), postgres::NoTls)
+        .err()
+        .expect("a plaintext TCP connection is refused");
+    let message = refused.as_db_error().expect("the server's refusal").message().to_owned();
+    assert!(message.contains("no encryption"), "{message}");
 }

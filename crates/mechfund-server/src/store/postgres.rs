@@ -16,11 +16,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Statement};
-use r2d2_postgres::{PostgresConnectionManager, r2d2};
+use postgres::{Client, GenericClient, Statement};
+use r2d2::ManageConnection;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::journal::{Journal, WriteTx};
 use super::sql::{Engine, Param, Sql, StoreError, Value};
+
+pub mod tls;
+
+pub use tls::SslMode;
 
 /// The notification channel of commits; the payload is the seq of the last row committed.
 pub const CHANNEL: &str = "mechfund_commits";
@@ -65,7 +70,8 @@ pub fn is_url(store: &str) -> bool {
     store.starts_with("postgres://") || store.starts_with("postgresql://")
 }
 
-/// Checks that `url` is a PostgreSQL URL this mechfund can use (before anything starts).
+/// Checks that `url` is a PostgreSQL URL this mechfund can use (before anything starts): the
+/// client's settings, `sslmode` and `sslrootcert`, and the root certificates they name.
 ///
 /// # Errors
 /// What is wrong with it and what one looks like.
@@ -77,10 +83,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
             redacted(url)
         ));
     }
-    postgres::Config::from_str(url).map(drop).map_err(|e| format!("{}: {e}", redacted(url)))
+    Target::parse(url).map(drop).map_err(|e| format!("{}: {e}", redacted(url)))
 }
 
-/// `url` without its password, for messages and logs.
+/// `url` without its password (in the user info or a `password` parameter), for messages and
+/// logs.
 #[must_use]
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -89,27 +96,143 @@ pub fn redacted(url: &str) -> String {
         Some((user, host)) => format!("{}@{host}", user.split_once(':').map_or(user, |(name, _)| name)),
         None => authority.to_owned(),
     };
+    let path = path.map(|path| match path.split_once('?') {
+        Some((name, query)) => {
+            let query: Vec<&str> =
+                query.split('&').map(|pair| if pair.starts_with("password=") { "password=…" } else { pair }).collect();
+            format!("{name}?{}", query.join("&"))
+        }
+        None => path.to_owned(),
+    });
     match path {
         Some(path) => format!("{scheme}://{authority}/{path}"),
         None => format!("{scheme}://{authority}"),
     }
 }
 
-fn config(url: &str) -> Result<postgres::Config, StoreError> {
-    let mut config = postgres::Config::from_str(url)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
+/// Where and how to connect: the client's settings and the TLS ones, read from a URL once.
+#[derive(Clone)]
+pub struct Target {
+    config: postgres::Config,
+    tls: tls::Settings,
+    connector: MakeRustlsConnect,
+    /// Every host is a Unix socket: no TLS, whatever the mode.
+    unix_only: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("hosts", &self.hosts()).field("tls", &self.tls).finish_non_exhaustive()
     }
-    config.application_name("mechfund");
-    Ok(config)
+}
+
+impl Target {
+    /// The settings of `url`, its `sslmode` and `sslrootcert` read as libpq reads them
+    /// (`PGSSLMODE` and `PGSSLROOTCERT` when it has none), the root certificates loaded.
+    ///
+    /// # Errors
+    /// What cannot be used, never with the password.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (rest, tls) = tls::split(url, |name| std::env::var(name).ok())?;
+        // The parser's error says what is wrong only in its source ("unknown option …").
+        let mut config = postgres::Config::from_str(&rest).map_err(|e| {
+            std::iter::successors(std::error::Error::source(&e), |e| e.source())
+                .fold(e.to_string(), |text, cause| format!("{text}: {cause}"))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("mechfund");
+        // PostgreSQL offers no TLS on a Unix socket, and libpq ignores sslmode there.
+        let hosts = config.get_hosts();
+        let unix_only = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, postgres::config::Host::Unix(_)));
+        config.ssl_mode(match tls.mode {
+            _ if unix_only => postgres::config::SslMode::Disable,
+            SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => postgres::config::SslMode::Require,
+        });
+        let connector = tls.connector()?;
+        Ok(Target { config, tls, connector, unix_only })
+    }
+
+    /// The `sslmode` in force.
+    #[must_use]
+    pub fn ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+
+    /// A new connection. With `allow`, a plaintext one first and, if the server refuses it, one
+    /// with TLS. Through a Unix socket, never TLS (as libpq).
+    ///
+    /// # Errors
+    /// The database cannot be reached; a certificate that does not verify, or a server that
+    /// wants TLS when `sslmode=disable`, say what to change.
+    pub fn connect(&self) -> Result<Client, StoreError> {
+        let connected = match self.config.connect(self.connector.clone()) {
+            Err(e) if self.tls.mode == SslMode::Allow && !self.unix_only && e.as_db_error().is_some() => {
+                let mut config = self.config.clone();
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(self.connector.clone())
+            }
+            other => other,
+        };
+        connected.map_err(|e| self.explain(e))
+    }
+
+    fn hosts(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        hosts.join(",")
+    }
+
+    /// A connection's error, with what to change when TLS is the reason.
+    fn explain(&self, error: postgres::Error) -> StoreError {
+        let mode = self.tls.mode.name();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(e) = cause {
+            // tokio-rustls hands rustls's error over inside an io::Error, whose source skips it.
+            let inner = e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref).map_or(e, |inner| inner);
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return StoreError::Settings(self.tls.explain(tls, &self.hosts()));
+            }
+            if e.to_string() == "server does not support TLS" {
+                return StoreError::Settings(format!(
+                    "the server does not offer TLS, which sslmode={mode} demands: turn ssl on in its \
+                     postgresql.conf, or use sslmode=prefer to fall back to plaintext"
+                ));
+            }
+            cause = e.source();
+        }
+        // The server's refusal of a connection without TLS (pg_hba.conf's `hostssl` lines).
+        if let Some(db) = error.as_db_error()
+            && db.code().code() == "28000"
+            && db.message().contains("no encryption")
+            && self.tls.mode == SslMode::Disable
+        {
+            return StoreError::Settings(format!(
+                "{}: the server accepts only TLS connections; use sslmode=require, verify-ca or verify-full instead \
+                 of sslmode={mode}",
+                db.message()
+            ));
+        }
+        StoreError::Postgres(error)
+    }
 }
 
 /// A new connection to the database at `url`.
 ///
 /// # Errors
-/// The URL is not a PostgreSQL URL, or the database cannot be reached.
+/// The URL cannot be used, or the database cannot be reached.
 pub fn client(url: &str) -> Result<Client, StoreError> {
-    Ok(config(url)?.connect(NoTls)?)
+    Target::parse(url).map_err(StoreError::Settings)?.connect()
 }
 
 /// Connects, brings the schema up to date, and returns the writer's journal.
@@ -117,9 +240,10 @@ pub fn client(url: &str) -> Result<Client, StoreError> {
 /// # Errors
 /// The database cannot be reached, or it was migrated by a newer mechfund.
 pub fn connect(url: &str) -> Result<PgJournal, StoreError> {
-    let mut client = client(url)?;
+    let target = Target::parse(url).map_err(StoreError::Settings)?;
+    let mut client = target.connect()?;
     migrate(&mut client)?;
-    Ok(PgJournal { client, url: url.to_owned(), statements: HashMap::new() })
+    Ok(PgJournal { client, target, statements: HashMap::new() })
 }
 
 /// The schema version this mechfund writes.
@@ -168,7 +292,28 @@ pub fn check_version(client: &mut impl GenericClient) -> Result<i64, StoreError>
 
 /// A pool of read connections (broken ones, after a database restart, are replaced).
 #[derive(Debug)]
-pub struct PgPool(Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>);
+pub struct PgPool(Option<r2d2::Pool<Connections>>);
+
+/// How the pool opens and checks connections: [`Target::connect`], so with the URL's TLS.
+#[derive(Debug)]
+pub struct Connections(Target);
+
+impl ManageConnection for Connections {
+    type Connection = Client;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), StoreError> {
+        Ok(client.simple_query("").map(drop)?)
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
+}
 
 impl PgPool {
     /// Up to `size` connections to `url`, opened as needed.
@@ -176,13 +321,13 @@ impl PgPool {
     /// # Errors
     /// The URL cannot be used.
     pub fn new(url: &str, size: u32) -> Result<PgPool, StoreError> {
-        let manager = PostgresConnectionManager::new(config(url)?, NoTls);
+        let target = Target::parse(url).map_err(StoreError::Settings)?;
         let pool = r2d2::Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
             .test_on_check_out(true)
-            .build_unchecked(manager);
+            .build_unchecked(Connections(target));
         Ok(PgPool(Some(pool)))
     }
 
@@ -190,7 +335,7 @@ impl PgPool {
     ///
     /// # Errors
     /// No connection could be had (the database is down or every connection is busy).
-    pub fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+    pub fn get(&self) -> Result<r2d2::PooledConnection<Connections>, StoreError> {
         let pool = self.0.as_ref().ok_or_else(|| StoreError::Unavailable("the read pool is closed".to_owned()))?;
         pool.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
     }
@@ -323,7 +468,7 @@ const BATCH: i32 = 512;
 /// The writer's connection to a shared PostgreSQL store.
 pub struct PgJournal {
     client: Client,
-    url: String,
+    target: Target,
     statements: HashMap<String, Statement>,
 }
 
@@ -418,7 +563,7 @@ impl Journal for PgJournal {
     fn reconnect(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() || self.client.is_valid(Duration::from_secs(2)).is_err() {
             self.statements.clear();
-            self.client = client(&self.url)?;
+            self.client = self.target.connect()?;
         }
         Ok(())
     }

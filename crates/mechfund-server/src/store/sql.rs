@@ -96,6 +96,10 @@ pub enum StoreError {
     /// A value of a type the store never writes: the database was changed outside mechfund.
     #[error("{0}")]
     Unexpected(String),
+    /// The store's URL cannot be used (its TLS settings, a root certificate file that cannot be
+    /// read): the message says what to change.
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl StoreError {
@@ -111,7 +115,7 @@ impl StoreError {
             StoreError::Postgres(e) => {
                 e.is_closed() || e.code().is_none_or(|code| matches!(&code.code()[..2], "08" | "57" | "53"))
             }
-            StoreError::Sqlite(_) | StoreError::Unexpected(_) => false,
+            StoreError::Sqlite(_) | StoreError::Unexpected(_) | StoreError::Settings(_) => false,
         }
     }
 }
