@@ -25,6 +25,7 @@ use subscribers::Subscribers;
 pub const USAGE: &str =
     "cargo xtask bench-server [--events 1000000] [--clients 32] [--seconds 10] [--seed S] [--bin PATH]
                          [--subscribers N [--rate 2100]] [--store sqlite|postgres [--instances N]]
+                         [--toggles PER_SEC]
 
 Builds `mechfund` in release (or uses --bin), imports the cached generated log of --events
 events (see `cargo xtask bench`) into a fresh store in a temporary directory (timed), starts
@@ -44,12 +45,21 @@ came first).
 With --store postgres a PostgreSQL 15 cluster is started for the run (mechfund-pgtest, with
 fsync and full_page_writes on: commits are durable, as SQLite's are) and removed after; the log
 is imported into it and --instances servers (default 1) share it, the clients and subscribers
-spread round-robin over them.";
+spread round-robin over them.
+
+With --toggles R (issue 16), one more connection toggles the deletion of donations R times a
+second while the clients post (from its first acknowledged write on: until then the writer checks
+the stored rows), nine times in ten the next of the imported log's last 1,000 donations, every
+tenth time its very first donation. Each toggle's latency is recorded by kind,
+and the donations' percentiles are then those of writes made while toggles run.";
 
 /// Issue 5's targets.
 const TARGET_DONATIONS_PER_SEC: f64 = 2000.0;
 const TARGET_P99_MS: f64 = 50.0;
 const TARGET_STARTUP_SECS: f64 = 1.0;
+/// Issue 16's targets: a toggle of a recent donation and of the very first one, with 1M events.
+const TARGET_TOGGLE_RECENT_MS: f64 = 20.0;
+const TARGET_TOGGLE_FIRST_MS: f64 = 300.0;
 /// Issue 6's target: each subscriber gets each new event within this of the acknowledgement.
 const TARGET_DELIVERY_P99_MS: f64 = 100.0;
 /// The default paced rate with subscribers: the throughput target plus 5% (see USAGE).
@@ -66,6 +76,7 @@ struct Options {
     rate: f64,
     postgres: bool,
     instances: usize,
+    toggles: f64,
 }
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -83,12 +94,14 @@ pub fn run(mut args: Args) -> Result<()> {
             Some(other) => bail!("--store: {other:?} is neither sqlite nor postgres"),
         },
         instances: args.value("--instances")?.unwrap_or(1),
+        toggles: args.value("--toggles")?.unwrap_or(0.0),
     };
     args.finish()?;
     ensure!(options.events > 0 && options.clients > 0, "--events and --clients must be positive");
     ensure!(options.seconds > 0.0 && options.seconds.is_finite(), "--seconds must be positive");
     ensure!(options.rate > 0.0 && options.rate.is_finite(), "--rate must be positive");
     ensure!((1..=16).contains(&options.instances), "--instances must be 1 to 16");
+    ensure!(options.toggles >= 0.0 && options.toggles.is_finite(), "--toggles must be 0 or more per second");
     ensure!(options.postgres || options.instances == 1, "--instances above 1 needs --store postgres (a shared store)");
     bench(&options)
 }
@@ -242,6 +255,13 @@ fn bench(options: &Options) -> Result<()> {
     let cpu_before = (servers_ticks(), cpu_ticks("self"));
     let load_started = Instant::now();
     let deadline = load_started + duration;
+    let toggler = if options.toggles > 0.0 {
+        let targets = toggle_targets(&log)?;
+        let (addr, every) = (addr.clone(), Duration::from_secs_f64(1.0 / options.toggles));
+        Some(std::thread::spawn(move || toggle_loop(&addr, &targets, deadline, every)))
+    } else {
+        None
+    };
     let workers: Vec<_> = (0..options.clients)
         .map(|client| {
             let addr = addrs[client % addrs.len()].clone();
@@ -255,6 +275,10 @@ fn bench(options: &Options) -> Result<()> {
         samples.extend(result.samples);
         connect_errors += result.io_errors;
     }
+    let toggled = match toggler {
+        Some(toggler) => Some(toggler.join().map_err(|_| anyhow::anyhow!("the toggle thread panicked"))??),
+        None => None,
+    };
     let load_secs = load_started.elapsed().as_secs_f64();
     let cores = |before: Option<u64>, after: Option<u64>| {
         before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / clock_ticks_per_sec() / load_secs)
@@ -339,6 +363,35 @@ fn bench(options: &Options) -> Result<()> {
             if delivery.is_some() { " and subscribers" } else { "" }
         );
     }
+    if let Some(t) = &toggled {
+        let summary = |kind: &str, millis: &[f64]| {
+            let mut sorted = millis.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            format!(
+                "| {kind} | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+                sorted.len(),
+                percentile(&sorted, 0.5),
+                percentile(&sorted, 0.99),
+                sorted.last().copied().unwrap_or(f64::NAN)
+            )
+        };
+        println!(
+            "\n| toggle of | toggles | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n{}\n{}",
+            summary("a recent donation (last 1,000 imported)", &t.recent),
+            summary("the first donation", &t.first)
+        );
+        let worst = |millis: &[f64]| millis.iter().copied().fold(0.0, f64::max);
+        println!(
+            "targets while toggles run: donations p99 <= {TARGET_P99_MS:.0} ms ({}: {p99:.2} ms), a recent donation's \
+             toggle <= {TARGET_TOGGLE_RECENT_MS:.0} ms ({}: max {:.2} ms), the first donation's <= \
+             {TARGET_TOGGLE_FIRST_MS:.0} ms ({}: max {:.2} ms)",
+            verdict(p99 <= TARGET_P99_MS),
+            verdict(worst(&t.recent) <= TARGET_TOGGLE_RECENT_MS),
+            worst(&t.recent),
+            verdict(worst(&t.first) <= TARGET_TOGGLE_FIRST_MS),
+            worst(&t.first),
+        );
+    }
     if let Some(d) = &delivery {
         println!(
             "\n| subscribers | paced rate | donations/s achieved | deliveries (expected) | p50 | p95 | p99 | max | \
@@ -375,6 +428,58 @@ fn bench(options: &Options) -> Result<()> {
         "the store has {stored} lines, fewer than {imported} imported + {accepted} accepted"
     );
     Ok(())
+}
+
+/// The donations a toggle run toggles: the log's first, and its last 1,000.
+struct Targets {
+    first: u64,
+    recent: Vec<u64>,
+}
+
+fn toggle_targets(log: &Path) -> Result<Targets> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let donations: Vec<u64> = text
+        .lines()
+        .filter(|line| line.contains("\"type\":\"DonationAdded\""))
+        .filter_map(|line| first_number_after(line.as_bytes(), b"\"seq\":"))
+        .collect();
+    let first = *donations.first().context("the log has no donation to toggle")?;
+    let recent = donations[donations.len().saturating_sub(1_000)..].to_vec();
+    Ok(Targets { first, recent })
+}
+
+/// Toggle latencies in milliseconds, by kind.
+struct Toggled {
+    recent: Vec<f64>,
+    first: Vec<f64>,
+}
+
+/// Toggles `targets` once per `every` until the deadline (see USAGE); each must answer 201.
+fn toggle_loop(addr: &str, targets: &Targets, deadline: Instant, every: Duration) -> Result<Toggled> {
+    let mut conn = Conn::open(addr)?;
+    let mut toggled = Toggled { recent: Vec::new(), first: Vec::new() };
+    // The first write waits until the writer has checked every stored row (a few seconds with
+    // 1M events); toggles are timed from then on.
+    let (status, _, answer) = conn.request("POST", "/api/v1/mechs/main/donations", Some("{\"amount\":\"1.00\"}"))?;
+    ensure!(status == 201, "the first donation answered {status}: {}", String::from_utf8_lossy(&answer));
+    let body = "{\"reason\":\"bench-server toggle\"}";
+    let mut next = Instant::now();
+    for i in 0usize.. {
+        next += every;
+        if next > deadline {
+            break;
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let (seq, first) =
+            if i % 10 == 9 { (targets.first, true) } else { (targets.recent[i % targets.recent.len()], false) };
+        let path = format!("/api/v1/mechs/main/donations/{seq}/toggle-deletion");
+        let started = Instant::now();
+        let (status, _, answer) = conn.request("POST", &path, Some(body))?;
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        ensure!(status == 201, "toggling {seq} answered {status}: {}", String::from_utf8_lossy(&answer));
+        if first { toggled.first.push(millis) } else { toggled.recent.push(millis) }
+    }
+    Ok(toggled)
 }
 
 /// `mechfund export --data DIR | wc -l` (or `--store URL`).
