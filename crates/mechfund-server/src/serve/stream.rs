@@ -135,7 +135,15 @@ impl Follower {
                         // was read is of lines already in the store (commit, then publish): read
                         // on first.
                         match self.app.shared.state(&self.mech) {
-                            Some(state) if state.last_event_seq > self.last && !page.is_empty() => {}
+                            // Lines were committed after the page was read.
+                            Some(state) if state.last_event_seq > self.last => {
+                                if page.is_empty() {
+                                    // Subscribed before the page was read: their batch brings
+                                    // them and the state after them. (Stating now would send a
+                                    // state ahead of its lines.)
+                                    self.phase = Phase::Live;
+                                }
+                            }
                             Some(state) => {
                                 push_state(&mut text, &state_json(&state, &self.app.shared.rules(), None));
                                 self.stated = state.last_event_seq;
