@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use axum::Router;
+use axum::http::StatusCode;
 use fantoccini::Locator;
 use mechfund_core::Cents;
 use mechfund_e2e::{Page, workspace_root};
@@ -226,6 +227,45 @@ async fn log_parameter_loads_by_itself() -> Result<()> {
     with_page(Router::new(), async |page| {
         page.goto(&format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
         wait_for_texts(page, "?log= sample", 20, &expected).await
+    })
+    .await
+}
+
+/// Where the page replayed its loads: the app's User Timing marks ("in the worker" or "on the
+/// page"), in order.
+const REPLAYED_WHERE: &str = r#"
+return performance.getEntriesByType('mark').map((m) => m.name)
+  .filter((n) => n.startsWith('mechfund replay ')).map((n) => n.slice('mechfund replay '.length));"#;
+
+/// The sample replays in the worker, and the worker's result shows the same numbers as the CLI,
+/// including after switching what-if and back (the analysis decoded from the worker is whole).
+#[tokio::test]
+async fn the_log_replays_in_a_worker() -> Result<()> {
+    let cli = mechfund_e2e::cli_json(&["replay", "--now", SAMPLE_NOW, SAMPLE_LOG])?;
+    let expected = expected_summary(&cli)?;
+    with_page(Router::new(), async |page| {
+        open_loaded(page, &format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
+        wait_for_texts(page, "?log= sample in the worker", 20, &expected).await?;
+        let replayed = page.js(REPLAYED_WHERE, vec![]).await?;
+        ensure!(replayed == json!(["in the worker"]), "the sample should replay in the worker: {replayed}");
+        Ok(())
+    })
+    .await
+}
+
+/// Without its worker (the script missing: a server that does not serve it, a CSP that forbids
+/// it), the page replays the log itself, in slices, and shows the same numbers.
+#[tokio::test]
+async fn without_a_worker_the_page_replays_itself() -> Result<()> {
+    let cli = mechfund_e2e::cli_json(&["replay", "--now", SAMPLE_NOW, SAMPLE_LOG])?;
+    let expected = expected_summary(&cli)?;
+    let missing = Router::new().route("/replay-worker.js", axum::routing::get(|| async { StatusCode::NOT_FOUND }));
+    with_page(missing, async |page| {
+        open_loaded(page, &format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
+        wait_for_texts(page, "?log= sample without a worker", 20, &expected).await?;
+        let replayed = page.js(REPLAYED_WHERE, vec![]).await?;
+        ensure!(replayed == json!(["on the page"]), "the sample should replay on the page: {replayed}");
+        Ok(())
     })
     .await
 }
