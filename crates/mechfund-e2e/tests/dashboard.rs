@@ -596,13 +596,29 @@ async fn million_event_log_keeps_the_page_responsive() -> Result<()> {
             measured["marks"]
         );
         ensure!(measured["progressSeen"] == true, "replay-progress was never visible during the load");
-        if gap < 200.0 {
+        if gap <= MILLION_GAP_MS {
+            if load > MILLION_LOAD_TARGET_MS {
+                println!(
+                    "  (issue 16's target of {:.1} s to interactive is not met yet: see BENCHMARKS.md)",
+                    MILLION_LOAD_TARGET_MS / 1000.0
+                );
+            }
             return Ok(());
         }
         gaps.push(gap);
     }
-    bail!("the longest gap between animation frames during the load was over 200 ms in every load: {gaps:.0?} ms")
+    bail!(
+        "the longest gap between animation frames during the load was over {MILLION_GAP_MS:.0} ms in every load: \
+         {gaps:.0?} ms"
+    )
 }
+
+/// Issue 16: the main thread never blocked (no gap between animation frames) for more than
+/// 100 ms while a 1M-event log loads: the replay runs in a Web Worker.
+const MILLION_GAP_MS: f64 = 100.0;
+/// Issue 16's target for the same load, to the level shown. Not asserted: reading the 225 MB
+/// body alone takes ~1.9 s here and the replay ~2 s after it (BENCHMARKS.md, "The dashboard").
+const MILLION_LOAD_TARGET_MS: f64 = 2500.0;
 
 /// Loads per timing test: the first that meets the budget passes it.
 const ATTEMPTS: usize = 2;
