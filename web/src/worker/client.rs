@@ -24,6 +24,9 @@ use crate::replay_job::{PHASES, Progress, SLICE_MS};
 /// The worker's script, beside `index.html` (a file, not a `blob:` URL a CSP may refuse).
 const SCRIPT: &str = "replay-worker.js";
 
+/// How long the worker may take to start before the page replays without it.
+const START_MS: i32 = 15_000;
+
 /// Rows decoded between clock reads.
 const BATCH: usize = 4096;
 
@@ -91,11 +94,15 @@ impl Client {
         on_message.forget();
         let on_error = {
             let client = Rc::clone(&client);
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| client.stop(&resolve_ready))
+            let ready = resolve_ready.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| client.stop(&ready))
         };
         client.worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
         client.worker.post_message(&object(&[("glue", glue), ("wasm", wasm)])).ok()?;
+        // A worker that neither starts nor fails (a module load that never settles) must not
+        // hold loads forever: after START_MS it counts as failed to start.
+        let _ = web_sys::window()?.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve_ready, START_MS);
         Some(client)
     }
 
