@@ -1,6 +1,8 @@
 //! The browser at the edge: the clock, yielding to the event loop, reading files and URLs into
 //! memory in slices, downloads, focus and the page URL. Everything else in the app is plain Rust.
 
+use std::rc::Rc;
+
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -35,20 +37,24 @@ pub async fn next_task() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// The replay job's host in the page: reports progress, then yields.
-pub struct PageHost<F: FnMut(Progress)> {
-    pub report: F,
+/// The replay job's host, in the page or in the replay worker (one type, so the job is compiled
+/// once): reports progress, then yields to the page if `yields` (a worker has no page to yield to).
+pub struct PageHost {
+    pub report: Rc<dyn Fn(Progress)>,
+    pub yields: bool,
 }
 
-impl<F: FnMut(Progress)> Host for PageHost<F> {
+impl Host for PageHost {
     fn now_ms(&self) -> f64 {
         now_ms()
     }
 
     async fn pause(&mut self, progress: Progress) {
-        mark(&format!("mechfund {} {:.2}", progress.phase, progress.fraction));
         (self.report)(progress);
-        next_task().await;
+        if self.yields {
+            mark(&format!("mechfund {} {:.2}", progress.phase, progress.fraction));
+            next_task().await;
+        }
     }
 }
 
@@ -61,30 +67,52 @@ pub fn describe(error: &JsValue) -> String {
     error.as_string().unwrap_or_else(|| "unknown error".to_owned())
 }
 
-/// Reads a picked or dropped file in slices.
+/// Reads a picked or dropped file in slices into one JS array (outside wasm memory, so the
+/// replay worker can take its buffer without a copy).
 ///
 /// # Errors
 /// The browser's reason the file cannot be read.
-pub async fn read_file(file: &File, report: &mut impl FnMut(f64)) -> Result<Vec<u8>, String> {
+pub async fn read_file(file: &File, report: &mut impl FnMut(f64)) -> Result<Uint8Array, String> {
     let size = file.size();
-    let mut out = Vec::with_capacity(size as usize);
+    let out = Uint8Array::new_with_length(size as u32);
     let mut at = 0.0;
     while at < size {
         let end = (at + READ_CHUNK as f64).min(size);
         let blob: Blob = file.slice_with_f64_and_f64(at, end).map_err(|e| describe(&e))?;
         let buffer = JsFuture::from(blob.array_buffer()).await.map_err(|e| describe(&e))?;
-        out.extend_from_slice(&Uint8Array::new(&buffer).to_vec());
+        out.set(&Uint8Array::new(&buffer), at as u32);
         at = end;
         report(at / size);
     }
     Ok(out)
 }
 
+/// Copies `bytes` into wasm memory in slices, yielding between them (the page's own replay).
+pub async fn copy_in(bytes: &Uint8Array) -> Vec<u8> {
+    let length = bytes.length() as usize;
+    let mut out = vec![0; length];
+    for start in (0..length).step_by(READ_CHUNK) {
+        let end = (start + READ_CHUNK).min(length);
+        bytes.subarray(start as u32, end as u32).copy_to(&mut out[start..end]);
+        next_task().await;
+    }
+    out
+}
+
 /// GETs `url` as bytes.
 ///
 /// # Errors
 /// A message saying what failed and how to fix it.
-pub async fn fetch_bytes(url: &str, what: &str, report: &mut impl FnMut(f64)) -> Result<Vec<u8>, String> {
+pub async fn fetch_bytes(url: &str, what: &str, report: &mut impl FnMut(f64)) -> Result<Uint8Array, String> {
+    let response = fetch(url, what).await?;
+    read_body(&response, what, url, report).await
+}
+
+/// GETs `url`: the response, once its status says the body is the thing asked for.
+///
+/// # Errors
+/// A message saying what failed and how to fix it.
+pub async fn fetch(url: &str, what: &str) -> Result<Response, String> {
     let window = web_sys::window().ok_or("no browser window")?;
     let response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| {
         format!(
@@ -101,28 +129,38 @@ pub async fn fetch_bytes(url: &str, what: &str, report: &mut impl FnMut(f64)) ->
             response.status_text()
         ));
     }
-    read_body(&response, what, url, report).await
+    Ok(response)
 }
 
-/// Reads a response body chunk by chunk as it arrives, straight into one `Vec` (pre-sized from
-/// `Content-Length`), yielding to the page every [`SLICE_MS`] of work: a 225 MB log never
-/// becomes one huge `ArrayBuffer` copied in a single task.
-async fn read_body(
+/// The message for a body that failed to arrive.
+#[must_use]
+pub fn unreadable(what: &str, url: &str, error: &JsValue) -> String {
+    format!("Could not read {what} from {url}: {}", describe(error))
+}
+
+/// The body's length from `Content-Length`, when given.
+#[must_use]
+pub fn content_length(response: &Response) -> Option<u32> {
+    response.headers().get("content-length").ok().flatten().and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0)
+}
+
+/// Reads a response body chunk by chunk as it arrives into one JS array (pre-sized from
+/// `Content-Length`, else doubled as needed), yielding to the page every [`SLICE_MS`] of work:
+/// a 225 MB log never becomes one huge `ArrayBuffer` copied in a single task, and never enters
+/// wasm memory here (the replay worker takes the buffer). The result is a view from the start of
+/// its buffer.
+pub async fn read_body(
     response: &Response,
     what: &str,
     url: &str,
     report: &mut impl FnMut(f64),
-) -> Result<Vec<u8>, String> {
+) -> Result<Uint8Array, String> {
     let fail = |e: &JsValue| format!("Could not read {what} from {url}: {}", describe(e));
-    let expected = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n > 0);
-    let mut out = Vec::with_capacity(expected.unwrap_or(0));
-    let Some(body) = response.body() else { return Ok(out) };
+    let expected =
+        response.headers().get("content-length").ok().flatten().and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0);
+    let mut out = Uint8Array::new_with_length(expected.unwrap_or(1 << 20));
+    let mut at = 0u32;
+    let Some(body) = response.body() else { return Ok(out.subarray(0, 0)) };
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut started = now_ms();
     loop {
@@ -132,11 +170,16 @@ async fn read_body(
             break;
         }
         let chunk: Uint8Array = result.get_value().unchecked_into();
-        let at = out.len();
-        out.resize(at + chunk.length() as usize, 0);
-        chunk.copy_to(&mut out[at..]);
+        let end = at.checked_add(chunk.length()).ok_or_else(|| format!("{what} at {url} is over 4 GB"))?;
+        if end > out.length() {
+            let bigger = Uint8Array::new_with_length(end.max(out.length().saturating_mul(2)));
+            bigger.set(&out.subarray(0, at), 0);
+            out = bigger;
+        }
+        out.set(&chunk, at);
+        at = end;
         if let Some(total) = expected {
-            report((out.len() as f64 / total as f64).min(1.0));
+            report((f64::from(at) / f64::from(total)).min(1.0));
         }
         if now_ms() - started >= SLICE_MS {
             next_task().await;
@@ -144,7 +187,7 @@ async fn read_body(
         }
     }
     report(1.0);
-    Ok(out)
+    Ok(out.subarray(0, at))
 }
 
 /// Offers `text` as a download named `name`.

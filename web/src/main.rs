@@ -18,7 +18,14 @@ mod replay_job;
 mod stage;
 mod state;
 mod storage;
+mod worker;
 
 fn main() {
+    // The same module runs the replay worker (`web/worker/replay-worker.js`): no window there.
+    if web_sys::window().is_none() {
+        worker::serve::serve();
+        return;
+    }
+    worker::client::start();
     yew::Renderer::<app::App>::new().render();
 }

@@ -19,6 +19,9 @@ use crate::analysis::{Analysis, EventRow, Interner, OrderedRows, row};
 /// no main-thread gap over 200 ms).
 pub const SLICE_MS: f64 = 25.0;
 
+/// Every [`Progress::phase`] of a load (reading, then the job's), for progress that crosses to the page as text.
+pub const PHASES: [&str; 5] = ["Reading", "Scanning", "Replaying", "Re-scanning", "Summarising"];
+
 /// Lines between clock reads.
 const CHECK_EVERY: usize = 512;
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use axum::Router;
+use axum::http::StatusCode;
 use fantoccini::Locator;
 use mechfund_core::Cents;
 use mechfund_e2e::{Page, workspace_root};
@@ -226,6 +227,45 @@ async fn log_parameter_loads_by_itself() -> Result<()> {
     with_page(Router::new(), async |page| {
         page.goto(&format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
         wait_for_texts(page, "?log= sample", 20, &expected).await
+    })
+    .await
+}
+
+/// Where the page replayed its loads: the app's User Timing marks ("in the worker" or "on the
+/// page"), in order.
+const REPLAYED_WHERE: &str = r#"
+return performance.getEntriesByType('mark').map((m) => m.name)
+  .filter((n) => n.startsWith('mechfund replay ')).map((n) => n.slice('mechfund replay '.length));"#;
+
+/// The sample replays in the worker, and the worker's result shows the same numbers as the CLI,
+/// including after switching what-if and back (the analysis decoded from the worker is whole).
+#[tokio::test]
+async fn the_log_replays_in_a_worker() -> Result<()> {
+    let cli = mechfund_e2e::cli_json(&["replay", "--now", SAMPLE_NOW, SAMPLE_LOG])?;
+    let expected = expected_summary(&cli)?;
+    with_page(Router::new(), async |page| {
+        open_loaded(page, &format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
+        wait_for_texts(page, "?log= sample in the worker", 20, &expected).await?;
+        let replayed = page.js(REPLAYED_WHERE, vec![]).await?;
+        ensure!(replayed == json!(["in the worker"]), "the sample should replay in the worker: {replayed}");
+        Ok(())
+    })
+    .await
+}
+
+/// Without its worker (the script missing: a server that does not serve it, a CSP that forbids
+/// it), the page replays the log itself, in slices, and shows the same numbers.
+#[tokio::test]
+async fn without_a_worker_the_page_replays_itself() -> Result<()> {
+    let cli = mechfund_e2e::cli_json(&["replay", "--now", SAMPLE_NOW, SAMPLE_LOG])?;
+    let expected = expected_summary(&cli)?;
+    let missing = Router::new().route("/replay-worker.js", axum::routing::get(|| async { StatusCode::NOT_FOUND }));
+    with_page(missing, async |page| {
+        open_loaded(page, &format!("index.html?log={SAMPLE_URL}&now={SAMPLE_NOW}")).await?;
+        wait_for_texts(page, "?log= sample without a worker", 20, &expected).await?;
+        let replayed = page.js(REPLAYED_WHERE, vec![]).await?;
+        ensure!(replayed == json!(["on the page"]), "the sample should replay on the page: {replayed}");
+        Ok(())
     })
     .await
 }
@@ -556,13 +596,29 @@ async fn million_event_log_keeps_the_page_responsive() -> Result<()> {
             measured["marks"]
         );
         ensure!(measured["progressSeen"] == true, "replay-progress was never visible during the load");
-        if gap < 200.0 {
+        if gap <= MILLION_GAP_MS {
+            if load > MILLION_LOAD_TARGET_MS {
+                println!(
+                    "  (issue 16's target of {:.1} s to interactive is not met yet: see BENCHMARKS.md)",
+                    MILLION_LOAD_TARGET_MS / 1000.0
+                );
+            }
             return Ok(());
         }
         gaps.push(gap);
     }
-    bail!("the longest gap between animation frames during the load was over 200 ms in every load: {gaps:.0?} ms")
+    bail!(
+        "the longest gap between animation frames during the load was over {MILLION_GAP_MS:.0} ms in every load: \
+         {gaps:.0?} ms"
+    )
 }
+
+/// Issue 16: the main thread never blocked (no gap between animation frames) for more than
+/// 100 ms while a 1M-event log loads: the replay runs in a Web Worker.
+const MILLION_GAP_MS: f64 = 100.0;
+/// Issue 16's target for the same load, to the level shown. Not asserted: reading the 225 MB
+/// body alone takes ~1.9 s here and the replay ~2 s after it (BENCHMARKS.md, "The dashboard").
+const MILLION_LOAD_TARGET_MS: f64 = 2500.0;
 
 /// Loads per timing test: the first that meets the budget passes it.
 const ATTEMPTS: usize = 2;

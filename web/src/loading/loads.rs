@@ -1,5 +1,6 @@
-//! Starting a load: the source read into memory (with progress), the sliced replay, and the
-//! actions that report each step to the app's state. A newer load wins: every action carries
+//! Starting a load: the source read into memory (with progress), handed to the replay worker
+//! (or, without one, replayed here in slices), and the actions that report each step to the
+//! app's state. A newer load wins: every action carries
 //! its load's generation, and the reducer drops those of older ones.
 
 use std::cell::Cell;
@@ -13,7 +14,8 @@ use super::source::{Source, server_log};
 use crate::browser::{self, PageHost};
 use crate::replay_job::{self, Progress};
 use crate::state::action::Action;
-use crate::state::model::{Log, Model};
+use crate::state::model::{Bytes, Log, Model};
+use crate::worker::client;
 
 /// Starts loads; owns the generation counter so a newer load wins.
 #[derive(Clone)]
@@ -57,16 +59,11 @@ impl Loads {
         let this = self.clone();
         spawn_local(async move {
             let dispatch = this.dispatch.clone();
-            let mut reading = |fraction: f64| {
-                dispatch.dispatch(Action::Progress { generation, progress: Progress { phase: "Reading", fraction } });
-            };
-            let bytes = match source {
-                Source::File(file) => browser::read_file(&file, &mut reading).await,
-                Source::Url(url) => browser::fetch_bytes(&url, "the log", &mut reading).await,
-                Source::Text(text) => Ok(text.into_bytes()),
-            };
+            let report: Rc<dyn Fn(Progress)> =
+                Rc::new(move |progress| dispatch.dispatch(Action::Progress { generation, progress }));
+            let bytes = read(source, &report).await;
             if live && bytes.is_ok() {
-                dispatch.dispatch(Action::Server);
+                this.dispatch.dispatch(Action::Server);
             }
             match bytes {
                 Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
@@ -90,11 +87,26 @@ impl Loads {
 
     async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool) {
         let dispatch = self.dispatch.clone();
-        let mut host =
-            PageHost { report: move |progress| dispatch.dispatch(Action::Progress { generation, progress }) };
-        let options =
-            ReplayOptions { mech: mech.clone(), timeline: true, now: self.now.clone(), ..ReplayOptions::default() };
-        match replay_job::replay(&log.bytes, &self.rules, options, &mut host).await {
+        let report: Rc<dyn Fn(Progress)> =
+            Rc::new(move |progress| dispatch.dispatch(Action::Progress { generation, progress }));
+        let replayed = match &log.bytes {
+            Bytes::Worker(held) => {
+                browser::mark("mechfund replay in the worker");
+                held.replay(&mech, &self.rules, self.now.as_ref(), report).await
+            }
+            Bytes::Here(bytes) => {
+                browser::mark("mechfund replay on the page");
+                let mut host = PageHost { report, yields: true };
+                let options = ReplayOptions {
+                    mech: mech.clone(),
+                    timeline: true,
+                    now: self.now.clone(),
+                    ..ReplayOptions::default()
+                };
+                replay_job::replay(bytes, &self.rules, options, &mut host).await.map_err(|strict| strict.to_string())
+            }
+        };
+        match replayed {
             Ok(analysis) if analysis.rows.is_empty() && quiet => {
                 self.dispatch.dispatch(Action::Idle { generation });
                 let _ = analysis;
@@ -108,9 +120,34 @@ impl Loads {
                 }
                 self.dispatch.dispatch(Action::Loaded { generation, log, analysis: Rc::new(analysis), mech });
             }
-            Err(strict) => self.dispatch.dispatch(Action::Failed { generation, message: strict.to_string() }),
+            Err(message) => self.dispatch.dispatch(Action::Failed { generation, message }),
         }
     }
+}
+
+/// Reads `source` into the replay worker, or into the page when there is no worker. A URL's
+/// body is read by the worker itself (its stream transferred); a file or pasted text is read
+/// here into a JS buffer that is then transferred: the bytes are never copied between the two.
+async fn read(source: Source, report: &Rc<dyn Fn(Progress)>) -> Result<Bytes, String> {
+    let mut reading = |fraction: f64| report(Progress { phase: "Reading", fraction });
+    let worker = client::ready().await;
+    let bytes = match source {
+        Source::File(file) => browser::read_file(&file, &mut reading).await?,
+        Source::Text(text) => js_sys::Uint8Array::from(text.as_bytes()),
+        Source::Url(url) => {
+            let response = browser::fetch(&url, "the log").await?;
+            if let Some(worker) = &worker
+                && let Some(held) = worker.read(&response, "the log", &url, report).await
+            {
+                return held.map(Bytes::Worker);
+            }
+            browser::read_body(&response, "the log", &url, &mut reading).await?
+        }
+    };
+    Ok(match worker {
+        Some(worker) => Bytes::Worker(worker.hold(&bytes)),
+        None => Bytes::Here(browser::copy_in(&bytes).await),
+    })
 }
 
 /// The app's loads: they dispatch to `model`'s reducer and replay with its rules and clock; the

@@ -64,7 +64,7 @@ async fn initial_rules(url: Option<&str>) -> Result<Option<Rules>, String> {
         None => (SERVER_RULES, true),
     };
     let bytes = match browser::fetch_bytes(url, "the rules", &mut |_| {}).await {
-        Ok(bytes) => bytes,
+        Ok(bytes) => bytes.to_vec(),
         Err(_) if quiet => return Ok(None),
         Err(message) => return Err(message),
     };

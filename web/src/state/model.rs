@@ -7,6 +7,7 @@ use mechfund_core::{Now, Rules, State};
 
 use crate::analysis::Analysis;
 use crate::replay_job::Progress;
+use crate::worker::client::Held;
 
 /// Reloads in a row for a replay that disagrees with the server's `state` messages.
 pub const MAX_MISMATCH_RELOADS: u32 = 3;
@@ -14,7 +15,15 @@ pub const MAX_MISMATCH_RELOADS: u32 = 3;
 /// A log held in memory, so a different mech can be replayed without reading it again.
 pub struct Log {
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
+}
+
+/// Where a log's bytes are.
+pub enum Bytes {
+    /// In the replay worker, which replays it there.
+    Worker(Held),
+    /// In the page (no worker): replayed here, in slices.
+    Here(Vec<u8>),
 }
 
 /// What the page is doing.

@@ -121,7 +121,7 @@ mod tests {
     use crate::analysis::Analysis;
     use crate::analysis::fixtures::{analysis_of, line, live_log};
     use crate::live::Mark;
-    use crate::state::model::Log;
+    use crate::state::model::{Bytes, Log};
 
     /// Line `seq` of mech main, DDC style.
     fn start(generation: u64, live: bool) -> Action {
@@ -129,7 +129,7 @@ mod tests {
     }
 
     fn loaded(generation: u64, analysis: Rc<Analysis>) -> Action {
-        let log = Rc::new(Log { name: "events.jsonl".to_owned(), bytes: Vec::new() });
+        let log = Rc::new(Log { name: "events.jsonl".to_owned(), bytes: Bytes::Here(Vec::new()) });
         Action::Loaded { generation, log, analysis, mech: "main".to_owned() }
     }
 
