@@ -12,7 +12,6 @@ mod common;
 
 mod access;
 mod card;
-mod checkpoints;
 mod files;
 mod hostile_requests;
 mod imports;
