@@ -1,121 +1,299 @@
-//! Reading a log in blocks of whole lines, and parsing blocks on two cores ahead of the fold.
+//! Reading a log in blocks of whole lines, and working on the blocks on every core, ahead of a
+//! fold that sees them in file order.
 //!
-//! Parsing is most of replay's cost and lines are independent: a producer thread reads a block,
-//! parses its two halves at once, and hands the parsed lines to the (cheap, sequential) fold in
-//! file order while it reads on. Memory is bounded by a few blocks, not by the log.
+//! Parsing is most of replay's cost and lines are independent. Each worker thread takes the next
+//! block from the reader, works on it (parses its lines, say) and queues the result; results are
+//! committed (folded) strictly in file order by whichever worker finds the next one ready. So
+//! every core parses, and the sequential fold runs on whichever core is free at the moment, with
+//! no thread of its own to wake. Memory is bounded by a few blocks per worker, not by the log.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use mechfund_core::replay::count_lines;
 use mechfund_core::{Line, parse_line};
 
-/// Bytes read per block.
-const BLOCK: usize = 4 << 20;
+/// Bytes read per block: small enough that a few per worker stay in the cache and in a small
+/// memory budget, large enough that taking one costs next to nothing.
+const BLOCK: usize = 1 << 20;
+
+/// Results waiting for their turn, per worker, before a worker waits instead of reading on.
+const AHEAD_PER_WORKER: usize = 4;
+
+/// A reader cut into blocks of whole lines.
+struct Source<R> {
+    reader: R,
+    /// Bytes per block.
+    block: usize,
+    /// The start of a line the last block did not hold.
+    carry: Vec<u8>,
+    /// The next block's number.
+    next: u64,
+    done: bool,
+}
+
+impl<R: Read> Source<R> {
+    fn new(reader: R, block: usize) -> Source<R> {
+        Source { reader, block, carry: Vec::new(), next: 0, done: false }
+    }
+
+    /// Fills `buf` (grown as needed, never shrunk, so it is zeroed once) with the next block:
+    /// whole lines, except that the last block of the input may end without a newline. Its
+    /// number and length, or `None` at the end.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<(u64, usize)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let wanted = self.block.max(2 * self.carry.len());
+        if buf.len() < wanted {
+            buf.resize(wanted, 0);
+        }
+        buf[..self.carry.len()].copy_from_slice(&self.carry);
+        let mut filled = self.carry.len();
+        self.carry.clear();
+        loop {
+            let mut eof = false;
+            while filled < buf.len() {
+                match self.reader.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let end = if eof {
+                self.done = true;
+                filled
+            } else {
+                match memchr::memrchr(b'\n', &buf[..filled]) {
+                    Some(i) => i + 1,
+                    None => {
+                        // A single line longer than the buffer: make room for more of it.
+                        buf.resize(buf.len() * 2, 0);
+                        continue;
+                    }
+                }
+            };
+            self.carry.extend_from_slice(&buf[end..filled]);
+            if end == 0 {
+                return Ok(None);
+            }
+            self.next += 1;
+            return Ok(Some((self.next - 1, end)));
+        }
+    }
+}
 
 /// Calls `block` with consecutive chunks of `reader` that end at a line boundary (or at the end
-/// of the input), and `progress` with the bytes each one covered.
+/// of the input), on this thread.
 ///
 /// # Errors
 /// Read errors, or the first error `block` returns (which stops reading).
 pub fn for_each_block<R: Read, E: From<io::Error>>(
-    mut reader: R,
+    reader: R,
     mut block: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
-    let mut eof = false;
-    while !eof {
-        let start = buf.len();
-        buf.resize(start + BLOCK, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        buf.truncate(filled);
-        let complete = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                // A single line longer than a block: keep reading.
-                None => continue,
-            }
-        };
-        if complete > 0 {
-            block(&buf[..complete])?;
-        }
-        buf.drain(..complete);
+    let mut source = Source::new(reader, BLOCK);
+    let mut buf = Vec::new();
+    while let Some((_, len)) = source.fill(&mut buf)? {
+        block(&buf[..len])?;
     }
     Ok(())
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A worker that panicked has stopped everything already (see `for_each_block_on_all_cores`).
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The results of blocks that were worked on and wait for their turn.
+struct Queue<T> {
+    /// The number of the block to commit next.
+    next: u64,
+    results: BTreeMap<u64, (T, usize)>,
+}
+
+/// What the workers share.
+struct Shared<R, T, C, E> {
+    source: Mutex<Source<R>>,
+    queue: Mutex<Queue<T>>,
+    /// Signalled when the queue shrinks or everything stops.
+    room: Condvar,
+    /// The commit function and the first error of anything.
+    commit: Mutex<(C, Option<E>)>,
+    stop: AtomicBool,
+    ahead: usize,
+}
+
+impl<R, T, C, E> Shared<R, T, C, E>
+where
+    R: Read,
+    C: FnMut(T, usize) -> Result<(), E>,
+    E: From<io::Error>,
+{
+    fn fail(&self, error: E) {
+        let mut commit = lock(&self.commit);
+        commit.1.get_or_insert(error);
+        self.stop.store(true, Ordering::Release);
+        self.room.notify_all();
+    }
+
+    /// Commits the results that are next in order, if no other worker is at it. Looks again
+    /// after letting go: a result queued meanwhile by a worker that found the commit busy would
+    /// otherwise wait for the next block's worker.
+    fn commit_ready(&self) {
+        while let Ok(mut commit) = self.commit.try_lock() {
+            loop {
+                let taken = {
+                    let mut queue = lock(&self.queue);
+                    let next = queue.next;
+                    let taken = queue.results.remove(&next);
+                    queue.next += u64::from(taken.is_some());
+                    taken
+                };
+                let Some((result, bytes)) = taken else { break };
+                self.room.notify_all();
+                if self.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Err(e) = (commit.0)(result, bytes) {
+                    commit.1.get_or_insert(e);
+                    self.stop.store(true, Ordering::Release);
+                    self.room.notify_all();
+                    break;
+                }
+            }
+            drop(commit);
+            let queue = lock(&self.queue);
+            if self.stop.load(Ordering::Acquire) || !queue.results.contains_key(&queue.next) {
+                return;
+            }
+        }
+    }
+
+    fn work(&self, work: &(impl Fn(&[u8]) -> T + Sync)) {
+        let mut buf = Vec::new();
+        while !self.stop.load(Ordering::Acquire) {
+            {
+                let mut queue = lock(&self.queue);
+                while queue.results.len() >= self.ahead && !self.stop.load(Ordering::Acquire) {
+                    queue = self.room.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            let taken = lock(&self.source).fill(&mut buf);
+            let (number, len) = match taken {
+                Ok(Some(block)) => block,
+                Ok(None) => return,
+                Err(e) => return self.fail(E::from(e)),
+            };
+            let result = work(&buf[..len]);
+            lock(&self.queue).results.insert(number, (result, len));
+            self.commit_ready();
+        }
+    }
+}
+
+/// Runs `work` on consecutive blocks of whole lines of `reader` on every core, and `commit` with
+/// each block's result and length in the order of the blocks.
+///
+/// # Errors
+/// Read errors, or the first error `commit` returns (which stops everything).
+pub fn for_each_block_on_all_cores<R, T, E>(
+    reader: R,
+    work: impl Fn(&[u8]) -> T + Sync,
+    commit: impl FnMut(T, usize) -> Result<(), E> + Send,
+) -> Result<(), E>
+where
+    R: Read + Send,
+    T: Send,
+    E: From<io::Error> + Send,
+{
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(1, 8);
+    on_workers(Source::new(reader, BLOCK), workers, work, commit)
+}
+
+fn on_workers<R, T, E>(
+    source: Source<R>,
+    workers: usize,
+    work: impl Fn(&[u8]) -> T + Sync,
+    commit: impl FnMut(T, usize) -> Result<(), E> + Send,
+) -> Result<(), E>
+where
+    R: Read + Send,
+    T: Send,
+    E: From<io::Error> + Send,
+{
+    let shared = Shared {
+        source: Mutex::new(source),
+        queue: Mutex::new(Queue { next: 0, results: BTreeMap::new() }),
+        room: Condvar::new(),
+        commit: Mutex::new((commit, None)),
+        stop: AtomicBool::new(false),
+        ahead: AHEAD_PER_WORKER * workers,
+    };
+    let run = || {
+        // Work never panics; should it anyway, the other workers stop instead of waiting for
+        // that worker's block for ever, and the scope passes the panic on.
+        let _stop_on_panic = StopOnPanic(&shared.stop, &shared.room);
+        shared.work(&work);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(run);
+        }
+        run();
+    });
+    // Every result was committed by the workers; nothing is left but an error to return.
+    shared.commit.into_inner().unwrap_or_else(PoisonError::into_inner).1.map_or(Ok(()), Err)
+}
+
+/// Stops every worker when dropped by a panicking thread.
+struct StopOnPanic<'a>(&'a AtomicBool, &'a Condvar);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+            self.1.notify_all();
+        }
+    }
+}
+
 /// Calls `sink` with every line of `reader` (1-based number, parsed for `mech`), in file order,
-/// parsing on other threads ahead of `sink`. `progress` gets the bytes consumed per block.
+/// parsing on every core ahead of `sink`. `progress` gets the bytes consumed per block.
 ///
 /// # Errors
 /// Read errors, or the first error `sink` returns (which stops reading).
-pub fn for_each_line<R: Read + Send, E: From<io::Error>>(
+pub fn for_each_line<R: Read + Send, E: From<io::Error> + Send>(
     reader: R,
     mech: &str,
-    mut progress: impl FnMut(u64),
-    mut sink: impl FnMut(u64, &Line) -> Result<(), E>,
+    mut progress: impl FnMut(u64) + Send,
+    mut sink: impl FnMut(u64, &Line) -> Result<(), E> + Send,
 ) -> Result<(), E> {
-    std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<io::Result<(Vec<Vec<Line>>, usize)>>(2);
-        scope.spawn(move || {
-            let read = for_each_block(reader, |block| {
-                let parsed = parse_block(block, mech);
-                // The receiver hangs up when the sink stops early: stop reading too.
-                tx.send(Ok((parsed, block.len()))).map_err(|_| io::Error::other("stopped"))
-            });
-            if let Err(e) = read {
-                let _ = tx.send(Err(e));
-            }
-        });
-        let mut line_no = 0u64;
-        for message in rx {
-            let (parsed, bytes) = message?;
-            for line in parsed.iter().flatten() {
+    let mut line_no = 0u64;
+    for_each_block_on_all_cores(
+        reader,
+        |block| parse_lines(block.strip_suffix(b"\n").unwrap_or(block), mech),
+        |lines: Vec<Line>, bytes| {
+            for line in &lines {
                 line_no += 1;
                 sink(line_no, line)?;
             }
             progress(bytes as u64);
-        }
-        Ok(())
-    })
-}
-
-/// Parses every line of `block` (which ends with a newline or at the end of the input), in
-/// one or two runs of consecutive lines.
-fn parse_block(block: &[u8], mech: &str) -> Vec<Vec<Line>> {
-    let body = block.strip_suffix(b"\n").unwrap_or(block);
-    let half = body.len() / 2;
-    match memchr::memchr(b'\n', &body[half..]).map(|i| half + i) {
-        Some(mid) if body.len() > 64 << 10 => {
-            let (first, second) = (&body[..mid], &body[mid + 1..]);
-            std::thread::scope(|scope| {
-                let other = scope.spawn(|| parse_lines(second, mech));
-                let lines = parse_lines(first, mech);
-                // Parsing never panics; should the thread fail anyway, parse here instead.
-                vec![lines, other.join().unwrap_or_else(|_| parse_lines(second, mech))]
-            })
-        }
-        _ => vec![parse_lines(body, mech)],
-    }
+            Ok(())
+        },
+    )
 }
 
 /// Parses the lines of `body` (the last one has no newline; an empty body is one blank line).
-fn parse_lines(body: &[u8], mech: &str) -> Vec<Line> {
-    // Sized up front: a `Line` is a few hundred bytes, and regrowing would copy them all.
-    let mut out = Vec::with_capacity(usize::try_from(count_lines(body)).unwrap_or(0) + 1);
+pub fn parse_lines(body: &[u8], mech: &str) -> Vec<Line> {
+    // Sized up front for lines of 100 bytes or more (DDC's are about 200): a `Line` is a few
+    // hundred bytes, and regrowing would copy them all. Pages never written cost no memory.
+    let mut out = Vec::with_capacity(body.len() / 100 + 1);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
         let line = &body[start..end];
@@ -166,6 +344,67 @@ mod tests {
         assert_eq!(parsed.len(), 200_000);
         assert_eq!(parsed.last().map(|(n, _)| *n), Some(200_000));
         assert!(parsed.iter().all(|(_, l)| matches!(l, Line::Mine(_))));
+    }
+
+    /// Blocks of a few lines, worked on for different times by four workers: committed in
+    /// order, each once, with the lengths that cover the input; lines longer than a block too.
+    #[test]
+    fn results_are_committed_in_block_order() {
+        let mut text = String::new();
+        for i in 0..2_000 {
+            let long = if i % 97 == 0 { "x".repeat(300) } else { String::new() };
+            text.push_str(&format!("line {i} {long}\n"));
+        }
+        text.push_str("last, without a newline");
+        let mut committed = Vec::new();
+        let mut covered = 0;
+        on_workers::<_, _, io::Error>(
+            Source::new(text.as_bytes(), 64),
+            4,
+            |block| {
+                // Some blocks take longer, so later ones finish first.
+                if block.len().is_multiple_of(5) {
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                }
+                block.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect::<Vec<_>>()
+            },
+            |lines, bytes| {
+                committed.extend(lines);
+                covered += bytes;
+                Ok(())
+            },
+        )
+        .unwrap();
+        let expected: Vec<Vec<u8>> = text.split('\n').map(|l| l.as_bytes().to_vec()).collect();
+        assert_eq!(committed, expected);
+        assert_eq!(covered, text.len());
+    }
+
+    #[test]
+    fn a_read_error_is_returned_and_stops_the_workers() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                self.0 -= 1;
+                buf[0] = if self.0.is_multiple_of(4) { b'\n' } else { b'a' };
+                Ok(1)
+            }
+        }
+        let mut blocks = 0;
+        let result = on_workers::<_, _, io::Error>(
+            Source::new(Failing(100), 16),
+            3,
+            |_| (),
+            |(), _| {
+                blocks += 1;
+                Ok(())
+            },
+        );
+        assert_eq!(result.map_err(|e| e.to_string()), Err("disk on fire".to_owned()));
+        assert!(blocks <= 100);
     }
 
     #[test]

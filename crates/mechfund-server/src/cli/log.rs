@@ -10,11 +10,11 @@ use clap::Args;
 use indicatif::ProgressBar;
 use mechfund_core::replay::{Severity, candidate_lines, count_lines};
 use mechfund_core::whatif::goal_table;
-use mechfund_core::{DiagnosticKind, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, parse_line};
+use mechfund_core::{DiagnosticKind, Line, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, parse_line};
 use serde::Serialize;
 
 use super::error::CliError;
-use super::lines::{for_each_block, for_each_line};
+use super::lines::{for_each_block_on_all_cores, for_each_line};
 use super::output::{bytes_bar, print_json};
 use super::rules::load_rules;
 use crate::ddc::Installation;
@@ -233,14 +233,22 @@ fn two_passes<R: Read + Send>(
     let tick = |n: u64| bar.inc(n);
     let mut replayer = Replayer::sparse(rules, options.clone());
     let mut base = 0;
-    for_each_block(open()?, |block| {
-        for (index, line) in candidate_lines(block) {
-            replayer.scan_candidate(base + index + 1, &parse_line(line, &mech));
-        }
-        base += count_lines(block);
-        tick(block.len() as u64);
-        Ok::<_, CliError>(())
-    })?;
+    for_each_block_on_all_cores(
+        open()?,
+        |block| {
+            let parsed: Vec<(u64, Line)> =
+                candidate_lines(block).into_iter().map(|(index, line)| (index, parse_line(line, &mech))).collect();
+            (parsed, count_lines(block))
+        },
+        |(parsed, line_count), bytes| {
+            for (index, line) in &parsed {
+                replayer.scan_candidate(base + index + 1, line);
+            }
+            base += line_count;
+            tick(bytes as u64);
+            Ok::<_, CliError>(())
+        },
+    )?;
     fold(&mut replayer, &open, &mech, tick)?;
     if replayer.needs_exact_rescan() {
         bar.set_length(bar.length().unwrap_or(0) * 2);
@@ -255,7 +263,7 @@ fn fold<R: Read + Send>(
     replayer: &mut Replayer<'_>,
     open: &impl Fn() -> Result<R, CliError>,
     mech: &str,
-    tick: impl FnMut(u64),
+    tick: impl FnMut(u64) + Send,
 ) -> Result<(), CliError> {
     match replayer.second_pass() {
         SecondPass::Stream => {
