@@ -60,6 +60,7 @@ fn line() -> impl Strategy<Value = String> {
         1 => Just("1000.0".to_owned()),
         1 => Just("1e3".to_owned()),
         1 => Just("\"500\"".to_owned()),
+        1 => prop::sample::select(ESCAPED).prop_map(|body| format!("\"{body}\"")),
         1 => Just("null".to_owned()),
         1 => Just("true".to_owned()),
         1 => Just("-3".to_owned()),
@@ -97,11 +98,16 @@ fn line() -> impl Strategy<Value = String> {
         1 => Just(5), // non-ASCII donor
         1 => Just(6), // trailing garbage
         1 => Just(7), // no payload
+        2 => Just(8), // a donor string with escapes (some that serde refuses)
+        1 => Just(9), // a campaign id with an escape
     ];
     (canonical, mutation, any::<prop::sample::Index>()).prop_map(|(line, mutation, at)| match mutation {
         1 => line.replace("\":", "\": ").replace(",\"", ", \""),
         2 => line.replacen("{\"seq\"", "{\"mech_id\":\"main\",\"seq\"", 1),
-        3 => line[..at.index(line.len())].to_owned(),
+        3 => {
+            let cut = (0..=at.index(line.len())).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            line[..cut].to_owned()
+        }
         4 => {
             let mut bytes = line.into_bytes();
             let i = at.index(bytes.len());
@@ -111,8 +117,40 @@ fn line() -> impl Strategy<Value = String> {
         5 => line.replacen("{\"", "{\"donor\":\"Zoë 🚀\",\"", 1),
         6 => format!("{line} x"),
         7 => line.split(",\"payload\"").next().map(|head| format!("{head}}}")).unwrap_or(line),
+        8 => line.replacen(
+            ",\"payload\":{",
+            &format!(",\"payload\":{{\"donor\":\"{}\",", ESCAPED[at.index(ESCAPED.len())]),
+            1,
+        ),
+        9 => line.replacen(",\"payload\":{", ",\"payload\":{\"campaign_id\":\"spring\\u00e9\",", 1),
         _ => line,
     })
+}
+
+/// String bodies with escapes: ones serde_json decodes, and ones it refuses.
+const ESCAPED: &[&str] = &[
+    r"Zo\u00eb",
+    r"rocket \ud83d\ude80",
+    r"ROCKET \uD83D\uDE80!",
+    r#"quote \" and \\ and \/ \b\f\n\r\t"#,
+    r"\u0000",
+    r"lone \ud83d leading",
+    r"lone \ude80 trailing",
+    r"pair broken \ud83d\u0041",
+    r"bad \x escape",
+    r"short \u12",
+    r"not hex \u12g4",
+    "raw\ttab",
+    "raw non-ASCII \u{e9}\u{1f680}",
+    r"ends in a backslash \",
+];
+
+/// A canonical line whose donor is `donor`, byte for byte.
+fn line_with_donor(donor: &[u8]) -> Vec<u8> {
+    let mut line = br#"{"seq":7,"ts":"2025-01-01T00:00:00+00:00","type":"DonationAdded","mech_id":"main","payload":{"units":500,"donor":""#.to_vec();
+    line.extend_from_slice(donor);
+    line.extend_from_slice(br#"","channel_id":"12"}}"#);
+    line
 }
 
 proptest! {
@@ -125,9 +163,41 @@ proptest! {
         }
     }
 
+    /// One scan of a block gives the candidates and the line count the two separate ones do.
+    #[test]
+    fn candidates_count_the_lines_of_a_block(lines in prop::collection::vec(prop_oneof![4 => line(), 1 => Just(String::new())], 0..30), crlf: bool, unterminated: bool) {
+        let newline = if crlf { "\r\n" } else { "\n" };
+        let mut block = lines.join(newline);
+        if !unterminated && !lines.is_empty() {
+            block.push_str(newline);
+        }
+        let found = mechfund_core::replay::candidates(block.as_bytes());
+        prop_assert_eq!(found.line_count, mechfund_core::replay::count_lines(block.as_bytes()));
+        prop_assert_eq!(found.line_count, mechfund_core::replay::lines(block.as_bytes()).count() as u64);
+        prop_assert_eq!(found.lines, mechfund_core::replay::candidate_lines(block.as_bytes()));
+    }
+
     #[test]
     fn fast_and_reference_parsing_agree_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         prop_assert_eq!(parse_line(&bytes, "main"), parse_line_reference(&bytes, "main"));
+    }
+
+    /// Any bytes in a string replay skips: valid and invalid UTF-8, control characters, quotes
+    /// and backslashes, across the eight-byte words the scanner reads.
+    #[test]
+    fn fast_and_reference_parsing_agree_on_any_donor_bytes(
+        donor in prop::collection::vec(prop_oneof![
+            8 => b'a'..=b'z',
+            1 => Just(b'\\'),
+            1 => Just(b'"'),
+            1 => Just(b'u'),
+            1 => prop::sample::select(&b"0123456789abcdefABCDEF"[..]),
+            1 => 0u8..0x20,
+            2 => 0x80u8..=0xff,
+        ], 0..24),
+    ) {
+        let line = line_with_donor(&donor);
+        prop_assert_eq!(parse_line(&line, "main"), parse_line_reference(&line, "main"), "{}", String::from_utf8_lossy(&line));
     }
 }
 

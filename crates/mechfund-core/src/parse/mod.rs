@@ -321,18 +321,18 @@ enum PayloadKey {
 }
 
 impl PayloadKey {
-    fn of(name: &str) -> PayloadKey {
+    fn of(name: &[u8]) -> PayloadKey {
         match name {
-            "units" => PayloadKey::Units,
-            "power_units" => PayloadKey::PowerUnits,
-            "member_count" => PayloadKey::MemberCount,
-            "deleted_seq" => PayloadKey::DeletedSeq,
-            "from_level" => PayloadKey::FromLevel,
-            "to_level" => PayloadKey::ToLevel,
-            "old_goal_requirement" => PayloadKey::OldGoalRequirement,
-            "new_goal_requirement" => PayloadKey::NewGoalRequirement,
-            "exact_hit" => PayloadKey::ExactHit,
-            "campaign_id" => PayloadKey::CampaignId,
+            b"units" => PayloadKey::Units,
+            b"power_units" => PayloadKey::PowerUnits,
+            b"member_count" => PayloadKey::MemberCount,
+            b"deleted_seq" => PayloadKey::DeletedSeq,
+            b"from_level" => PayloadKey::FromLevel,
+            b"to_level" => PayloadKey::ToLevel,
+            b"old_goal_requirement" => PayloadKey::OldGoalRequirement,
+            b"new_goal_requirement" => PayloadKey::NewGoalRequirement,
+            b"exact_hit" => PayloadKey::ExactHit,
+            b"campaign_id" => PayloadKey::CampaignId,
             _ => PayloadKey::Other,
         }
     }
@@ -347,7 +347,7 @@ impl<'de> Deserialize<'de> for PayloadKey {
                 f.write_str("a field name")
             }
             fn visit_str<E>(self, v: &str) -> Result<PayloadKey, E> {
-                Ok(PayloadKey::of(v))
+                Ok(PayloadKey::of(v.as_bytes()))
             }
         }
         d.deserialize_identifier(V)
