@@ -77,7 +77,34 @@ fn expect(bytes: &[u8], at: usize, what: u8, reason: &'static str) -> Result<(),
     if bytes.get(at) == Some(&what) { Ok(()) } else { Err(reason) }
 }
 
-fn parse_micros(b: &[u8]) -> Result<i64, &'static str> {
+/// The date and time of day of `YYYY-MM-DDTHH:MM:SS`, the first 19 bytes of a timestamp.
+fn date_time(b: &[u8]) -> Result<[i64; 6], &'static str> {
+    // Most timestamps are well formed: one look at all 19 bytes; the checks below say what is
+    // wrong with the others.
+    if let Some(head) = b.first_chunk::<19>() {
+        let digit = |i: usize| {
+            let d = head[i].wrapping_sub(b'0');
+            (d < 10).then_some(i64::from(d))
+        };
+        let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+        let separators = head[4] == b'-'
+            && head[7] == b'-'
+            && matches!(head[10], b'T' | b't')
+            && head[13] == b':'
+            && head[16] == b':';
+        let fields = separators
+            .then(|| Some([two(0)? * 100 + two(2)?, two(5)?, two(8)?, two(11)?, two(14)?, two(17)?]))
+            .flatten();
+        if let Some([year, month, day, hour, minute, second]) = fields
+            && (1..=12).contains(&month)
+            && (1..=days_in_month(year, month)).contains(&day)
+            && hour <= 23
+            && minute <= 59
+            && second <= 59
+        {
+            return Ok([year, month, day, hour, minute, second]);
+        }
+    }
     let year = digits(b, 0, 4)?;
     expect(b, 4, b'-', "expected '-' after the year")?;
     let month = digits(b, 5, 2)?;
@@ -100,6 +127,11 @@ fn parse_micros(b: &[u8]) -> Result<i64, &'static str> {
     if hour > 23 || minute > 59 || second > 59 {
         return Err("time of day out of range");
     }
+    Ok([year, month, day, hour, minute, second])
+}
+
+fn parse_micros(b: &[u8]) -> Result<i64, &'static str> {
+    let [year, month, day, hour, minute, second] = date_time(b)?;
     let mut at = 19;
     let mut micros = 0i64;
     if b.get(at) == Some(&b'.') {
@@ -216,6 +248,38 @@ mod tests {
             assert!(Timestamp::parse(bad).is_err(), "{bad} should be rejected");
         }
         assert!(Timestamp::parse("2024-02-29T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn every_day_and_second_of_day_reads_back() {
+        // 1899-12-31 .. 2101-01-01, every day at a moving time of day: Display then parse.
+        for day in -25_568..48_214_i64 {
+            let micros = day * MICROS_PER_DAY + (day.rem_euclid(86_400)) * 1_000_000 + day.rem_euclid(7) * 125_000;
+            let ts = Timestamp(micros);
+            assert_eq!(Timestamp::parse(&ts.to_string()), Ok(ts), "{ts}");
+        }
+    }
+
+    #[test]
+    fn what_is_wrong_is_named() {
+        for (text, reason) in [
+            ("2025-13-01T00:00:00Z", "month out of range"),
+            ("2025-00-01T00:00:00Z", "month out of range"),
+            ("2025-02-29T00:00:00Z", "day out of range"),
+            ("2025-04-31T00:00:00Z", "day out of range"),
+            ("2025-01-00T00:00:00Z", "day out of range"),
+            ("2025-01-01T24:00:00Z", "time of day out of range"),
+            ("2025-01-01T23:60:00Z", "time of day out of range"),
+            ("2025-01-01 00:00:00Z", "expected 'T' between date and time"),
+            ("2025/01-01T00:00:00Z", "expected '-' after the year"),
+            ("2025-01-01T00-00:00Z", "expected ':' after the hour"),
+            ("2025-01-0xT00:00:00Z", "expected a digit"),
+            ("2025-01-01T00:00:0", "too short"),
+            ("2025-01-01T00:00", "expected ':' after the minutes"),
+            ("2025-01-01T00:00:00", "missing offset (add 'Z' or '+00:00')"),
+        ] {
+            assert_eq!(Timestamp::parse(text).map_err(|e| e.reason), Err(reason), "{text}");
+        }
     }
 
     #[test]
