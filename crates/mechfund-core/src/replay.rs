@@ -836,6 +836,22 @@ pub fn count_lines(block: &[u8]) -> u64 {
 /// A type name spelled with escapes is missed; the second pass notices and asks for an exact scan.
 #[must_use]
 pub fn candidate_lines(block: &[u8]) -> Vec<(u64, &[u8])> {
+    candidates(block).lines
+}
+
+/// What the sparse first pass needs of a block: [`candidate_lines`], and how many lines the block
+/// holds ([`count_lines`]), from one count of its newlines.
+#[derive(Debug)]
+pub struct Candidates<'a> {
+    /// The candidate lines, by 0-based index within the block.
+    pub lines: Vec<(u64, &'a [u8])>,
+    /// The lines in the block.
+    pub line_count: u64,
+}
+
+/// [`candidate_lines`] and [`count_lines`] of `block` at once.
+#[must_use]
+pub fn candidates(block: &[u8]) -> Candidates<'_> {
     use memchr::memmem::Finder;
     let mut starts = Vec::new();
     for name in [&b"DonationDeleted"[..], b"LevelUpCommitted"] {
@@ -847,7 +863,7 @@ pub fn candidate_lines(block: &[u8]) -> Vec<(u64, &[u8])> {
     starts.dedup();
     let mut index = 0;
     let mut counted = 0;
-    starts
+    let lines = starts
         .into_iter()
         .map(|start| {
             index += count_newlines(&block[counted..start]);
@@ -855,7 +871,9 @@ pub fn candidate_lines(block: &[u8]) -> Vec<(u64, &[u8])> {
             let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
             (index, strip_cr(&block[start..end]))
         })
-        .collect()
+        .collect();
+    let line_count = index + count_lines(&block[counted..]);
+    Candidates { lines, line_count }
 }
 
 /// Replays a whole log held in memory.
