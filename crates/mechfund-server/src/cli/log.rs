@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::ProgressBar;
-use mechfund_core::replay::{Severity, candidate_lines, count_lines};
+use mechfund_core::replay::{Severity, candidates};
 use mechfund_core::whatif::goal_table;
 use mechfund_core::{DiagnosticKind, Line, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, parse_line};
 use serde::Serialize;
@@ -236,9 +236,10 @@ fn two_passes<R: Read + Send>(
     for_each_block_on_all_cores(
         open()?,
         |block| {
+            let found = candidates(block);
             let parsed: Vec<(u64, Line)> =
-                candidate_lines(block).into_iter().map(|(index, line)| (index, parse_line(line, &mech))).collect();
-            (parsed, count_lines(block))
+                found.lines.into_iter().map(|(index, line)| (index, parse_line(line, &mech))).collect();
+            (parsed, found.line_count)
         },
         |(parsed, line_count), bytes| {
             for (index, line) in &parsed {
