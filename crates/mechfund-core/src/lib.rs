@@ -27,6 +27,7 @@ pub use money::{AmountError, Cents};
 pub use parse::{Kind, Line, Record, parse_line};
 pub use replay::{
     Diagnostic, DiagnosticKind, ReplayOptions, ReplayResult, Replayer, SecondPass, StrictError, replay_bytes,
+    replay_bytes_after, replay_bytes_with_checkpoints,
 };
 pub use rules::{Rules, RulesError};
 pub use state::State;

@@ -265,6 +265,15 @@ struct Mismatch {
     message: String,
 }
 
+/// Where a replay starts, and which states it keeps along the way.
+#[derive(Clone, Debug, Default)]
+struct Origin {
+    /// A checkpoint: the state after the events before the lines replayed (none: the start).
+    start: Option<State>,
+    /// Keep the state after every this many events (0: none).
+    every: u64,
+}
+
 /// The second pass: folds the kept events and cross-checks the recorded derived ones.
 #[derive(Debug)]
 struct Engine {
@@ -279,13 +288,38 @@ struct Engine {
     timeline: Option<Vec<TimelinePoint>>,
     effects: Effects,
     events: u64,
+    /// The state after every this many events goes to `checkpoints` (0: none).
+    every: u64,
+    checkpoints: Vec<State>,
 }
 
 impl Engine {
-    fn new(options: &ReplayOptions, rules: &Rules, plan: Plan, diagnostics: Vec<Diagnostic>) -> Engine {
-        let known_goal = options.ddc_snapshot.as_ref().and_then(Snapshot::known_goal);
+    fn new(
+        options: &ReplayOptions,
+        rules: &Rules,
+        plan: Plan,
+        diagnostics: Vec<Diagnostic>,
+        origin: &Origin,
+    ) -> Engine {
+        let state = match &origin.start {
+            Some(start) => {
+                let mut state = start.clone();
+                for (slot, recorded) in state.recorded_goals.iter_mut().zip(plan.recorded_goals) {
+                    if let Some(recorded) = recorded
+                        && slot.is_none_or(|r| r.seq <= recorded.seq)
+                    {
+                        *slot = Some(recorded);
+                    }
+                }
+                state
+            }
+            None => {
+                let known_goal = options.ddc_snapshot.as_ref().and_then(Snapshot::known_goal);
+                State::initial_known(&options.mech, rules, plan.recorded_goals, known_goal)
+            }
+        };
         Engine {
-            state: State::initial_known(&options.mech, rules, plan.recorded_goals, known_goal),
+            state,
             plan,
             targets: HashMap::new(),
             queue: VecDeque::new(),
@@ -296,6 +330,24 @@ impl Engine {
             timeline: options.timeline.then(Vec::new),
             effects: Effects::default(),
             events: 0,
+            every: origin.every,
+            checkpoints: Vec::new(),
+        }
+    }
+
+    /// Whether the goals the log records for the levels the start state has been through are
+    /// still the ones it was computed with. A level-up recorded later can give a level another
+    /// goal; the state would then not be the log's.
+    fn start_holds(&self, origin: &Origin) -> bool {
+        origin.start.as_ref().is_none_or(|start| {
+            (1..=start.level.min(10)).all(|level| start.recorded_goal(level) == self.state.recorded_goal(level))
+        })
+    }
+
+    fn feed(&mut self, line: u64, rec: &Record, rules: &Rules) {
+        self.feed_event(line, rec, rules);
+        if self.every != 0 && self.events.is_multiple_of(self.every) {
+            self.checkpoints.push(self.state.clone());
         }
     }
 
@@ -329,7 +381,7 @@ impl Engine {
         self.mismatches.push(Mismatch { kind, line, seq: rec.seq, message });
     }
 
-    fn feed(&mut self, line: u64, rec: &Record, rules: &Rules) {
+    fn feed_event(&mut self, line: u64, rec: &Record, rules: &Rules) {
         let seq = rec.seq;
         self.events += 1;
         self.state.last_event_seq = self.state.last_event_seq.max(seq);
@@ -615,6 +667,7 @@ pub struct Replayer<'r> {
     options: ReplayOptions,
     diagnostics: Vec<Diagnostic>,
     phase: Phase,
+    origin: Origin,
 }
 
 impl<'r> Replayer<'r> {
@@ -638,7 +691,13 @@ impl<'r> Replayer<'r> {
             options,
             diagnostics: Vec::new(),
             phase: Phase::Scan { order: Order::default(), plan: Plan::default(), mode },
+            origin: Origin::default(),
         }
+    }
+
+    fn with_origin(mut self, origin: Origin) -> Replayer<'r> {
+        self.origin = origin;
+        self
     }
 
     /// The mech being replayed.
@@ -691,7 +750,7 @@ impl<'r> Replayer<'r> {
         };
         if order.sorted {
             let diagnostics = std::mem::take(&mut self.diagnostics);
-            let engine = Engine::new(&self.options, self.rules, plan, diagnostics);
+            let engine = Engine::new(&self.options, self.rules, plan, diagnostics, &self.origin);
             self.phase = Phase::Fold { order: Order::default(), engine, mode, check: Check::default() };
             SecondPass::Stream
         } else {
@@ -760,8 +819,12 @@ impl<'r> Replayer<'r> {
 
     /// Ends replay and computes the result.
     #[must_use]
-    pub fn finish(mut self) -> ReplayResult {
-        let engine = match std::mem::replace(&mut self.phase, Phase::Buffer { records: Vec::new() }) {
+    pub fn finish(self) -> ReplayResult {
+        self.finish_kept().result
+    }
+
+    fn finish_kept(mut self) -> Kept {
+        let mut engine = match std::mem::replace(&mut self.phase, Phase::Buffer { records: Vec::new() }) {
             Phase::Fold { engine, .. } => engine,
             Phase::Buffer { mut records } => {
                 // Stable: equal seqs stay in file order, so the first line wins.
@@ -778,7 +841,7 @@ impl<'r> Replayer<'r> {
                     plan.add(*line, rec, &mut self.diagnostics);
                 }
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                let mut engine = Engine::new(&self.options, self.rules, plan, diagnostics);
+                let mut engine = Engine::new(&self.options, self.rules, plan, diagnostics, &self.origin);
                 for (line, rec) in &records {
                     engine.feed(*line, rec, self.rules);
                 }
@@ -786,10 +849,12 @@ impl<'r> Replayer<'r> {
             }
             Phase::Scan { plan, .. } => {
                 let diagnostics = std::mem::take(&mut self.diagnostics);
-                Engine::new(&self.options, self.rules, plan, diagnostics)
+                Engine::new(&self.options, self.rules, plan, diagnostics, &self.origin)
             }
         };
-        engine.finish(self.rules, &self.options)
+        let holds = engine.start_holds(&self.origin);
+        let checkpoints = std::mem::take(&mut engine.checkpoints);
+        Kept { result: engine.finish(self.rules, &self.options), checkpoints, holds }
     }
 }
 
@@ -876,26 +941,77 @@ pub fn candidates(block: &[u8]) -> Candidates<'_> {
     Candidates { lines, line_count }
 }
 
+/// A replay's result, and the states it kept.
+#[derive(Debug)]
+struct Kept {
+    result: ReplayResult,
+    checkpoints: Vec<State>,
+    /// The checkpoint it started from still holds for the log.
+    holds: bool,
+}
+
 /// Replays a whole log held in memory.
 ///
 /// # Errors
 /// In strict mode, the first bad line.
 pub fn replay_bytes(bytes: &[u8], rules: &Rules, options: ReplayOptions) -> Result<ReplayResult, StrictError> {
-    let mut replayer = Replayer::sparse(rules, options.clone());
+    Ok(replay_from(bytes, rules, options, Origin::default())?.result)
+}
+
+/// [`replay_bytes`], keeping the state after every `every` events of the mech (each one a
+/// checkpoint to resume from with [`replay_bytes_after`]).
+///
+/// # Errors
+/// In strict mode, the first bad line.
+pub fn replay_bytes_with_checkpoints(
+    bytes: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+    every: u64,
+) -> Result<(ReplayResult, Vec<State>), StrictError> {
+    let kept = replay_from(bytes, rules, options, Origin { start: None, every })?;
+    Ok((kept.result, kept.checkpoints))
+}
+
+/// The replay of a log from a checkpoint: `checkpoint` is the mech's state after its events up
+/// to `checkpoint.last_event_seq` (kept by [`replay_bytes_with_checkpoints`] under the same
+/// rules), and `bytes` holds the lines after those events. The state is the one a replay of
+/// the whole log gives, provided no deletion of an event up to the checkpoint was added since
+/// it was kept (the caller drops such checkpoints); the diagnostics cover only `bytes`.
+///
+/// `None` when the checkpoint no longer holds: a level-up recorded since gives a level the
+/// checkpoint went through another goal. Replay the whole log then. Checkpoints are kept along
+/// the way as with [`replay_bytes_with_checkpoints`].
+///
+/// # Errors
+/// In strict mode, the first bad line.
+pub fn replay_bytes_after(
+    checkpoint: &State,
+    bytes: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+    every: u64,
+) -> Result<Option<(ReplayResult, Vec<State>)>, StrictError> {
+    let kept = replay_from(bytes, rules, options, Origin { start: Some(checkpoint.clone()), every })?;
+    Ok(kept.holds.then_some((kept.result, kept.checkpoints)))
+}
+
+fn replay_from(bytes: &[u8], rules: &Rules, options: ReplayOptions, origin: Origin) -> Result<Kept, StrictError> {
+    let mut replayer = Replayer::sparse(rules, options.clone()).with_origin(origin.clone());
     let mech = options.mech.clone();
     for (index, line) in candidate_lines(bytes) {
         replayer.scan_candidate(index + 1, &parse_line(line, &mech));
     }
     second_pass(&mut replayer, bytes, &mech)?;
     if !replayer.needs_exact_rescan() {
-        return Ok(replayer.finish());
+        return Ok(replayer.finish_kept());
     }
-    let mut replayer = Replayer::new(rules, options);
+    let mut replayer = Replayer::new(rules, options).with_origin(origin);
     for (n, line) in lines(bytes) {
         replayer.scan_line(n, &parse_line(line, &mech))?;
     }
     second_pass(&mut replayer, bytes, &mech)?;
-    Ok(replayer.finish())
+    Ok(replayer.finish_kept())
 }
 
 fn second_pass(replayer: &mut Replayer<'_>, bytes: &[u8], mech: &str) -> Result<(), StrictError> {
