@@ -33,6 +33,7 @@ use super::feed::Committed;
 use super::responses::{ImportResponse, WriteResponse};
 use super::shared::Shared;
 use crate::store::chain::{recorded_head, verify_chain};
+use crate::store::checkpoint;
 use crate::store::snapshot::Snapshot;
 use crate::store::{
     Chain, Engine, ImportError, Imported, Importer, Journal, MAX_SEQ, Param, Sql, StoreError, mech_lines,
@@ -110,6 +111,8 @@ struct Ctx {
     /// Other servers write to the store too: catch up in every transaction, and let the
     /// notifications feed the event streams.
     store_shared: bool,
+    /// Events of each mech written since its last checkpoint, counted once it is first written to.
+    since_checkpoint: HashMap<String, u64>,
 }
 
 /// Starts the writer thread; it stops once every sender is dropped and the queue is drained.
@@ -137,6 +140,7 @@ pub fn spawn(
         chain,
         damage,
         store_shared: journal.shared(),
+        since_checkpoint: HashMap::new(),
     };
     let handle = std::thread::Builder::new().name("mechfund-writer".into()).spawn(move || run(journal, ctx, rx))?;
     Ok((tx, handle))
@@ -266,6 +270,25 @@ fn line_ts(line: &str) -> Option<Timestamp> {
 }
 
 impl Ctx {
+    /// Counts `written` new events of `state`'s mech, and writes `state` (the mech's state after
+    /// them) as a checkpoint once [`checkpoint::EVERY`] have been written since the last one.
+    fn count_for_checkpoint(&mut self, tx: &mut dyn Sql, state: &State, written: u64) -> Result<(), StoreError> {
+        let mech = state.mech_id.as_str();
+        let since = match self.since_checkpoint.get_mut(mech) {
+            Some(since) => {
+                *since += written;
+                *since
+            }
+            // The events just written are in the count.
+            None => *self.since_checkpoint.entry(mech.to_owned()).or_insert(checkpoint::events_since_last(tx, mech)?),
+        };
+        if since >= checkpoint::EVERY {
+            checkpoint::write(tx, mech, &self.rules_hash, std::slice::from_ref(state))?;
+            self.since_checkpoint.insert(mech.to_owned(), 0);
+        }
+        Ok(())
+    }
+
     /// What other servers committed since this writer's last transaction (a shared store; the
     /// store's write lock is held): the chain's end, the next seq, the latest timestamp, and the
     /// latest state of every mech they changed, which replaces any this writer holds.
@@ -367,15 +390,24 @@ impl Ctx {
                 lines.push((event.seq, line));
             }
         }
-        if events.iter().any(|e| matches!(e.body, EventBody::DonationDeleted { .. })) {
+        let toggled = events.iter().find_map(|e| match e.body {
+            EventBody::DonationDeleted { deleted_seq, .. } => Some(deleted_seq),
+            _ => None,
+        });
+        if let Some(target) = toggled {
             // Deletion rewrites history (an odd number of toggles skips the event entirely), so the
-            // state is what replay of the mech's lines says, including the new one.
-            *state = replay_state(&mech_lines(tx, mech)?, mech, rules);
+            // state is what replay of the mech's lines says, including the new one: from the
+            // last checkpoint before the toggled event.
+            *state = checkpoint::replay_toggled(tx, mech, target, rules, &self.rules_hash)?;
+            self.since_checkpoint.remove(mech);
         } else {
             let mut effects = Effects::default();
             for event in &events {
                 effects.clear();
                 state.apply(&event.record(), rules, &mut effects);
+            }
+            if !events.is_empty() {
+                self.count_for_checkpoint(tx, state, events.len() as u64)?;
             }
         }
         if let Some(last) = events.last() {

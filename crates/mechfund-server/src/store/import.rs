@@ -14,7 +14,6 @@ use mechfund_core::{Line, Rules, State, parse_line};
 use serde::Deserialize;
 
 use super::chain::{Chain, rechain_from};
-use super::log::{mech_lines, replay_state};
 use super::schema::{MAX_SEQ, check_mech_id, rules_hash};
 use super::snapshot::write_snapshot;
 use super::sql::{Param, Sql, StoreError};
@@ -208,7 +207,7 @@ impl<'t> Importer<'t> {
         let hash = rules_hash(rules);
         let mut imported = BTreeMap::new();
         for (mech, (events, first_seq, last_seq)) in self.mechs {
-            let state = replay_state(&mech_lines(self.db, &mech)?, &mech, rules);
+            let state = super::checkpoint::replay_whole(self.db, &mech, rules, &hash)?;
             write_snapshot(self.db, &state, &hash)?;
             imported.insert(mech, Imported { events, first_seq, last_seq, state });
         }

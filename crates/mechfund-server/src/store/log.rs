@@ -20,6 +20,24 @@ pub fn mech_lines(db: &mut dyn Sql, mech: &str) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// The lines of `mech` after seq `after`, in seq order, each followed by `\n`.
+///
+/// # Errors
+/// On a database error.
+pub fn lines_after_seq(db: &mut dyn Sql, mech: &str, after: u64) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    db.for_each(
+        "SELECT line FROM events WHERE mech = $1 AND seq > $2 ORDER BY seq",
+        &[Param::Text(mech), Param::int(after)],
+        &mut |row| {
+            out.extend_from_slice(row[0].text().unwrap_or_default().as_bytes());
+            out.push(b'\n');
+            true
+        },
+    )?;
+    Ok(out)
+}
+
 /// Calls `f` with each stored line of `mech` in seq order (one statement: one consistent read)
 /// until it returns `false`; says whether every line was seen.
 ///

@@ -5,6 +5,7 @@
 //! - [`log`]: reading a mech's lines, its state by replay, the next seq;
 //! - [`chain`]: the hash chain over the event rows, and where it breaks;
 //! - [`snapshot`]: each mech's full state stored with every commit, with its digest;
+//! - [`checkpoint`]: each mech's state every few thousand events, for deletion toggles;
 //! - [`recovery`]: start-up: snapshots checked against the log and the rules, rebuilt if stale;
 //! - [`sql`]: the statements of both engines, SQLite and PostgreSQL, through one small trait;
 //! - [`journal`]: the writer's transactions; [`postgres`]: the shared PostgreSQL store;
@@ -19,6 +20,7 @@
 
 pub mod backup;
 pub mod chain;
+pub mod checkpoint;
 pub mod dir;
 pub mod import;
 pub mod journal;

@@ -36,7 +36,8 @@ const WRITE_LOCK: i64 = 0x6d65_6368_6675_6e64;
 const MIGRATION_LOCK: i64 = WRITE_LOCK + 1;
 
 /// The schema, one migration per version; never edit a shipped one, add the next.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE events (
     seq  BIGINT PRIMARY KEY,
     mech TEXT NOT NULL,
@@ -62,7 +63,18 @@ CREATE TABLE idempotency (
     status       BIGINT NOT NULL,
     body         TEXT NOT NULL
 );
-"];
+",
+    "
+CREATE TABLE checkpoints (
+    mech       TEXT NOT NULL,
+    last_seq   BIGINT NOT NULL,
+    rules_hash TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    PRIMARY KEY (mech, last_seq)
+);
+",
+];
 
 /// Whether `store` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
 #[must_use]

@@ -8,7 +8,7 @@ use mechfund_core::time::Timestamp;
 use mechfund_core::{Rules, State};
 
 use super::chain::{Damage, check_chain_end};
-use super::log::{last_seqs, mech_lines, next_free_seq, replay_state};
+use super::log::{last_seqs, next_free_seq};
 use super::schema::rules_hash;
 use super::snapshot::{check_snapshot, write_snapshot};
 use super::sql::{Sql, StoreError};
@@ -50,7 +50,7 @@ pub fn recover(db: &mut dyn Sql, rules: &Rules) -> Result<Recovered, StoreError>
         let state = match verdict {
             Ok(state) => state,
             Err(why) => {
-                let state = replay_state(&mech_lines(db, mech)?, mech, rules);
+                let state = super::checkpoint::replay_whole(db, mech, rules, &hash)?;
                 write_snapshot(db, &state, &hash)?;
                 rebuilt.push((mech.clone(), why));
                 state

@@ -5,7 +5,8 @@
 //! and the row's `hash` in the chain), `snapshots` (each mech's full state after its last event,
 //! with the hash of the rules it was computed under and a digest), `idempotency` (a key, the hash
 //! of the request, the first response) and `meta` (the recorded end of the chain, and the lowest
-//! seq the next event may get, left by a restore).
+//! seq the next event may get, left by a restore), `checkpoints` (each mech's full state after
+//! every few thousand of its events, for deletions: [`super::checkpoint`]).
 //!
 //! The schema is versioned: `PRAGMA user_version` is the number of `MIGRATIONS` applied, and
 //! [`open_writer`] applies the missing ones in one transaction. A store a newer mechfund migrated
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::sql::StoreError;
 
 /// The schema, one migration per version; never edit a shipped one, add the next.
-const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[version_1];
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[version_1, version_2];
 
 /// The schema version this mechfund writes.
 #[must_use]
@@ -44,6 +45,20 @@ fn version_1(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Version 2: checkpoints of each mech's state every few thousand events (issue 16).
+fn version_2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE checkpoints (
+            mech       TEXT NOT NULL,
+            last_seq   INTEGER NOT NULL,
+            rules_hash TEXT NOT NULL,
+            state      TEXT NOT NULL,
+            digest     TEXT NOT NULL,
+            PRIMARY KEY (mech, last_seq)
+        ) WITHOUT ROWID;",
+    )
 }
 
 const VERSION_1: &str = "

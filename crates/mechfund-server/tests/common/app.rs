@@ -346,6 +346,25 @@ impl App {
         self.builder.database.as_deref()
     }
 
+    /// Runs one SQL statement on the store behind the app's back: the rows it changed.
+    pub fn execute(&self, sql: &str) -> u64 {
+        match self.database() {
+            Some(database) => database.execute(sql),
+            None => rusqlite::Connection::open(self.dir().join(DB_FILE)).unwrap().execute(sql, []).unwrap() as u64,
+        }
+    }
+
+    /// The one integer a query of the store returns.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match self.database() {
+            Some(database) => database.query::<i64>(sql),
+            None => {
+                let conn = rusqlite::Connection::open(self.dir().join(DB_FILE)).unwrap();
+                conn.query_row(sql, [], |row| row.get(0)).unwrap()
+            }
+        }
+    }
+
     /// Whether the store holds anything: its SQLite file, or its PostgreSQL tables.
     pub fn store_exists(&self) -> bool {
         match self.database() {

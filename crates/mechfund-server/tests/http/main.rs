@@ -12,6 +12,7 @@ mod common;
 
 mod access;
 mod card;
+mod checkpoints;
 mod files;
 mod hostile_requests;
 mod imports;
