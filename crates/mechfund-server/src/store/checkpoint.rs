@@ -98,12 +98,24 @@ pub fn latest_before(db: &mut dyn Sql, mech: &str, seq: u64, rules_hash: &str) -
 /// # Errors
 /// On a database error.
 pub fn replay_whole(db: &mut dyn Sql, mech: &str, rules: &Rules, rules_hash: &str) -> Result<State, StoreError> {
+    let started = std::time::Instant::now();
     let lines = mech_lines(db, mech)?;
+    let read = started.elapsed();
     // Lenient replay never stops at a line.
     let (result, checkpoints) = replay_bytes_with_checkpoints(&lines, rules, options(mech), EVERY)
         .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    let replayed = started.elapsed();
     db.execute("DELETE FROM checkpoints WHERE mech = $1", &[Param::Text(mech)])?;
     write(db, mech, rules_hash, &checkpoints)?;
+    tracing::debug!(
+        mech,
+        bytes = lines.len(),
+        read_ms = read.as_millis(),
+        replay_ms = (replayed - read).as_millis(),
+        checkpoints = checkpoints.len(),
+        write_ms = (started.elapsed() - replayed).as_millis(),
+        "replayed whole"
+    );
     Ok(result.state)
 }
 

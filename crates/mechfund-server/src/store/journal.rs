@@ -72,6 +72,15 @@ impl Sql for SqliteTx<'_> {
     ) -> Result<bool, StoreError> {
         Sqlite(&self.0).for_each(sql, params, f)
     }
+
+    fn for_each_text(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        f: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, StoreError> {
+        Sqlite(&self.0).for_each_text(sql, params, f)
+    }
 }
 
 impl WriteTx for SqliteTx<'_> {

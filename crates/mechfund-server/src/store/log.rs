@@ -26,11 +26,11 @@ pub fn mech_lines(db: &mut dyn Sql, mech: &str) -> Result<Vec<u8>, StoreError> {
 /// On a database error.
 pub fn lines_after_seq(db: &mut dyn Sql, mech: &str, after: u64) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
-    db.for_each(
+    db.for_each_text(
         "SELECT line FROM events WHERE mech = $1 AND seq > $2 ORDER BY seq",
         &[Param::Text(mech), Param::int(after)],
-        &mut |row| {
-            out.extend_from_slice(row[0].text().unwrap_or_default().as_bytes());
+        &mut |line| {
+            out.extend_from_slice(line.as_bytes());
             out.push(b'\n');
             true
         },
@@ -44,8 +44,8 @@ pub fn lines_after_seq(db: &mut dyn Sql, mech: &str, after: u64) -> Result<Vec<u
 /// # Errors
 /// On a database error.
 pub fn for_each_line(db: &mut dyn Sql, mech: &str, mut f: impl FnMut(&[u8]) -> bool) -> Result<bool, StoreError> {
-    db.for_each("SELECT line FROM events WHERE mech = $1 ORDER BY seq", &[Param::Text(mech)], &mut |row| {
-        f(row[0].text().unwrap_or_default().as_bytes())
+    db.for_each_text("SELECT line FROM events WHERE mech = $1 ORDER BY seq", &[Param::Text(mech)], &mut |line| {
+        f(line.as_bytes())
     })
 }
 

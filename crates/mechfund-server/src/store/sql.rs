@@ -143,6 +143,21 @@ pub trait Sql: std::fmt::Debug {
         f: &mut dyn FnMut(&[Value]) -> bool,
     ) -> Result<bool, StoreError>;
 
+    /// Calls `f` with the first column's text of each row of a query, in order, until it returns
+    /// `false`; says whether every row was seen. For the log's lines: an engine may lend the text
+    /// instead of copying it for every row.
+    ///
+    /// # Errors
+    /// The engine's error.
+    fn for_each_text(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        f: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, StoreError> {
+        self.for_each(sql, params, &mut |row| f(row[0].text().unwrap_or_default()))
+    }
+
     /// Every row of a query.
     ///
     /// # Errors
@@ -216,6 +231,28 @@ impl Sql for Sqlite<'_> {
                 });
             }
             if !f(&values) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn for_each_text(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        f: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(sqlite_params(params)))?;
+        while let Some(row) = rows.next()? {
+            let text = match row.get_ref(0)? {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                    .map_err(|e| StoreError::Unexpected(format!("text that is not UTF-8: {e}")))?,
+                ValueRef::Null => "",
+                other => return Err(StoreError::Unexpected(format!("a value of type {}", other.data_type()))),
+            };
+            if !f(text) {
                 return Ok(false);
             }
         }
