@@ -700,6 +700,15 @@ impl<'r> Replayer<'r> {
         self
     }
 
+    /// This replayer, starting from `checkpoint` (the state after the events before the lines it
+    /// will see; `None`: the start) and keeping the state after every `every` events (0: none),
+    /// as [`replay_bytes_after`] and [`replay_bytes_with_checkpoints`] do. End it with
+    /// [`finish_kept`](Replayer::finish_kept).
+    #[must_use]
+    pub fn keeping(self, checkpoint: Option<State>, every: u64) -> Replayer<'r> {
+        self.with_origin(Origin { start: checkpoint, every })
+    }
+
     /// The mech being replayed.
     #[must_use]
     pub fn mech(&self) -> &str {
@@ -823,7 +832,9 @@ impl<'r> Replayer<'r> {
         self.finish_kept().result
     }
 
-    fn finish_kept(mut self) -> Kept {
+    /// [`finish`](Replayer::finish), with the states kept (see [`keeping`](Replayer::keeping)).
+    #[must_use]
+    pub fn finish_kept(mut self) -> Kept {
         let mut engine = match std::mem::replace(&mut self.phase, Phase::Buffer { records: Vec::new() }) {
             Phase::Fold { engine, .. } => engine,
             Phase::Buffer { mut records } => {
@@ -958,11 +969,13 @@ fn for_each_match(haystack: &[u8], needle: &[u8], each: impl FnMut(usize)) {
 
 /// A replay's result, and the states it kept.
 #[derive(Debug)]
-struct Kept {
-    result: ReplayResult,
-    checkpoints: Vec<State>,
-    /// The checkpoint it started from still holds for the log.
-    holds: bool,
+pub struct Kept {
+    /// What the replay found.
+    pub result: ReplayResult,
+    /// The state after every `every` events (see [`Replayer::keeping`]).
+    pub checkpoints: Vec<State>,
+    /// The checkpoint it started from still holds for the log (see [`replay_bytes_after`]).
+    pub holds: bool,
 }
 
 /// Replays a whole log held in memory.
