@@ -7,12 +7,14 @@
 //!   restore, verification;
 //! - [`serve`]: the server: app state, extractors, read and write handlers, the writer, the
 //!   event streams' fan-out, files, connections;
-//! - [`ddc`]: a DockerDiscordControl installation on disk (`--ddc DIR`).
+//! - [`ddc`]: a DockerDiscordControl installation on disk (`--ddc DIR`);
+//! - [`pipeline`]: replay on every core, for the CLI's files and the store's mechs.
 //!
 //! Modules never import each other in circles (`cargo xtask layout` shows the graph; `cargo
 //! xtask test` fails on a cycle).
 
 pub mod cli;
 pub mod ddc;
+pub mod pipeline;
 pub mod serve;
 pub mod store;

@@ -21,9 +21,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::error::CliError;
-use super::lines::for_each_block;
 use super::output::{bytes_bar, print_json};
 use super::rules::load_rules;
+use crate::pipeline::for_each_block;
 use crate::store::backup::{backup, restore};
 use crate::store::postgres::{self, Pg};
 use crate::store::verify::{Verified, verify};

@@ -8,16 +8,16 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::ProgressBar;
-use mechfund_core::replay::{Severity, candidates};
+use mechfund_core::replay::Severity;
 use mechfund_core::whatif::goal_table;
-use mechfund_core::{DiagnosticKind, Line, Now, ReplayOptions, ReplayResult, Replayer, Rules, SecondPass, parse_line};
+use mechfund_core::{DiagnosticKind, Now, ReplayOptions, ReplayResult, Rules};
 use serde::Serialize;
 
 use super::error::CliError;
-use super::lines::{for_each_block_on_all_cores, for_each_line};
 use super::output::{bytes_bar, print_json};
 use super::rules::load_rules;
 use crate::ddc::Installation;
+use crate::pipeline::{Keeping, Workers, replay_on};
 
 /// The log to read: FILE under --rules, or a DDC installation.
 #[derive(Debug, Args)]
@@ -220,59 +220,20 @@ fn replay_buffer(buf: &[u8], rules: &Rules, options: ReplayOptions, label: &str)
     result
 }
 
-/// The replay passes over a source that can be opened again: a sparse first pass (only lines
-/// that may be deletions or level-ups are parsed), the fold, and — only if the sparse pass's
-/// assumptions did not hold — an exact first pass and the fold again.
+/// [`replay_on`] every core of a source that can be opened again, its progress on `bar` (whose
+/// length doubles should an exact rescan read the source twice more).
 fn two_passes<R: Read + Send>(
     rules: &Rules,
     options: ReplayOptions,
     bar: &ProgressBar,
     open: impl Fn() -> Result<R, CliError>,
 ) -> Result<ReplayResult, CliError> {
-    let mech = options.mech.clone();
-    let tick = |n: u64| bar.inc(n);
-    let mut replayer = Replayer::sparse(rules, options.clone());
-    let mut base = 0;
-    for_each_block_on_all_cores(
-        open()?,
-        |block| {
-            let found = candidates(block);
-            let parsed: Vec<(u64, Line)> =
-                found.lines.into_iter().map(|(index, line)| (index, parse_line(line, &mech))).collect();
-            (parsed, found.line_count)
-        },
-        |(parsed, line_count), bytes| {
-            for (index, line) in &parsed {
-                replayer.scan_candidate(base + index + 1, line);
-            }
-            base += line_count;
-            tick(bytes as u64);
-            Ok::<_, CliError>(())
-        },
-    )?;
-    fold(&mut replayer, &open, &mech, tick)?;
-    if replayer.needs_exact_rescan() {
-        bar.set_length(bar.length().unwrap_or(0) * 2);
-        replayer = Replayer::new(rules, options);
-        for_each_line(open()?, &mech, tick, |n, line| replayer.scan_line(n, line).map_err(CliError::from))?;
-        fold(&mut replayer, &open, &mech, tick)?;
-    }
-    Ok(replayer.finish())
-}
-
-fn fold<R: Read + Send>(
-    replayer: &mut Replayer<'_>,
-    open: &impl Fn() -> Result<R, CliError>,
-    mech: &str,
-    tick: impl FnMut(u64) + Send,
-) -> Result<(), CliError> {
-    match replayer.second_pass() {
-        SecondPass::Stream => {
-            for_each_line(open()?, mech, tick, |n, line| replayer.fold_line(n, line).map_err(CliError::from))
+    let tick = |n: u64| {
+        let length = bar.length().unwrap_or(0);
+        if bar.position() + n > length {
+            bar.set_length(length * 2);
         }
-        SecondPass::Buffer => for_each_line(open()?, mech, tick, |n, line| {
-            replayer.buffer_line(n, line.clone());
-            Ok::<_, CliError>(())
-        }),
-    }
+        bar.inc(n);
+    };
+    Ok(replay_on(Workers::all_cores(), rules, options, Keeping::default(), open, tick)?.result)
 }

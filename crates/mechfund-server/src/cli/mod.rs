@@ -5,14 +5,14 @@
 //! - [`admin`]: `import`, `export`, `backup`, `restore` and `verify --data`: the server's store;
 //! - [`rules`]: the one reader of a `--rules` file;
 //! - [`error`]: [`CliError`] and its exit code;
-//! - [`lines`] and [`output`]: reading big logs in blocks; JSON on stdout, a progress bar on a
-//!   terminal.
+//! - [`output`]: JSON on stdout, a progress bar on a terminal.
+//!
+//! Big logs are read and replayed on every core by [`crate::pipeline`].
 //!
 //! `serve` is [`crate::serve`].
 
 pub mod admin;
 pub mod error;
-pub mod lines;
 pub mod log;
 pub mod output;
 pub mod rules;

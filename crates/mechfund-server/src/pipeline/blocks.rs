@@ -106,7 +106,7 @@ pub fn for_each_block<R: Read, E: From<io::Error>>(
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A worker that panicked has stopped everything already (see `for_each_block_on_all_cores`).
+    // A worker that panicked has stopped everything already (see `for_each_block_on`).
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -197,12 +197,32 @@ where
     }
 }
 
-/// Runs `work` on consecutive blocks of whole lines of `reader` on every core, and `commit` with
-/// each block's result and length in the order of the blocks.
+/// How blocks are cut and worked on.
+#[derive(Clone, Copy, Debug)]
+pub struct Workers {
+    /// Worker threads, the calling one included.
+    pub threads: usize,
+    /// Bytes per block (a longer line makes a longer block).
+    pub block: usize,
+}
+
+impl Workers {
+    /// One worker per core (at most 8), blocks of 1 MiB.
+    pub fn all_cores() -> Workers {
+        Workers {
+            threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(1, 8),
+            block: BLOCK,
+        }
+    }
+}
+
+/// Runs `work` on consecutive blocks of whole lines of `reader` on every worker, and `commit`
+/// with each block's result and length in the order of the blocks.
 ///
 /// # Errors
 /// Read errors, or the first error `commit` returns (which stops everything).
-pub fn for_each_block_on_all_cores<R, T, E>(
+pub fn for_each_block_on<R, T, E>(
+    workers: Workers,
     reader: R,
     work: impl Fn(&[u8]) -> T + Sync,
     commit: impl FnMut(T, usize) -> Result<(), E> + Send,
@@ -212,28 +232,15 @@ where
     T: Send,
     E: From<io::Error> + Send,
 {
-    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(1, 8);
-    on_workers(Source::new(reader, BLOCK), workers, work, commit)
-}
-
-fn on_workers<R, T, E>(
-    source: Source<R>,
-    workers: usize,
-    work: impl Fn(&[u8]) -> T + Sync,
-    commit: impl FnMut(T, usize) -> Result<(), E> + Send,
-) -> Result<(), E>
-where
-    R: Read + Send,
-    T: Send,
-    E: From<io::Error> + Send,
-{
+    let threads = workers.threads.max(1);
+    let source = Source::new(reader, workers.block.max(1));
     let shared = Shared {
         source: Mutex::new(source),
         queue: Mutex::new(Queue { next: 0, results: BTreeMap::new() }),
         room: Condvar::new(),
         commit: Mutex::new((commit, None)),
         stop: AtomicBool::new(false),
-        ahead: AHEAD_PER_WORKER * workers,
+        ahead: AHEAD_PER_WORKER * threads,
     };
     let run = || {
         // Work never panics; should it anyway, the other workers stop instead of waiting for
@@ -242,7 +249,7 @@ where
         shared.work(&work);
     };
     std::thread::scope(|scope| {
-        for _ in 1..workers {
+        for _ in 1..threads {
             scope.spawn(run);
         }
         run();
@@ -269,13 +276,15 @@ impl Drop for StopOnPanic<'_> {
 /// # Errors
 /// Read errors, or the first error `sink` returns (which stops reading).
 pub fn for_each_line<R: Read + Send, E: From<io::Error> + Send>(
+    workers: Workers,
     reader: R,
     mech: &str,
     mut progress: impl FnMut(u64) + Send,
     mut sink: impl FnMut(u64, &Line) -> Result<(), E> + Send,
 ) -> Result<(), E> {
     let mut line_no = 0u64;
-    for_each_block_on_all_cores(
+    for_each_block_on(
+        workers,
         reader,
         |block| parse_lines(block.strip_suffix(b"\n").unwrap_or(block), mech),
         |lines: Vec<Line>, bytes| {
@@ -311,6 +320,7 @@ mod tests {
     fn numbered(text: &[u8]) -> Vec<(u64, Line)> {
         let mut out = Vec::new();
         for_each_line::<_, io::Error>(
+            Workers::all_cores(),
             text,
             "main",
             |_| {},
@@ -358,9 +368,9 @@ mod tests {
         text.push_str("last, without a newline");
         let mut committed = Vec::new();
         let mut covered = 0;
-        on_workers::<_, _, io::Error>(
-            Source::new(text.as_bytes(), 64),
-            4,
+        for_each_block_on::<_, _, io::Error>(
+            Workers { threads: 4, block: 64 },
+            text.as_bytes(),
             |block| {
                 // Some blocks take longer, so later ones finish first.
                 if block.len().is_multiple_of(5) {
@@ -394,9 +404,9 @@ mod tests {
             }
         }
         let mut blocks = 0;
-        let result = on_workers::<_, _, io::Error>(
-            Source::new(Failing(100), 16),
-            3,
+        let result = for_each_block_on::<_, _, io::Error>(
+            Workers { threads: 3, block: 16 },
+            Failing(100),
             |_| (),
             |(), _| {
                 blocks += 1;
@@ -412,6 +422,7 @@ mod tests {
         let text = "x\n".repeat(3 << 20);
         let mut seen = 0;
         let result = for_each_line::<_, io::Error>(
+            Workers::all_cores(),
             text.as_bytes(),
             "main",
             |_| {},

@@ -8,15 +8,18 @@
 //! cannot be read (edited, or of another log) is dropped, and the next replay that passes its
 //! seq writes it again. A toggle of seq S drops every checkpoint at or after S in the toggle's
 //! transaction: they folded S the other way. A checkpoint a level-up recorded later no longer
-//! holds for is refused by the core ([`mechfund_core::replay_bytes_after`]); the mech is then
-//! replayed whole, which writes all its checkpoints again.
+//! holds for is refused by the core (see [`mechfund_core::replay_bytes_after`]); the mech is then
+//! replayed whole, which writes all its checkpoints again. Replays parse on every core
+//! ([`crate::pipeline`]).
 
-use mechfund_core::{ReplayOptions, Rules, State, replay_bytes_after, replay_bytes_with_checkpoints};
+use mechfund_core::replay::Kept;
+use mechfund_core::{ReplayOptions, Rules, State};
 
 use super::chain::hash_at;
 use super::log::{lines_after_seq, mech_lines};
 use super::snapshot::{Snapshot, snapshot_digest};
 use super::sql::{Param, Sql, StoreError};
+use crate::pipeline::{Keeping, replay_bytes_on_all_cores};
 
 /// Events of a mech between two checkpoints: a toggle of a recent event replays fewer than
 /// this many.
@@ -102,8 +105,9 @@ pub fn replay_whole(db: &mut dyn Sql, mech: &str, rules: &Rules, rules_hash: &st
     let lines = mech_lines(db, mech)?;
     let read = started.elapsed();
     // Lenient replay never stops at a line.
-    let (result, checkpoints) = replay_bytes_with_checkpoints(&lines, rules, options(mech), EVERY)
-        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    let Kept { result, checkpoints, .. } =
+        replay_bytes_on_all_cores(&lines, rules, options(mech), Keeping { checkpoint: None, every: EVERY })
+            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
     let replayed = started.elapsed();
     db.execute("DELETE FROM checkpoints WHERE mech = $1", &[Param::Text(mech)])?;
     write(db, mech, rules_hash, &checkpoints)?;
@@ -135,13 +139,15 @@ pub fn replay_toggled(
     drop_from(db, mech, target)?;
     if let Some(checkpoint) = latest_before(db, mech, target, rules_hash)? {
         let lines = lines_after_seq(db, mech, checkpoint.last_event_seq)?;
-        let resumed = replay_bytes_after(&checkpoint, &lines, rules, options(mech), EVERY)
+        let from = checkpoint.last_event_seq;
+        let keeping = Keeping { checkpoint: Some(checkpoint), every: EVERY };
+        let resumed = replay_bytes_on_all_cores(&lines, rules, options(mech), keeping)
             .map_err(|e| StoreError::Unexpected(e.to_string()))?;
-        if let Some((result, checkpoints)) = resumed {
-            write(db, mech, rules_hash, &checkpoints)?;
-            return Ok(result.state);
+        if resumed.holds {
+            write(db, mech, rules_hash, &resumed.checkpoints)?;
+            return Ok(resumed.result.state);
         }
-        tracing::debug!(mech, from = checkpoint.last_event_seq, "a level-up recorded since: replaying the mech whole");
+        tracing::debug!(mech, from, "a level-up recorded since: replaying the mech whole");
     }
     replay_whole(db, mech, rules, rules_hash)
 }
