@@ -997,7 +997,7 @@ pub fn replay_bytes_with_checkpoints(
     options: ReplayOptions,
     every: u64,
 ) -> Result<(ReplayResult, Vec<State>), StrictError> {
-    let kept = replay_from(bytes, rules, options, Origin { start: None, every })?;
+    let kept = replay_bytes_kept(bytes, rules, options, None, every)?;
     Ok((kept.result, kept.checkpoints))
 }
 
@@ -1020,8 +1020,24 @@ pub fn replay_bytes_after(
     options: ReplayOptions,
     every: u64,
 ) -> Result<Option<(ReplayResult, Vec<State>)>, StrictError> {
-    let kept = replay_from(bytes, rules, options, Origin { start: Some(checkpoint.clone()), every })?;
+    let kept = replay_bytes_kept(bytes, rules, options, Some(checkpoint.clone()), every)?;
     Ok(kept.holds.then_some((kept.result, kept.checkpoints)))
+}
+
+/// [`replay_bytes_with_checkpoints`] (no `checkpoint`) and [`replay_bytes_after`] in one: the
+/// replay of `bytes` from `checkpoint`, keeping the state after every `every` events, and
+/// whether the checkpoint holds (see [`Replayer::keeping`]).
+///
+/// # Errors
+/// In strict mode, the first bad line.
+pub fn replay_bytes_kept(
+    bytes: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+    checkpoint: Option<State>,
+    every: u64,
+) -> Result<Kept, StrictError> {
+    replay_from(bytes, rules, options, Origin { start: checkpoint, every })
 }
 
 fn replay_from(bytes: &[u8], rules: &Rules, options: ReplayOptions, origin: Origin) -> Result<Kept, StrictError> {

@@ -6,7 +6,7 @@ mod blocks;
 
 use std::io::{self, Read};
 
-use mechfund_core::replay::{Kept, candidates};
+use mechfund_core::replay::{Kept, candidates, replay_bytes_kept};
 use mechfund_core::{Line, ReplayOptions, Replayer, Rules, SecondPass, State, StrictError, parse_line};
 
 pub use blocks::{Workers, for_each_block, for_each_line, parse_lines};
@@ -70,7 +70,8 @@ where
     Ok(replayer.finish_kept())
 }
 
-/// [`replay_on`] every core of a log held in memory.
+/// [`replay_on`] every core of a log held in memory; a log of two blocks or less is replayed
+/// on this thread ([`replay_bytes_kept`]), which starting workers would only slow down.
 ///
 /// # Errors
 /// In strict mode, the first bad line.
@@ -80,7 +81,11 @@ pub fn replay_bytes_on_all_cores(
     options: ReplayOptions,
     keeping: Keeping,
 ) -> Result<Kept, StrictError> {
-    replay_on(Workers::all_cores(), rules, options, keeping, || Ok::<_, ReadOrStrict>(bytes), |_| {}).map_err(|e| {
+    let workers = Workers::all_cores();
+    if workers.threads == 1 || bytes.len() <= 2 * workers.block {
+        return replay_bytes_kept(bytes, rules, options, keeping.checkpoint, keeping.every);
+    }
+    replay_on(workers, rules, options, keeping, || Ok::<_, ReadOrStrict>(bytes), |_| {}).map_err(|e| {
         match e {
             ReadOrStrict::Strict(e) => e,
             // Reading a slice cannot fail.
