@@ -49,9 +49,10 @@ spread round-robin over them.
 
 With --toggles R (issue 16), one more connection toggles the deletion of donations R times a
 second while the clients post (from its first acknowledged write on: until then the writer checks
-the stored rows), nine times in ten the next of the imported log's last 1,000 donations, every
-tenth time its very first donation. Each toggle's latency is recorded by kind,
-and the donations' percentiles are then those of writes made while toggles run.";
+the stored rows): nine times in ten a recent donation (it posts one of its own each time and
+toggles the one it posted the time before, which the clients' writes since follow), every tenth
+time the log's very first donation. Each toggle's latency is recorded by kind, and the
+donations' percentiles are then those of writes made while toggles run.";
 
 /// Issue 5's targets.
 const TARGET_DONATIONS_PER_SEC: f64 = 2000.0;
@@ -256,9 +257,9 @@ fn bench(options: &Options) -> Result<()> {
     let load_started = Instant::now();
     let deadline = load_started + duration;
     let toggler = if options.toggles > 0.0 {
-        let targets = toggle_targets(&log)?;
+        let first = first_donation(&log)?;
         let (addr, every) = (addr.clone(), Duration::from_secs_f64(1.0 / options.toggles));
-        Some(std::thread::spawn(move || toggle_loop(&addr, &targets, deadline, every)))
+        Some(std::thread::spawn(move || toggle_loop(&addr, first, deadline, every)))
     } else {
         None
     };
@@ -377,7 +378,7 @@ fn bench(options: &Options) -> Result<()> {
         };
         println!(
             "\n| toggle of | toggles | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n{}\n{}",
-            summary("a recent donation (last 1,000 imported)", &t.recent),
+            summary("a recent donation (its own, posted one toggle earlier)", &t.recent),
             summary("the first donation", &t.first)
         );
         let worst = |millis: &[f64]| millis.iter().copied().fold(0.0, f64::max);
@@ -430,22 +431,13 @@ fn bench(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The donations a toggle run toggles: the log's first, and its last 1,000.
-struct Targets {
-    first: u64,
-    recent: Vec<u64>,
-}
-
-fn toggle_targets(log: &Path) -> Result<Targets> {
+/// The seq of the log's first donation.
+fn first_donation(log: &Path) -> Result<u64> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
-    let donations: Vec<u64> = text
-        .lines()
+    text.lines()
         .filter(|line| line.contains("\"type\":\"DonationAdded\""))
-        .filter_map(|line| first_number_after(line.as_bytes(), b"\"seq\":"))
-        .collect();
-    let first = *donations.first().context("the log has no donation to toggle")?;
-    let recent = donations[donations.len().saturating_sub(1_000)..].to_vec();
-    Ok(Targets { first, recent })
+        .find_map(|line| first_number_after(line.as_bytes(), b"\"seq\":"))
+        .context("the log has no donation to toggle")
 }
 
 /// Toggle latencies in milliseconds, by kind.
@@ -455,13 +447,18 @@ struct Toggled {
 }
 
 /// Toggles `targets` once per `every` until the deadline (see USAGE); each must answer 201.
-fn toggle_loop(addr: &str, targets: &Targets, deadline: Instant, every: Duration) -> Result<Toggled> {
+fn toggle_loop(addr: &str, first_donation: u64, deadline: Instant, every: Duration) -> Result<Toggled> {
     let mut conn = Conn::open(addr)?;
     let mut toggled = Toggled { recent: Vec::new(), first: Vec::new() };
     // The first write waits until the writer has checked every stored row (a few seconds with
     // 1M events); toggles are timed from then on.
-    let (status, _, answer) = conn.request("POST", "/api/v1/mechs/main/donations", Some("{\"amount\":\"1.00\"}"))?;
-    ensure!(status == 201, "the first donation answered {status}: {}", String::from_utf8_lossy(&answer));
+    let donate = |conn: &mut Conn| -> Result<u64> {
+        let (status, _, answer) =
+            conn.request("POST", "/api/v1/mechs/main/donations", Some("{\"amount\":\"1.00\"}"))?;
+        ensure!(status == 201, "a donation answered {status}: {}", String::from_utf8_lossy(&answer));
+        first_number_after(&answer, b"\"seq\":").context("a donation's answer has no seq")
+    };
+    let mut posted = donate(&mut conn)?;
     let body = "{\"reason\":\"bench-server toggle\"}";
     let mut next = Instant::now();
     for i in 0usize.. {
@@ -470,8 +467,13 @@ fn toggle_loop(addr: &str, targets: &Targets, deadline: Instant, every: Duration
             break;
         }
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        let (seq, first) =
-            if i % 10 == 9 { (targets.first, true) } else { (targets.recent[i % targets.recent.len()], false) };
+        let (seq, first) = if i % 10 == 9 {
+            (first_donation, true)
+        } else {
+            let recent = posted;
+            posted = donate(&mut conn)?;
+            (recent, false)
+        };
         let path = format!("/api/v1/mechs/main/donations/{seq}/toggle-deletion");
         let started = Instant::now();
         let (status, _, answer) = conn.request("POST", &path, Some(body))?;
