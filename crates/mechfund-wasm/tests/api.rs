@@ -33,7 +33,7 @@ impl Backend for Wasm {
         if let Some(rules) = rules {
             options["rules"] = rules.clone();
         }
-        match replay_log(log, js(&options)) {
+        match replay_log(&JsValue::from(log), js(&options)) {
             Ok(result) => Ok(json_of(&result)),
             Err(error) => {
                 let line = js_sys::Reflect::get(&error, &JsValue::from_str("line")).ok().and_then(|l| l.as_f64());
@@ -73,12 +73,13 @@ const LOG: &str = concat!(
 fn replay_log_accepts_now_as_text_or_epoch_milliseconds() {
     // 400, 12 h decay 50 -> 350, then 600: 1000 = goal, exact hit: level 2, power 100, goal 1500.
     // One day after the last event at 100/day: power 0.
-    let text = json_of(&replay_log(LOG, js(&json!({"now": "2025-01-02T12:00:00Z"}))).expect("replays"));
+    let text = json_of(&replay_log(&JsValue::from(LOG), js(&json!({"now": "2025-01-02T12:00:00Z"}))).expect("replays"));
     assert_eq!(text["state"]["level"], 2);
     assert_eq!(text["display"]["power_now"], 0);
     assert_eq!(text["display"]["now"], "2025-01-02T12:00:00Z");
     // 2025-01-02T00:00:00Z = 1735776000000 ms: half a day, 50 lost.
-    let millis = json_of(&replay_log(LOG, js(&json!({"now": 1_735_776_000_000_i64}))).expect("replays"));
+    let millis =
+        json_of(&replay_log(&JsValue::from(LOG), js(&json!({"now": 1_735_776_000_000_i64}))).expect("replays"));
     assert_eq!(millis["display"]["power_now"], 50);
     assert_eq!(millis["display"]["now"], "2025-01-02T00:00:00+00:00");
 }
@@ -98,15 +99,43 @@ fn replay_log_errors_name_the_field_or_line() {
         (json!([1, 2]), "options"),
     ];
     for (options, needle) in cases {
-        let error = replay_log(LOG, js(&options)).expect_err(&options.to_string());
+        let error = replay_log(&JsValue::from(LOG), js(&options)).expect_err(&options.to_string());
         let text = message(&error);
         assert!(text.contains(needle), "{options}: {text}");
     }
     let bad = format!("{LOG}not json\n");
-    let error = replay_log(&bad, js(&json!({"strict": true}))).expect_err("strict stops");
+    let error = replay_log(&JsValue::from(bad), js(&json!({"strict": true}))).expect_err("strict stops");
     assert!(message(&error).starts_with("line 3"), "{}", message(&error));
     let line = js_sys::Reflect::get(&error, &JsValue::from_str("line")).expect("line property");
     assert_eq!(line.as_f64(), Some(3.0));
+}
+
+#[wasm_bindgen_test]
+fn replay_log_reads_any_string_and_refuses_other_values() {
+    // LOG with donors of one, two, three and four bytes per character in UTF-8 (the last a
+    // surrogate pair in JS) and a lone surrogate, which becomes U+FFFD: the same two donations.
+    let lone = js_sys::JsString::from_char_code1(0xD800);
+    let donor = |line: &str, name: &js_sys::JsString| {
+        let (head, tail) = line.split_at(line.len() - 2);
+        js_sys::JsString::from(format!("{head},\"donor\":\"")).concat(name).concat(&format!("\"{tail}\n").into())
+    };
+    let mut lines = LOG.lines();
+    let first = donor(lines.next().expect("line 1"), &"é€😀".into());
+    let second = donor(lines.next().expect("line 2"), &lone);
+    let text = first.concat(&second);
+    let result = json_of(&replay_log(&text.into(), js(&json!({"now": "2025-01-02T12:00:00Z"}))).expect("replays"));
+    // No bad line: only LOG's own warnings, that it records neither the level-up nor the bonus.
+    let kinds: Vec<&str> =
+        result["diagnostics"].as_array().expect("diagnostics").iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["levelup_missing", "levelup_missing"]);
+    assert_eq!(result["state"]["level"], 2);
+    assert_eq!(result["state"]["cumulative_donations_cents"], 1000);
+    assert_eq!(result["state"]["last_event_seq"], 2);
+
+    for value in [JsValue::from(5.0), JsValue::NULL, JsValue::UNDEFINED, js(&json!(["a"]))] {
+        let error = replay_log(&value, JsValue::UNDEFINED).expect_err("refused");
+        assert!(message(&error).starts_with("text: expected a string"), "{}", message(&error));
+    }
 }
 
 #[wasm_bindgen_test]
@@ -146,7 +175,7 @@ fn goal_table_and_default_rules() {
 
 #[wasm_bindgen_test]
 fn preview_donation_shows_the_level_up_it_would_cause() {
-    let result = replay_log(LOG, JsValue::UNDEFINED).expect("replays");
+    let result = replay_log(&JsValue::from(LOG), JsValue::UNDEFINED).expect("replays");
     let state = js_sys::Reflect::get(&result, &JsValue::from_str("state")).expect("state");
     // Level 2, evo 0, goal 1500: donating 1600 levels up to 3 with a carry of 100; the new goal is
     // goal(3, 20 members) = 2000 + 10 * 10 = 2100, and the count is recorded first.
