@@ -266,6 +266,11 @@ pub(crate) fn utf8_of(text: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
     Ok(out)
 }
 
+/// [`utf8_of`] as a `String`; `None` when `value` is no string.
+pub(crate) fn string_of(value: &JsValue) -> Option<String> {
+    utf8_of(value, "").ok().and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 /// Replays an events.jsonl text and returns the replay result of spec §3.1.
 ///
 /// `options = {mech?, rules?, now?, strict?, timeline?, ddc_snapshot?}` (`ddc_snapshot`: the

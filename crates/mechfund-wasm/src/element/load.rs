@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlElement;
 
-use crate::{parse_json, rules_from, state_from, to_js};
+use crate::{parse_json, rules_from, state_from, string_of, to_js};
 
 /// `api` polls this often unless `refresh` says otherwise.
 const DEFAULT_API_REFRESH_SECS: u32 = 30;
@@ -414,7 +414,7 @@ async fn get(requests: &[Request], hint: &str) -> Result<Vec<Option<String>>, Fa
         })
         .collect();
     match JsFuture::from(get_texts(&list, hint)).await {
-        Ok(texts) => Ok(js_sys::Array::from(&texts).iter().map(|text| text.as_string()).collect()),
+        Ok(texts) => Ok(js_sys::Array::from(&texts).iter().map(|text| string_of(&text)).collect()),
         Err(error) => {
             let part = |i: u32| js_sys::Reflect::get_u32(&error, i).ok().and_then(|v| v.as_string());
             Err(match (part(0), part(1)) {
