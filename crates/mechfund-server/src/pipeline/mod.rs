@@ -1,5 +1,5 @@
 //! Replay on every core: a log read in blocks of whole lines, parsed by every worker thread and
-//! folded in file order ([`blocks`]), for the CLI's `replay` and `verify` of files and for the
+//! folded in file order (`blocks.rs`), for the CLI's `replay` and `verify` of files and for the
 //! store's replays of a mech (a deletion toggle, recovery, import).
 
 mod blocks;
