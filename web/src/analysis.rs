@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use mechfund_core::replay::{ReplayResult, TimelinePoint};
 use mechfund_core::state::{Effects, LevelUp};
 use mechfund_core::{Kind, Line, Now, Record, Rules, Timestamp, display, parse_line};
-use serde::Deserialize;
 
 /// How many points the history chart draws at most (plus the points around level changes).
 pub const CHART_POINTS: usize = 600;
@@ -33,23 +32,6 @@ pub struct EventRow {
     pub target: Option<u64>,
     /// Whether the event ends up deleted (an odd number of toggles).
     pub deleted: bool,
-}
-
-/// The free-text fields of a payload, read only for the table (replay ignores them).
-#[derive(Deserialize, Default)]
-struct Texts<'a> {
-    #[serde(borrow, default)]
-    payload: TextFields<'a>,
-}
-
-#[derive(Deserialize, Default)]
-struct TextFields<'a> {
-    #[serde(borrow, default)]
-    donor: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    event_name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Interns repeated strings (donor names) so a million rows stay small.
@@ -98,8 +80,7 @@ pub fn row(line: u64, record: &Record, bytes: &[u8], interner: &mut Interner) ->
     };
     let text = match record.kind {
         Kind::DonationAdded | Kind::SystemDonationAdded | Kind::DonationDeleted => {
-            let texts: Texts<'_> = serde_json::from_slice(bytes).unwrap_or_default();
-            let fields = texts.payload;
+            let fields = crate::row_text::texts(bytes);
             let text = match record.kind {
                 Kind::DonationAdded => fields.donor,
                 Kind::SystemDonationAdded => fields.event_name,
