@@ -138,9 +138,10 @@ async fn wait_for_texts(page: &Page, what: &str, secs: u64, expected: &[(impl As
 
 /// Whether the first-visit screen has settled: the quiet attempt at the server's log
 /// (spec §3.6: a static server answers 404 and the page stays on the first-visit screen) is over.
-/// A load started before it ended could be overtaken by it.
+/// A load started before it ended could be overtaken by it. The replay worker fetches the log,
+/// so the page marks the request (`mechfund worker fetched URL`) instead of timing it.
 const SETTLED: &str = r#"
-const tried = performance.getEntriesByType('resource')
+const tried = [...performance.getEntriesByType('resource'), ...performance.getEntriesByType('mark')]
   .some((e) => e.name.endsWith('/api/v1/mechs/main/events.jsonl'));
 return tried && !!document.querySelector('[data-testid="log-input"]')
   && !document.querySelector('[data-testid="replay-progress"]');"#;

@@ -61,7 +61,7 @@ impl Loads {
             let dispatch = this.dispatch.clone();
             let report: Rc<dyn Fn(Progress)> =
                 Rc::new(move |progress| dispatch.dispatch(Action::Progress { generation, progress }));
-            let bytes = read(source, &report).await;
+            let bytes = read(source, &mech, &report).await;
             if live && bytes.is_ok() {
                 this.dispatch.dispatch(Action::Server);
             }
@@ -125,22 +125,23 @@ impl Loads {
     }
 }
 
-/// Reads `source` into the replay worker, or into the page when there is no worker. A URL's
-/// body is read by the worker itself (its stream transferred); a file or pasted text is read
-/// here into a JS buffer that is then transferred: the bytes are never copied between the two.
-async fn read(source: Source, report: &Rc<dyn Fn(Progress)>) -> Result<Bytes, String> {
+/// Reads `source` into the replay worker, or into the page when there is no worker. A URL is
+/// fetched by the worker itself, which parses the body for `mech` as it arrives; a file or
+/// pasted text is read here into a JS buffer that is then transferred: the bytes are never
+/// copied between the two.
+async fn read(source: Source, mech: &str, report: &Rc<dyn Fn(Progress)>) -> Result<Bytes, String> {
     let mut reading = |fraction: f64| report(Progress { phase: "Reading", fraction });
     let worker = client::ready().await;
     let bytes = match source {
         Source::File(file) => browser::read_file(&file, &mut reading).await?,
         Source::Text(text) => js_sys::Uint8Array::from(text.as_bytes()),
         Source::Url(url) => {
-            let response = browser::fetch(&url, "the log").await?;
             if let Some(worker) = &worker
-                && let Some(held) = worker.read(&response, "the log", &url, report).await
+                && let Some(held) = worker.fetch(&url, "the log", mech, report).await
             {
                 return held.map(Bytes::Worker);
             }
+            let response = browser::fetch(&url, "the log").await?;
             browser::read_body(&response, "the log", &url, &mut reading).await?
         }
     };
