@@ -133,13 +133,19 @@ pub struct Analysis {
     /// Lines and bytes read.
     pub lines: u64,
     pub bytes: u64,
+    /// Only the summary: the rows, toggles, donors and chart are still being built (the replay
+    /// worker sends the summary first, so the level shows sooner, and the whole analysis after it).
+    pub summary_only: bool,
 }
 
 impl PartialEq for Analysis {
     /// Loads are compared by identity in the UI; two analyses are equal if they describe the
     /// same replay.
     fn eq(&self, other: &Analysis) -> bool {
-        self.result == other.result && self.lines == other.lines && self.bytes == other.bytes
+        self.result == other.result
+            && self.lines == other.lines
+            && self.bytes == other.bytes
+            && self.summary_only == other.summary_only
     }
 }
 
@@ -158,7 +164,21 @@ impl Analysis {
         let OrderedRows { rows, toggles } = ordered;
         let donors = donors(&rows, texts.len());
         let chart = thin(result.timeline.take().unwrap_or_default(), CHART_POINTS);
-        Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes }
+        Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes, summary_only: false }
+    }
+
+    /// This analysis with its rows (and whatever it had already: its chart).
+    #[must_use]
+    pub fn with_rows(self, ordered: OrderedRows, texts: Vec<Box<str>>) -> Analysis {
+        let OrderedRows { rows, toggles } = ordered;
+        let donors = donors(&rows, texts.len());
+        Analysis { rows, texts, toggles, donors, summary_only: false, ..self }
+    }
+
+    /// Whether the log has events of the mech (rows, or rows still to come).
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.rows.is_empty() || self.summary_only
     }
 
     /// The interned text `i`.

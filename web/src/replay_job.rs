@@ -244,6 +244,16 @@ impl Parsed {
     }
 }
 
+/// What [`replay_parsed`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parts {
+    /// The summary alone, [`summary_only`](Analysis::summary_only) when the log has events of
+    /// the mech: no rows, toggles, donors or chart (no timeline is kept: a page shows it first).
+    Summary,
+    /// Everything [`replay`] builds.
+    Whole,
+}
+
 /// [`replay`] of a log already [`Parsed`] (finished) for `options.mech`; `bytes` is the log.
 /// The same result as [`replay`], through the core's exact first pass over the parsed lines
 /// (the lines it skips, blank ones and other mechs' events, change nothing in either pass).
@@ -255,9 +265,10 @@ pub async fn replay_parsed<H: Host>(
     bytes: &[u8],
     rules: &Rules,
     options: ReplayOptions,
+    parts: Parts,
     host: &mut H,
 ) -> Result<Analysis, StrictError> {
-    let options = ReplayOptions { timeline: true, ..options };
+    let options = ReplayOptions { timeline: parts == Parts::Whole, ..options };
     let started = host.now_ms();
     let mut slicer = Slicer { host, started, counter: 0 };
     let total = parsed.lines.iter().map(Vec::len).sum::<usize>().max(1) as f64;
@@ -278,6 +289,19 @@ pub async fn replay_parsed<H: Host>(
             }
         }
     }
+    let mechs = parsed.mechs.iter().cloned().collect();
+    let result = replayer.finish();
+    let summary = Analysis::from_ordered(
+        result,
+        OrderedRows::new(Vec::new()),
+        Vec::new(),
+        mechs,
+        parsed.count,
+        bytes.len() as u64,
+    );
+    if parts == Parts::Summary {
+        return Ok(Analysis { summary_only: parsed.events, ..summary });
+    }
     let mut interner = Interner::default();
     let mut rows = Vec::new();
     for kept in parsed.kept() {
@@ -285,9 +309,7 @@ pub async fn replay_parsed<H: Host>(
             rows.push(row(kept.n, record, &bytes[kept.start..kept.end], &mut interner));
         }
     }
-    let mechs = parsed.mechs.iter().cloned().collect();
-    let (result, rows, texts) = (replayer.finish(), OrderedRows::new(rows), interner.into_texts());
-    Ok(Analysis::from_ordered(result, rows, texts, mechs, parsed.count, bytes.len() as u64))
+    Ok(summary.with_rows(OrderedRows::new(rows), interner.into_texts()))
 }
 
 /// The second pass, collecting rows and mech ids as it goes.
@@ -420,8 +442,17 @@ mod tests {
         }
         parsed.finish(log);
         let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
-        block_on(replay_parsed(&parsed, log, &Rules::default(), options, &mut Native::default()))
-            .expect("lenient replay")
+        let replay = |parts| {
+            block_on(replay_parsed(&parsed, log, &Rules::default(), options.clone(), parts, &mut Native::default()))
+                .expect("lenient replay")
+        };
+        let (summary, whole) = (replay(Parts::Summary), replay(Parts::Whole));
+        assert!(summary.rows.is_empty() && summary.donors.is_empty() && summary.toggles.is_empty());
+        assert!(summary.chart.is_empty());
+        assert_eq!(summary.summary_only, summary.result.state.last_event_seq > 0);
+        assert_eq!(summary.result, whole.result);
+        assert_eq!((&summary.mechs, summary.lines, summary.bytes), (&whole.mechs, whole.lines, whole.bytes));
+        whole
     }
 
     #[track_caller]
@@ -434,6 +465,7 @@ mod tests {
         assert_eq!(got.chart, want.chart);
         assert_eq!(got.mechs, want.mechs);
         assert_eq!((got.lines, got.bytes), (want.lines, want.bytes));
+        assert!(!got.summary_only && !want.summary_only);
     }
 
     #[test]

@@ -268,6 +268,8 @@ pub struct Held {
 
 impl Held {
     /// Replays the log for `mech` in the worker and builds its analysis (display at `now`).
+    /// `later`: the analysis may be the summary alone ([`Analysis::summary_only`]; ask for the
+    /// rest with [`Held::whole`]), which the page can show sooner.
     ///
     /// # Errors
     /// The worker's message (strict replay's first bad line), or that it stopped.
@@ -276,13 +278,30 @@ impl Held {
         mech: &str,
         rules: &Rules,
         now: Option<&Now>,
+        later: bool,
         report: Rc<dyn Fn(Progress)>,
     ) -> Result<Analysis, String> {
         let fields = vec![
             ("log", JsValue::from(self.log)),
             ("mech", JsValue::from_str(mech)),
             ("rules", JsValue::from_str(&rules_json(rules))),
+            ("later", JsValue::from_bool(later)),
         ];
+        self.client.replay(fields, rules, now, report).await
+    }
+
+    /// The whole analysis of the summary [`Held::replay`] just gave ([`Analysis::summary_only`]),
+    /// with the same `rules` and `now`.
+    ///
+    /// # Errors
+    /// That the worker stopped or no longer has the summary's log.
+    pub async fn whole(
+        &self,
+        rules: &Rules,
+        now: Option<&Now>,
+        report: Rc<dyn Fn(Progress)>,
+    ) -> Result<Analysis, String> {
+        let fields = vec![("log", JsValue::from(self.log)), ("whole", JsValue::TRUE)];
         self.client.replay(fields, rules, now, report).await
     }
 }

@@ -6,7 +6,9 @@
 //! what, mech}` (a log to GET from the absolute URL `fetch`, named `url` and `what` in
 //! messages; its lines are parsed for `mech` as the body arrives, so a replay of that mech that
 //! follows need not parse them again); `{forget: log}`; `{job,
-//! log, mech, rules}` (a replay; rules as JSON). Out: `{ready: true}` once, then per job
+//! log, mech, rules, later}` (a replay; rules as JSON; `later`: of a log parsed as it arrived,
+//! the answer may be the summary alone, marked `summary_only`); `{job, log, whole: true}` (the
+//! whole analysis of that summary). Out: `{ready: true}` once, then per job
 //! `{job, phase, fraction}` while it runs and `{job, read: true}`, `{job, analysis}` (an
 //! `ArrayBuffer` of [`wire::encode`], transferred) or `{job, error}`.
 
@@ -24,13 +26,15 @@ use super::message::{field, object};
 use super::wire;
 use crate::analysis::Analysis;
 use crate::browser::{self, PageHost};
-use crate::replay_job::{self, Parsed, Progress, SLICE_MS};
+use crate::replay_job::{self, Parsed, Parts, Progress, SLICE_MS};
 
 thread_local! {
     /// The logs the page holds here, with its ids (one or two: the log on screen and a newer one).
     static LOGS: RefCell<Vec<(u32, Rc<Vec<u8>>)>> = RefCell::default();
     /// The lines of the log read last, parsed as they arrived, until its first replay.
     static PARSED: RefCell<Option<(u32, Parsed)>> = const { RefCell::new(None) };
+    /// The log whose summary went to the page, until the page asks for the whole analysis.
+    static REST: RefCell<Option<Rest>> = const { RefCell::new(None) };
 }
 
 const LOST: &str = "the replay worker lost the log: load it again";
@@ -62,6 +66,7 @@ fn handle(data: &JsValue) {
     if let Some(log) = id(&field(data, "forget")) {
         LOGS.with_borrow_mut(|logs| logs.retain(|(id, _)| *id != log));
         PARSED.with_borrow_mut(|parsed| parsed.take_if(|(id, _)| *id == log));
+        REST.with_borrow_mut(|rest| rest.take_if(|rest| rest.log == log));
         return;
     }
     let Some(log) = id(&field(data, "log")) else { return };
@@ -93,21 +98,46 @@ fn handle(data: &JsValue) {
         post(&answer("error", &JsValue::from_str(LOST)), None);
         return;
     };
-    let Ok(rules) = Rules::from_json(&field(data, "rules").as_string().unwrap_or_default()) else {
+    let whole = field(data, "whole").is_truthy();
+    let rest = if whole { REST.with_borrow_mut(|rest| rest.take_if(|rest| rest.log == log)) } else { None };
+    let (mech, rules, later) = match &rest {
+        Some(rest) => (rest.options.mech.clone(), rest.rules.clone(), false),
+        None => {
+            let Ok(rules) = Rules::from_json(&field(data, "rules").as_string().unwrap_or_default()) else {
+                post(&answer("error", &JsValue::from_str(LOST)), None);
+                return;
+            };
+            (field(data, "mech").as_string().unwrap_or_default(), rules, field(data, "later").is_truthy())
+        }
+    };
+    if whole && rest.is_none() {
         post(&answer("error", &JsValue::from_str(LOST)), None);
         return;
+    }
+    // The lines parsed while the log arrived serve its first replay, if it is of their mech
+    // (and the whole analysis after a summary).
+    let parsed = match rest {
+        Some(rest) => Some(rest.parsed),
+        None => PARSED
+            .with_borrow_mut(|parsed| parsed.take_if(|(id, _)| *id == log))
+            .map(|(_, parsed)| parsed)
+            .filter(|parsed| parsed.mech() == mech),
     };
-    let mech = field(data, "mech").as_string().unwrap_or_default();
-    // The lines parsed while the log arrived serve its first replay, if it is of their mech.
-    let parsed = PARSED
-        .with_borrow_mut(|parsed| parsed.take_if(|(id, _)| *id == log))
-        .map(|(_, parsed)| parsed)
-        .filter(|parsed| parsed.mech() == mech);
+    REST.set(None);
     wasm_bindgen_futures::spawn_local(async move {
         let options = ReplayOptions { mech, timeline: true, ..ReplayOptions::default() };
         let mut host = PageHost { report: Rc::new(move |progress| report(job, progress)), yields: false };
         let replayed = match parsed {
-            Some(parsed) => replay_job::replay_parsed(&parsed, &bytes, &rules, options, &mut host).await,
+            Some(parsed) => {
+                // The summary first when the page can take the rest later: the level shows sooner.
+                let parts = if later { Parts::Summary } else { Parts::Whole };
+                let replayed =
+                    replay_job::replay_parsed(&parsed, &bytes, &rules, options.clone(), parts, &mut host).await;
+                if matches!(&replayed, Ok(summary) if summary.summary_only) {
+                    REST.set(Some(Rest { log, parsed, rules, options }));
+                }
+                replayed
+            }
             None => replay_job::replay(&bytes, &rules, options, &mut host).await,
         };
         match replayed {
@@ -115,6 +145,14 @@ fn handle(data: &JsValue) {
             Err(strict) => post(&answer("error", &JsValue::from_str(&strict.to_string())), None),
         }
     });
+}
+
+/// A log whose summary went to the page: what its whole analysis needs, until the page asks.
+struct Rest {
+    log: u32,
+    parsed: Parsed,
+    rules: Rules,
+    options: ReplayOptions,
 }
 
 /// Answers job `job` with `analysis` ([`wire::encode`], its buffer transferred).
