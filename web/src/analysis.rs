@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use mechfund_core::replay::{ReplayResult, TimelinePoint};
 use mechfund_core::state::{Effects, LevelUp};
 use mechfund_core::{Kind, Line, Now, Record, Rules, Timestamp, display, parse_line};
-use serde::Deserialize;
 
 /// How many points the history chart draws at most (plus the points around level changes).
 pub const CHART_POINTS: usize = 600;
@@ -33,23 +32,6 @@ pub struct EventRow {
     pub target: Option<u64>,
     /// Whether the event ends up deleted (an odd number of toggles).
     pub deleted: bool,
-}
-
-/// The free-text fields of a payload, read only for the table (replay ignores them).
-#[derive(Deserialize, Default)]
-struct Texts<'a> {
-    #[serde(borrow, default)]
-    payload: TextFields<'a>,
-}
-
-#[derive(Deserialize, Default)]
-struct TextFields<'a> {
-    #[serde(borrow, default)]
-    donor: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    event_name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Interns repeated strings (donor names) so a million rows stay small.
@@ -98,8 +80,7 @@ pub fn row(line: u64, record: &Record, bytes: &[u8], interner: &mut Interner) ->
     };
     let text = match record.kind {
         Kind::DonationAdded | Kind::SystemDonationAdded | Kind::DonationDeleted => {
-            let texts: Texts<'_> = serde_json::from_slice(bytes).unwrap_or_default();
-            let fields = texts.payload;
+            let fields = crate::row_text::texts(bytes);
             let text = match record.kind {
                 Kind::DonationAdded => fields.donor,
                 Kind::SystemDonationAdded => fields.event_name,
@@ -152,13 +133,19 @@ pub struct Analysis {
     /// Lines and bytes read.
     pub lines: u64,
     pub bytes: u64,
+    /// Only the summary: the rows, toggles, donors and chart are still being built (the replay
+    /// worker sends the summary first, so the level shows sooner, and the whole analysis after it).
+    pub summary_only: bool,
 }
 
 impl PartialEq for Analysis {
     /// Loads are compared by identity in the UI; two analyses are equal if they describe the
     /// same replay.
     fn eq(&self, other: &Analysis) -> bool {
-        self.result == other.result && self.lines == other.lines && self.bytes == other.bytes
+        self.result == other.result
+            && self.lines == other.lines
+            && self.bytes == other.bytes
+            && self.summary_only == other.summary_only
     }
 }
 
@@ -177,7 +164,21 @@ impl Analysis {
         let OrderedRows { rows, toggles } = ordered;
         let donors = donors(&rows, texts.len());
         let chart = thin(result.timeline.take().unwrap_or_default(), CHART_POINTS);
-        Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes }
+        Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes, summary_only: false }
+    }
+
+    /// This analysis with its rows (and whatever it had already: its chart).
+    #[must_use]
+    pub fn with_rows(self, ordered: OrderedRows, texts: Vec<Box<str>>) -> Analysis {
+        let OrderedRows { rows, toggles } = ordered;
+        let donors = donors(&rows, texts.len());
+        Analysis { rows, texts, toggles, donors, summary_only: false, ..self }
+    }
+
+    /// Whether the log has events of the mech (rows, or rows still to come).
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.rows.is_empty() || self.summary_only
     }
 
     /// The interned text `i`.

@@ -113,8 +113,21 @@ pub async fn fetch_bytes(url: &str, what: &str, report: &mut impl FnMut(f64)) ->
 /// # Errors
 /// A message saying what failed and how to fix it.
 pub async fn fetch(url: &str, what: &str) -> Result<Response, String> {
-    let window = web_sys::window().ok_or("no browser window")?;
-    let response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| {
+    fetch_as(url, url, what).await
+}
+
+/// GETs `url` from the page or from a worker (the replay worker reads a log itself), naming it
+/// `shown` (the URL as the user gave it) in messages.
+///
+/// # Errors
+/// A message saying what failed and how to fix it.
+pub async fn fetch_as(url: &str, shown: &str, what: &str) -> Result<Response, String> {
+    let fetching = match web_sys::window() {
+        Some(window) => window.fetch_with_str(url),
+        None => js_sys::global().unchecked_into::<web_sys::WorkerGlobalScope>().fetch_with_str(url),
+    };
+    let url = shown;
+    let response = JsFuture::from(fetching).await.map_err(|e| {
         format!(
             "Could not fetch {what} from {url}: {}. Check the URL, that the server is up, and that it allows \
              requests from this page (CORS).",
@@ -130,6 +143,13 @@ pub async fn fetch(url: &str, what: &str) -> Result<Response, String> {
         ));
     }
     Ok(response)
+}
+
+/// `url` resolved against the page's address, for a worker to fetch.
+#[must_use]
+pub fn absolute(url: &str) -> Option<String> {
+    let base = web_sys::window()?.location().href().ok()?;
+    Some(web_sys::Url::new_with_base(url, &base).ok()?.href())
 }
 
 /// The message for a body that failed to arrive.

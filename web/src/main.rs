@@ -15,6 +15,7 @@ mod format;
 mod live;
 mod loading;
 mod replay_job;
+mod row_text;
 mod stage;
 mod state;
 mod storage;

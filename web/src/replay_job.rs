@@ -148,6 +148,170 @@ struct Collected {
     lines: u64,
 }
 
+/// Lines per chunk of [`Parsed`]'s store (no reallocation copies a million parsed lines).
+const PARSED_CHUNK: usize = 1 << 16;
+
+/// A parsed line replay uses (an event of the mech, or a bad line), with its number and where
+/// it is in the log (for its table row).
+struct Kept {
+    n: u64,
+    start: usize,
+    end: usize,
+    line: Line,
+}
+
+/// A log's lines parsed for one mech as its bytes arrive: the replay worker parses a body while
+/// the rest of it is still on the way, and [`replay_parsed`] then replays without parsing again.
+/// It keeps the parsed lines replay uses (the mech's events and bad lines) and the mech ids.
+pub struct Parsed {
+    mech: String,
+    /// The lines replay uses, in file order.
+    lines: Vec<Vec<Kept>>,
+    mechs: BTreeSet<String>,
+    /// Whether a line was an event of the mech.
+    events: bool,
+    /// Lines seen.
+    count: u64,
+    /// Bytes taken: up to just after the last newline seen.
+    taken: usize,
+}
+
+impl Parsed {
+    #[must_use]
+    pub fn new(mech: &str) -> Parsed {
+        Parsed { mech: mech.to_owned(), lines: Vec::new(), mechs: BTreeSet::new(), events: false, count: 0, taken: 0 }
+    }
+
+    /// The mech the lines were parsed for.
+    #[must_use]
+    pub fn mech(&self) -> &str {
+        &self.mech
+    }
+
+    /// Takes the complete lines of `bytes` (the log's bytes so far, a prefix of the whole log)
+    /// that it has not taken yet.
+    pub fn take(&mut self, bytes: &[u8]) {
+        let base = self.taken;
+        let mut start = base;
+        for newline in memchr::memchr_iter(b'\n', bytes.get(base..).unwrap_or_default()) {
+            self.line(bytes, start, base + newline);
+            start = base + newline + 1;
+        }
+        self.taken = start;
+    }
+
+    /// Takes the rest of `bytes` (the whole log): its last line, if it has no newline.
+    pub fn finish(&mut self, bytes: &[u8]) {
+        self.take(bytes);
+        if self.taken < bytes.len() {
+            self.line(bytes, self.taken, bytes.len());
+            self.taken = bytes.len();
+        }
+    }
+
+    /// Takes the line `bytes[start..end]` (without its newline).
+    fn line(&mut self, bytes: &[u8], start: usize, end: usize) {
+        let line = &bytes[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.count += 1;
+        let parsed = parse_line(line, &self.mech);
+        match &parsed {
+            Line::Mine(_) if !self.events => {
+                self.events = true;
+                self.mechs.insert(self.mech.clone());
+            }
+            Line::Other => {
+                if let Ok(other) = serde_json::from_slice::<MechOnly<'_>>(line)
+                    && !self.mechs.contains(&*other.mech_id)
+                {
+                    self.mechs.insert(other.mech_id.into_owned());
+                }
+                return;
+            }
+            Line::Blank => return,
+            Line::Mine(_) | Line::Bad(_) => {}
+        }
+        if self.lines.last().is_none_or(|chunk| chunk.len() == PARSED_CHUNK) {
+            self.lines.push(Vec::with_capacity(PARSED_CHUNK));
+        }
+        if let Some(chunk) = self.lines.last_mut() {
+            chunk.push(Kept { n: self.count, start, end: start + line.len(), line: parsed });
+        }
+    }
+
+    fn kept(&self) -> impl Iterator<Item = &Kept> {
+        self.lines.iter().flatten()
+    }
+}
+
+/// What [`replay_parsed`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parts {
+    /// The summary alone, [`summary_only`](Analysis::summary_only) when the log has events of
+    /// the mech: no rows, toggles, donors or chart (no timeline is kept: a page shows it first).
+    Summary,
+    /// Everything [`replay`] builds.
+    Whole,
+}
+
+/// [`replay`] of a log already [`Parsed`] (finished) for `options.mech`; `bytes` is the log.
+/// The same result as [`replay`], through the core's exact first pass over the parsed lines
+/// (the lines it skips, blank ones and other mechs' events, change nothing in either pass).
+///
+/// # Errors
+/// Strict replay's first bad line.
+pub async fn replay_parsed<H: Host>(
+    parsed: &Parsed,
+    bytes: &[u8],
+    rules: &Rules,
+    options: ReplayOptions,
+    parts: Parts,
+    host: &mut H,
+) -> Result<Analysis, StrictError> {
+    let options = ReplayOptions { timeline: parts == Parts::Whole, ..options };
+    let started = host.now_ms();
+    let mut slicer = Slicer { host, started, counter: 0 };
+    let total = parsed.lines.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+    let mut replayer = Replayer::new(rules, options);
+    for kept in parsed.kept() {
+        replayer.scan_line(kept.n, &kept.line)?;
+    }
+    match replayer.second_pass() {
+        SecondPass::Stream => {
+            for (done, kept) in parsed.kept().enumerate() {
+                replayer.fold_line(kept.n, &kept.line)?;
+                slicer.tick("Replaying", 0.1 + 0.8 * done as f64 / total).await;
+            }
+        }
+        SecondPass::Buffer => {
+            for kept in parsed.kept() {
+                replayer.buffer_line(kept.n, kept.line.clone());
+            }
+        }
+    }
+    let mechs = parsed.mechs.iter().cloned().collect();
+    let result = replayer.finish();
+    let summary = Analysis::from_ordered(
+        result,
+        OrderedRows::new(Vec::new()),
+        Vec::new(),
+        mechs,
+        parsed.count,
+        bytes.len() as u64,
+    );
+    if parts == Parts::Summary {
+        return Ok(Analysis { summary_only: parsed.events, ..summary });
+    }
+    let mut interner = Interner::default();
+    let mut rows = Vec::new();
+    for kept in parsed.kept() {
+        if let Line::Mine(record) = &kept.line {
+            rows.push(row(kept.n, record, &bytes[kept.start..kept.end], &mut interner));
+        }
+    }
+    Ok(summary.with_rows(OrderedRows::new(rows), interner.into_texts()))
+}
+
 /// The second pass, collecting rows and mech ids as it goes.
 async fn fold<H: Host>(
     replayer: &mut Replayer<'_>,
@@ -266,5 +430,73 @@ mod tests {
         assert_eq!(seqs, [1, 2]);
         assert_eq!(analysis.text(analysis.rows[0].text), Some("a"));
         assert_eq!(analysis.rows[1].amount, Some(500));
+    }
+
+    /// `replay_parsed` of `log` fed to [`Parsed`] in pieces of `piece` bytes, for `mech`.
+    fn parsed_in_pieces(log: &[u8], piece: usize, mech: &str) -> Analysis {
+        let mut parsed = Parsed::new(mech);
+        let mut end = 0;
+        while end < log.len() {
+            end = (end + piece).min(log.len());
+            parsed.take(&log[..end]);
+        }
+        parsed.finish(log);
+        let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+        let replay = |parts| {
+            block_on(replay_parsed(&parsed, log, &Rules::default(), options.clone(), parts, &mut Native::default()))
+                .expect("lenient replay")
+        };
+        let (summary, whole) = (replay(Parts::Summary), replay(Parts::Whole));
+        assert!(summary.rows.is_empty() && summary.donors.is_empty() && summary.toggles.is_empty());
+        assert!(summary.chart.is_empty());
+        assert_eq!(summary.summary_only, summary.result.state.last_event_seq > 0);
+        assert_eq!(summary.result, whole.result);
+        assert_eq!((&summary.mechs, summary.lines, summary.bytes), (&whole.mechs, whole.lines, whole.bytes));
+        whole
+    }
+
+    #[track_caller]
+    fn assert_same_analysis(got: &Analysis, want: &Analysis) {
+        assert_eq!(got.result, want.result);
+        assert_eq!(got.rows, want.rows);
+        assert_eq!(got.texts, want.texts);
+        assert_eq!(got.toggles, want.toggles);
+        assert_eq!(got.donors, want.donors);
+        assert_eq!(got.chart, want.chart);
+        assert_eq!(got.mechs, want.mechs);
+        assert_eq!((got.lines, got.bytes), (want.lines, want.bytes));
+        assert!(!got.summary_only && !want.summary_only);
+    }
+
+    #[test]
+    fn parsed_as_it_arrives_equals_the_sliced_replay() {
+        let sample = include_bytes!("../../tests/samples/ddc-mixed-1500.jsonl");
+        let mut crlf = Vec::new();
+        for line in sample.split(|&b| b == b'\n') {
+            crlf.extend_from_slice(line);
+            crlf.extend_from_slice(b"\r\n");
+        }
+        let unsorted = b"{\"seq\":2,\"ts\":\"2025-01-01T00:00:02Z\",\"type\":\"DonationAdded\",\"mech_id\":\"main\",\"payload\":{\"units\":500,\"donor\":\"b\"}}\n\nnot json\n{\"seq\":1,\"ts\":\"2025-01-01T00:00:01Z\",\"type\":\"DonationAdded\",\"mech_id\":\"main\",\"payload\":{\"units\":300,\"donor\":\"a\"}}\n{\"seq\":3,\"ts\":\"2025-01-01T00:00:03Z\",\"type\":\"MemberCountUpdated\",\"mech_id\":\"alpha\",\"payload\":{\"member_count\":50}}";
+        let no_final_newline = sample.strip_suffix(b"\n").unwrap_or(sample);
+        let logs: [(&[u8], &str); 6] = [
+            (sample, "main"),
+            (&crlf, "main"),
+            (no_final_newline, "main"),
+            (unsorted, "main"),
+            (unsorted, "alpha"),
+            (b"\n\n", "main"),
+        ];
+        for (log, mech) in logs {
+            let options = ReplayOptions { mech: mech.to_owned(), ..ReplayOptions::default() };
+            let want = block_on(replay(log, &Rules::default(), options, &mut Native::default())).expect("lenient");
+            for piece in [1, 7, 4096, log.len().max(1)] {
+                assert_same_analysis(&parsed_in_pieces(log, piece, mech), &want);
+            }
+        }
+        assert_same_analysis(
+            &parsed_in_pieces(b"", 1, "main"),
+            &block_on(replay(b"", &Rules::default(), ReplayOptions::default(), &mut Native::default()))
+                .expect("lenient"),
+        );
     }
 }

@@ -138,9 +138,10 @@ async fn wait_for_texts(page: &Page, what: &str, secs: u64, expected: &[(impl As
 
 /// Whether the first-visit screen has settled: the quiet attempt at the server's log
 /// (spec §3.6: a static server answers 404 and the page stays on the first-visit screen) is over.
-/// A load started before it ended could be overtaken by it.
+/// A load started before it ended could be overtaken by it. The replay worker fetches the log,
+/// so the page marks the request (`mechfund worker fetched URL`) instead of timing it.
 const SETTLED: &str = r#"
-const tried = performance.getEntriesByType('resource')
+const tried = [...performance.getEntriesByType('resource'), ...performance.getEntriesByType('mark')]
   .some((e) => e.name.endsWith('/api/v1/mechs/main/events.jsonl'));
 return tried && !!document.querySelector('[data-testid="log-input"]')
   && !document.querySelector('[data-testid="replay-progress"]');"#;
@@ -579,7 +580,7 @@ fn millis(measured: &Value, key: &str) -> f64 {
 async fn million_event_log_keeps_the_page_responsive() -> Result<()> {
     let log = mechfund_e2e::generated_log(1_000_000, 1)?;
     let size = std::fs::metadata(&log)?.len();
-    let mut gaps = Vec::new();
+    let mut misses = Vec::new();
     // A shared 2-core VM can stall any page for a moment: a second load (a fresh page) decides.
     for attempt in 1..=ATTEMPTS {
         let measured = timed_load(log.clone(), 180).await?;
@@ -596,29 +597,25 @@ async fn million_event_log_keeps_the_page_responsive() -> Result<()> {
             measured["marks"]
         );
         ensure!(measured["progressSeen"] == true, "replay-progress was never visible during the load");
-        if gap <= MILLION_GAP_MS {
-            if load > MILLION_LOAD_TARGET_MS {
-                println!(
-                    "  (issue 16's target of {:.1} s to interactive is not met yet: see BENCHMARKS.md)",
-                    MILLION_LOAD_TARGET_MS / 1000.0
-                );
-            }
+        if load <= MILLION_LOAD_MS && gap <= MILLION_GAP_MS {
             return Ok(());
         }
-        gaps.push(gap);
+        misses.push(format!("level after {:.2} s, gap {gap:.0} ms", load / 1000.0));
     }
     bail!(
-        "the longest gap between animation frames during the load was over {MILLION_GAP_MS:.0} ms in every load: \
-         {gaps:.0?} ms"
+        "no load showed the level within {:.1} s with no main-thread gap over {MILLION_GAP_MS:.0} ms: {misses:?}",
+        MILLION_LOAD_MS / 1000.0
     )
 }
 
 /// Issue 16: the main thread never blocked (no gap between animation frames) for more than
 /// 100 ms while a 1M-event log loads: the replay runs in a Web Worker.
 const MILLION_GAP_MS: f64 = 100.0;
-/// Issue 16's target for the same load, to the level shown. Not asserted: reading the 225 MB
-/// body alone takes ~1.9 s here and the replay ~2 s after it (BENCHMARKS.md, "The dashboard").
-const MILLION_LOAD_TARGET_MS: f64 = 2500.0;
+/// Issue 16: the same load shows the level (is interactive) within 2.5 s of submitting the URL.
+/// The worker fetches the 225 MB body and parses it as it arrives (the body's arrival sets the
+/// pace, ~1.5-2 s here), then folds the parsed lines and sends the summary; the rows and the
+/// chart follow it (BENCHMARKS.md, "The dashboard in a Web Worker").
+const MILLION_LOAD_MS: f64 = 2500.0;
 
 /// Loads per timing test: the first that meets the budget passes it.
 const ATTEMPTS: usize = 2;

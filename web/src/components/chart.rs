@@ -457,6 +457,15 @@ pub fn view(props: &Props) -> Html {
 
     let level_ups = &analysis.result.level_ups;
     let heading = html! { <h2 id="chart-title">{ "History" }</h2> };
+    if analysis.summary_only {
+        // The summary is on screen; the worker is still building the history.
+        return html! {
+            <section class="card chart" aria-labelledby="chart-title" aria-busy="true">
+                { heading }
+                <p class="chart-empty" role="status">{ "Drawing the history…" }</p>
+            </section>
+        };
+    }
     let Some(layout) = layout.as_ref() else {
         return html! {
             <section class="card chart" aria-labelledby="chart-title">

@@ -335,6 +335,15 @@ pub fn view(props: &Props) -> Html {
         format!("{caption} ({})", as_count(total))
     };
 
+    if analysis.summary_only {
+        // The summary is on screen; the worker is still building the table's rows.
+        return html! {
+            <section class="card events" aria-labelledby="events-title" aria-busy="true">
+                <h2 id="events-title">{ "Events" }</h2>
+                <p class="events-status" role="status" aria-live="polite">{ "Loading the events…" }</p>
+            </section>
+        };
+    }
     html! {
         <section class="card events" aria-labelledby="events-title">
             <h2 id="events-title">{ "Events" }</h2>

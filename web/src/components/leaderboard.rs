@@ -30,7 +30,9 @@ pub fn view(props: &Props) -> Html {
     html! {
         <section class="card leaderboard" aria-labelledby="leaderboard-title">
             <h2 id="leaderboard-title">{ "Top donors" }</h2>
-            if donors.is_empty() {
+            if analysis.summary_only {
+                <p class="leaderboard-empty" role="status">{ "Totalling donations…" }</p>
+            } else if donors.is_empty() {
                 <p class="leaderboard-empty">{ "No donations yet." }</p>
             } else {
                 <ol class="leaderboard-list">

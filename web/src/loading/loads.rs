@@ -61,12 +61,12 @@ impl Loads {
             let dispatch = this.dispatch.clone();
             let report: Rc<dyn Fn(Progress)> =
                 Rc::new(move |progress| dispatch.dispatch(Action::Progress { generation, progress }));
-            let bytes = read(source, &report).await;
+            let bytes = read(source, &mech, &report).await;
             if live && bytes.is_ok() {
                 this.dispatch.dispatch(Action::Server);
             }
             match bytes {
-                Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet).await,
+                Ok(bytes) => this.replay(generation, Rc::new(Log { name: what, bytes }), mech, quiet, !live).await,
                 Err(message) if quiet => {
                     let _ = message;
                     this.dispatch.dispatch(Action::Idle { generation });
@@ -82,21 +82,23 @@ impl Loads {
         self.generation.set(generation);
         self.dispatch.dispatch(Action::Start { generation, what: log.name.clone(), live: false });
         let this = self.clone();
-        spawn_local(async move { this.replay(generation, log, mech, false).await });
+        spawn_local(async move { this.replay(generation, log, mech, false, true).await });
     }
 
-    async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool) {
+    /// Replays `log` for `mech`. `later`: the summary may come first and the rest (rows, chart)
+    /// after it (not for a live load, whose stream extends the analysis on screen).
+    async fn replay(&self, generation: u64, log: Rc<Log>, mech: String, quiet: bool, later: bool) {
         let dispatch = self.dispatch.clone();
         let report: Rc<dyn Fn(Progress)> =
             Rc::new(move |progress| dispatch.dispatch(Action::Progress { generation, progress }));
         let replayed = match &log.bytes {
             Bytes::Worker(held) => {
                 browser::mark("mechfund replay in the worker");
-                held.replay(&mech, &self.rules, self.now.as_ref(), report).await
+                held.replay(&mech, &self.rules, self.now.as_ref(), later, Rc::clone(&report)).await
             }
             Bytes::Here(bytes) => {
                 browser::mark("mechfund replay on the page");
-                let mut host = PageHost { report, yields: true };
+                let mut host = PageHost { report: Rc::clone(&report), yields: true };
                 let options = ReplayOptions {
                     mech: mech.clone(),
                     timeline: true,
@@ -107,40 +109,51 @@ impl Loads {
             }
         };
         match replayed {
-            Ok(analysis) if analysis.rows.is_empty() && quiet => {
+            Ok(analysis) if !analysis.has_events() && quiet => {
                 self.dispatch.dispatch(Action::Idle { generation });
                 let _ = analysis;
             }
             Ok(analysis) => {
                 // A log without events of the asked mech but with others: show the first other.
-                if analysis.rows.is_empty() && !analysis.mechs.is_empty() && !analysis.mechs.contains(&mech) {
+                if !analysis.has_events() && !analysis.mechs.is_empty() && !analysis.mechs.contains(&mech) {
                     let first = analysis.mechs[0].clone();
-                    Box::pin(self.replay(generation, log, first, quiet)).await;
+                    Box::pin(self.replay(generation, log, first, quiet, later)).await;
                     return;
                 }
-                self.dispatch.dispatch(Action::Loaded { generation, log, analysis: Rc::new(analysis), mech });
+                let pending = analysis.summary_only;
+                let loaded =
+                    |analysis| Action::Loaded { generation, log: Rc::clone(&log), analysis, mech: mech.clone() };
+                self.dispatch.dispatch(loaded(Rc::new(analysis)));
+                if let (true, Bytes::Worker(held)) = (pending, &log.bytes) {
+                    browser::mark("mechfund summary shown");
+                    match held.whole(&self.rules, self.now.as_ref(), report).await {
+                        Ok(analysis) => self.dispatch.dispatch(loaded(Rc::new(analysis))),
+                        Err(message) => self.dispatch.dispatch(Action::Failed { generation, message }),
+                    }
+                }
             }
             Err(message) => self.dispatch.dispatch(Action::Failed { generation, message }),
         }
     }
 }
 
-/// Reads `source` into the replay worker, or into the page when there is no worker. A URL's
-/// body is read by the worker itself (its stream transferred); a file or pasted text is read
-/// here into a JS buffer that is then transferred: the bytes are never copied between the two.
-async fn read(source: Source, report: &Rc<dyn Fn(Progress)>) -> Result<Bytes, String> {
+/// Reads `source` into the replay worker, or into the page when there is no worker. A URL is
+/// fetched by the worker itself, which parses the body for `mech` as it arrives; a file or
+/// pasted text is read here into a JS buffer that is then transferred: the bytes are never
+/// copied between the two.
+async fn read(source: Source, mech: &str, report: &Rc<dyn Fn(Progress)>) -> Result<Bytes, String> {
     let mut reading = |fraction: f64| report(Progress { phase: "Reading", fraction });
     let worker = client::ready().await;
     let bytes = match source {
         Source::File(file) => browser::read_file(&file, &mut reading).await?,
         Source::Text(text) => js_sys::Uint8Array::from(text.as_bytes()),
         Source::Url(url) => {
-            let response = browser::fetch(&url, "the log").await?;
             if let Some(worker) = &worker
-                && let Some(held) = worker.read(&response, "the log", &url, report).await
+                && let Some(held) = worker.fetch(&url, "the log", mech, report).await
             {
                 return held.map(Bytes::Worker);
             }
+            let response = browser::fetch(&url, "the log").await?;
             browser::read_body(&response, "the log", &url, &mut reading).await?
         }
     };

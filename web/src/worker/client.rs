@@ -13,7 +13,7 @@ use mechfund_core::{Now, Rules};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Event, MessageEvent, Response, Worker, WorkerOptions, WorkerType};
+use web_sys::{Event, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::message::{field, object};
 use super::wire::{Decoder, Malformed, rules_json};
@@ -192,29 +192,32 @@ impl Client {
         JsFuture::from(answer).await.ok()
     }
 
-    /// Has the worker read `response`'s body (the stream is transferred: its bytes go straight
-    /// into the worker's memory) and hold it as a log; `None` if the stream cannot be
-    /// transferred (the caller reads it here).
+    /// Has the worker fetch `url` (the page's address resolves it) and hold its body as a log,
+    /// parsing its lines for `mech` as they arrive (the replay likely to follow). The worker reads
+    /// the body itself: its chunks never pass through the page, and they keep arriving while the
+    /// worker parses. `None` when the worker cannot be asked (the caller fetches here).
     ///
     /// # Errors
-    /// The body failed to arrive (`what` and `url` name it in the message).
-    pub async fn read(
+    /// The fetch or the body failed (`what` and `url` name it in the message).
+    pub async fn fetch(
         self: &Rc<Client>,
-        response: &Response,
-        what: &str,
         url: &str,
+        what: &str,
+        mech: &str,
         report: &Rc<dyn Fn(Progress)>,
     ) -> Option<Result<Held, String>> {
-        let body = response.body()?;
+        let absolute = browser::absolute(url)?;
         let log = self.next_id();
-        let length = browser::content_length(response).map_or(JsValue::UNDEFINED, JsValue::from);
         let fields = vec![
             ("log", JsValue::from(log)),
-            ("stream", body.clone().into()),
-            ("length", length),
-            ("fail", JsValue::from_str(&browser::unreadable(what, url, &JsValue::from_str("")))),
+            ("fetch", JsValue::from_str(&absolute)),
+            ("url", JsValue::from_str(url)),
+            ("what", JsValue::from_str(what)),
+            ("mech", JsValue::from_str(mech)),
         ];
-        let answer = self.ask(fields, Some(&body), report).await?;
+        let answer = self.ask(fields, None, report).await?;
+        // The page's resource timeline does not show the worker's requests: a mark does.
+        browser::mark(&format!("mechfund worker fetched {absolute}"));
         Some(match field(&answer, "error").as_string() {
             Some(message) => Err(message),
             None => Ok(Held { log, client: Rc::clone(self) }),
@@ -223,17 +226,11 @@ impl Client {
 
     async fn replay(
         &self,
-        log: u32,
-        mech: &str,
+        fields: Vec<(&str, JsValue)>,
         rules: &Rules,
         now: Option<&Now>,
         report: Rc<dyn Fn(Progress)>,
     ) -> Result<Analysis, String> {
-        let fields = vec![
-            ("log", JsValue::from(log)),
-            ("mech", JsValue::from_str(mech)),
-            ("rules", JsValue::from_str(&rules_json(rules))),
-        ];
         let answer = self.ask(fields, None, &report).await.ok_or(STOPPED)?;
         let Ok(buffer) = field(&answer, "analysis").dyn_into::<ArrayBuffer>() else {
             return Err(field(&answer, "error").as_string().unwrap_or_else(|| STOPPED.to_owned()));
@@ -271,6 +268,8 @@ pub struct Held {
 
 impl Held {
     /// Replays the log for `mech` in the worker and builds its analysis (display at `now`).
+    /// `later`: the analysis may be the summary alone ([`Analysis::summary_only`]; ask for the
+    /// rest with [`Held::whole`]), which the page can show sooner.
     ///
     /// # Errors
     /// The worker's message (strict replay's first bad line), or that it stopped.
@@ -279,9 +278,31 @@ impl Held {
         mech: &str,
         rules: &Rules,
         now: Option<&Now>,
+        later: bool,
         report: Rc<dyn Fn(Progress)>,
     ) -> Result<Analysis, String> {
-        self.client.replay(self.log, mech, rules, now, report).await
+        let fields = vec![
+            ("log", JsValue::from(self.log)),
+            ("mech", JsValue::from_str(mech)),
+            ("rules", JsValue::from_str(&rules_json(rules))),
+            ("later", JsValue::from_bool(later)),
+        ];
+        self.client.replay(fields, rules, now, report).await
+    }
+
+    /// The whole analysis of the summary [`Held::replay`] just gave ([`Analysis::summary_only`]),
+    /// with the same `rules` and `now`.
+    ///
+    /// # Errors
+    /// That the worker stopped or no longer has the summary's log.
+    pub async fn whole(
+        &self,
+        rules: &Rules,
+        now: Option<&Now>,
+        report: Rc<dyn Fn(Progress)>,
+    ) -> Result<Analysis, String> {
+        let fields = vec![("log", JsValue::from(self.log)), ("whole", JsValue::TRUE)];
+        self.client.replay(fields, rules, now, report).await
     }
 }
 

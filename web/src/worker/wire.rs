@@ -441,10 +441,11 @@ pub fn rules_json(rules: &Rules) -> String {
 /// Writes `analysis`: everything but the display state, the rows last.
 #[must_use]
 pub fn encode(analysis: &Analysis) -> Vec<u8> {
-    let Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes } = analysis;
+    let Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes, summary_only } = analysis;
     let mut w = Writer { buf: Vec::with_capacity(64 * 1024 + rows.len() * 16) };
     w.u64(*lines);
     w.u64(*bytes);
+    w.buf.push(u8::from(*summary_only));
     w.usize(mechs.len());
     for mech in mechs {
         w.str(mech);
@@ -509,6 +510,7 @@ impl<'a> Decoder<'a> {
         let mut r = Reader::new(bytes);
         let lines = r.u64()?;
         let bytes = r.u64()?;
+        let summary_only = r.byte()? == 1;
         let mut mechs = Vec::new();
         for _ in 0..r.count()? {
             mechs.push(r.str()?.to_owned());
@@ -551,8 +553,8 @@ impl<'a> Decoder<'a> {
         // The display is the page's to compute (`finish`): a placeholder until then.
         let display = display(&state, &Rules::default(), None);
         let result = ReplayResult { state, display, diagnostics, level_ups, timeline: None };
-        let analysis =
-            Analysis { result, rows: Vec::with_capacity(left), texts, toggles, donors, chart, mechs, lines, bytes };
+        let rows = Vec::with_capacity(left);
+        let analysis = Analysis { result, rows, texts, toggles, donors, chart, mechs, lines, bytes, summary_only };
         Ok(Decoder { reader: r, analysis, left, prev: Previous::default() })
     }
 
@@ -725,6 +727,9 @@ mod tests {
         assert_eq!(got.donors, want.donors);
         assert_eq!(got.chart, want.chart);
         assert_eq!((&got.mechs, got.lines, got.bytes), (&want.mechs, want.lines, want.bytes));
+        assert!(!got.summary_only);
+        let summary = Analysis { rows: Vec::new(), summary_only: true, ..want.clone() };
+        assert!(decode(&encode(&summary), 7).expect("decodes").summary_only);
         // Compact: a row is a few bytes, not the ~100 of its struct.
         let rows = want.rows.len();
         want.rows.clear();
