@@ -70,7 +70,8 @@ pub async fn get_event_stream(
         None => query.count("after_seq", 0)?,
     };
     // Subscribed before the backlog is read: a commit in between is in a batch.
-    let follower = Follower { feed: app.shared.subscribe(), app, mech, last: after, stated: 0, phase: Phase::Retry };
+    let follower =
+        Follower { feed: app.shared.subscribe(), app, mech, last: after, stated: 0, sent: 0, phase: Phase::Retry };
     // The body pulls the next piece when hyper has written the last one: one task per
     // subscriber (the connection's), woken once per batch.
     let body = futures_util::stream::unfold(follower, |mut follower| async move {
@@ -105,6 +106,8 @@ struct Follower {
     last: u64,
     /// The `last_event_seq` of the last `state` message sent (0 before the first).
     stated: u64,
+    /// The seq of the last line sent (0 before the first).
+    sent: u64,
     feed: broadcast::Receiver<Arc<Feed>>,
     phase: Phase,
 }
@@ -128,6 +131,7 @@ impl Follower {
                     for (seq, line) in &page {
                         push_line(&mut text, *seq, line);
                         self.last = *seq;
+                        self.sent = *seq;
                     }
                     if (page.len() as u64) < PAGE {
                         // The last page: the state after it goes in the same write, and must be
@@ -144,6 +148,11 @@ impl Follower {
                                     self.phase = Phase::Live;
                                 }
                             }
+                            // Lines sent were committed before their state was published
+                            // (commit, then publish): their batch, which this subscriber gets,
+                            // brings that state. (Stating now would send a state behind its
+                            // lines.)
+                            Some(state) if state.last_event_seq < self.sent => self.phase = Phase::Live,
                             Some(state) => {
                                 push_state(&mut text, &state_json(&state, &self.app.shared.rules(), None));
                                 self.stated = state.last_event_seq;
@@ -178,6 +187,7 @@ impl Follower {
                                 .find(|(seq, _)| *seq > self.last)
                                 .map_or(batch.state_at, |(_, at)| *at);
                             self.last = self.last.max(last);
+                            self.sent = self.sent.max(last);
                             self.stated = last;
                             return Some(batch.text.slice(from..));
                         }
