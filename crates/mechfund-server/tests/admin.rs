@@ -67,6 +67,24 @@ fn replay(file: &Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// An import stores its rows several hundred to a statement: 1,234 events (three statements, the
+/// last a short one) come back byte for byte, and every row's hash verifies.
+#[test]
+fn a_large_import_is_stored_in_order_and_its_chain_verifies() {
+    let dir = DataDir::new();
+    let data = dir.path().join("data");
+    let file = dir.path().join("events.jsonl");
+    let log = mechfund_loggen::log_text(1_234, 7);
+    std::fs::write(&file, &log).unwrap();
+    let output = import(&file, &data);
+    assert_ok(&output, "import");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("imported 1234 events"), "{output:?}");
+    assert_eq!(export(&data), log.as_bytes());
+    let (code, report) = verify_store(&data);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["chain"]["ok"], true, "{report}");
+}
+
 #[test]
 fn import_then_export_is_byte_for_byte() {
     let dir = DataDir::new();

@@ -52,13 +52,19 @@ impl Chain {
     /// # Errors
     /// On a database error.
     pub fn append(&mut self, db: &mut dyn Sql, seq: u64, mech: &str, line: &str) -> Result<(), StoreError> {
-        let hash = row_hash(&self.hash, seq, mech, line);
+        let hash = self.extend(seq, mech, line);
         db.execute(
             "INSERT INTO events (seq, mech, line, hash) VALUES ($1, $2, $3, $4)",
             &[Param::int(seq), Param::Text(mech), Param::Text(line), Param::Text(&hash)],
         )?;
-        *self = Chain { seq, hash };
         Ok(())
+    }
+
+    /// Moves the end to a row above it, which the caller stores, and returns the row's hash.
+    pub fn extend(&mut self, seq: u64, mech: &str, line: &str) -> String {
+        let hash = row_hash(&self.hash, seq, mech, line);
+        *self = Chain { seq, hash: hash.clone() };
+        hash
     }
 
     /// Records the end in `meta` (a row removed from the end is then noticed too).

@@ -18,6 +18,10 @@ use super::schema::{MAX_SEQ, check_mech_id, rules_hash};
 use super::snapshot::write_snapshot;
 use super::sql::{Param, Sql, StoreError};
 
+/// Rows per `INSERT` of an import: 4 parameters each, well within SQLite's 32,766 and
+/// PostgreSQL's 65,535.
+const ROWS_PER_INSERT: usize = 500;
+
 /// Why an import was refused; nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -82,6 +86,8 @@ pub struct Importer<'t> {
     /// The lowest seq stored below the chain's end: the chain is hashed again from there.
     rechain: Option<u64>,
     only: Option<String>,
+    /// Rows above the chain's end not stored yet: `(seq, mech, line, hash)`.
+    pending: Vec<(u64, String, String, String)>,
     mechs: BTreeMap<String, (u64, u64, u64)>,
     last_seq: u64,
     latest_ts: Option<Timestamp>,
@@ -99,6 +105,7 @@ impl<'t> Importer<'t> {
             db,
             rechain: None,
             only: only.map(str::to_owned),
+            pending: Vec::new(),
             mechs: BTreeMap::new(),
             last_seq: 0,
             latest_ts: None,
@@ -115,6 +122,25 @@ impl<'t> Importer<'t> {
             self.number += 1;
             self.line(line)?;
         }
+        self.store_pending()?;
+        Ok(())
+    }
+
+    /// Stores the pending rows, [`ROWS_PER_INSERT`] per statement: one round trip each instead of
+    /// one per row, which is what an import into PostgreSQL waited on.
+    fn store_pending(&mut self) -> Result<(), StoreError> {
+        for rows in self.pending.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from("INSERT INTO events (seq, mech, line, hash) VALUES ");
+            let mut params = Vec::with_capacity(rows.len() * 4);
+            for (i, (seq, mech, line, hash)) in rows.iter().enumerate() {
+                let n = i * 4;
+                let comma = if i == 0 { "" } else { ", " };
+                sql.push_str(&format!("{comma}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                params.extend([Param::int(*seq), Param::Text(mech), Param::Text(line), Param::Text(hash)]);
+            }
+            self.db.execute(&sql, &params)?;
+        }
+        self.pending.clear();
         Ok(())
     }
 
@@ -172,7 +198,8 @@ impl<'t> Importer<'t> {
             )));
         }
         if seq > self.chain.seq {
-            self.chain.append(self.db, seq, &mech, text)?;
+            let hash = self.chain.extend(seq, &mech, text);
+            self.pending.push((seq, mech.clone(), text.to_owned(), hash));
         } else {
             self.db.execute(
                 "INSERT INTO events (seq, mech, line) VALUES ($1, $2, $3)",
@@ -197,7 +224,8 @@ impl<'t> Importer<'t> {
     ///
     /// # Errors
     /// A database failure.
-    pub fn finish(self, rules: &Rules) -> Result<BTreeMap<String, Imported>, ImportError> {
+    pub fn finish(mut self, rules: &Rules) -> Result<BTreeMap<String, Imported>, ImportError> {
+        self.store_pending()?;
         match self.rechain {
             Some(from) => {
                 rechain_from(self.db, from)?;
