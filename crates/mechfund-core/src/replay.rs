@@ -210,7 +210,7 @@ impl Plan {
 }
 
 fn is_plan_kind(kind: &Kind) -> bool {
-    matches!(kind, Kind::DonationDeleted | Kind::LevelUpCommitted)
+    kind.shapes_history()
 }
 
 /// A derived event waiting to be matched by a recorded one.

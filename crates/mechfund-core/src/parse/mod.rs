@@ -12,6 +12,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::time::Timestamp;
 
 mod fast;
+pub mod pack;
 
 /// The event types replay knows, plus anything else.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,14 @@ impl Kind {
     #[must_use]
     pub fn is_deletable(&self) -> bool {
         matches!(self, Kind::DonationAdded | Kind::SystemDonationAdded | Kind::PowerGiftGranted)
+    }
+
+    /// Whether replay's first pass must see events of this kind: what they say holds for lines
+    /// before them too (a deletion toggles an earlier event, a level-up records the goals its
+    /// levels had).
+    #[must_use]
+    pub fn shapes_history(&self) -> bool {
+        matches!(self, Kind::DonationDeleted | Kind::LevelUpCommitted)
     }
 
     /// Whether this is a derived event (cross-checked, never moves the clock).
