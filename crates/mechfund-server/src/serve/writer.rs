@@ -33,12 +33,12 @@ use super::feed::Committed;
 use super::responses::{ImportResponse, WriteResponse};
 use super::shared::Shared;
 use crate::store::chain::{recorded_head, verify_chain};
-use crate::store::checkpoint;
 use crate::store::snapshot::Snapshot;
 use crate::store::{
     Chain, Engine, ImportError, Imported, Importer, Journal, MAX_SEQ, Param, Sql, StoreError, mech_lines,
     next_free_seq, replay_state, rules_hash, write_snapshot,
 };
+use crate::store::{checkpoint, packs};
 
 /// Requests committed together at most.
 pub const MAX_GROUP: usize = 128;
@@ -271,7 +271,8 @@ fn line_ts(line: &str) -> Option<Timestamp> {
 
 impl Ctx {
     /// Counts `written` new events of `state`'s mech, and writes `state` (the mech's state after
-    /// them) as a checkpoint once [`checkpoint::EVERY`] have been written since the last one.
+    /// them) as a checkpoint once [`checkpoint::EVERY`] have been written since the last one,
+    /// packing its events at the same time.
     fn count_for_checkpoint(&mut self, tx: &mut dyn Sql, state: &State, written: u64) -> Result<(), StoreError> {
         let mech = state.mech_id.as_str();
         let since = match self.since_checkpoint.get_mut(mech) {
@@ -284,6 +285,7 @@ impl Ctx {
         };
         if since >= checkpoint::EVERY {
             checkpoint::write(tx, mech, &self.rules_hash, std::slice::from_ref(state))?;
+            packs::extend(tx, mech)?;
             self.since_checkpoint.insert(mech.to_owned(), 0);
         }
         Ok(())

@@ -9,14 +9,15 @@
 //! seq writes it again. A toggle of seq S drops every checkpoint at or after S in the toggle's
 //! transaction: they folded S the other way. A checkpoint a level-up recorded later no longer
 //! holds for is refused by the core (see [`mechfund_core::replay_bytes_after`]); the mech is then
-//! replayed whole, which writes all its checkpoints again. Replays parse on every core
-//! ([`crate::pipeline`]).
+//! replayed whole, which writes all its checkpoints again. Replays read the mech's events from
+//! its [`packs`], or parse its lines on every core ([`crate::pipeline`]) when those cannot be read.
 
 use mechfund_core::replay::Kept;
 use mechfund_core::{ReplayOptions, Rules, State};
 
 use super::chain::hash_at;
-use super::log::{lines_after_seq, mech_lines};
+use super::log::lines_after_seq;
+use super::packs::{self, ParsedError};
 use super::snapshot::{Snapshot, snapshot_digest};
 use super::sql::{Param, Sql, StoreError};
 use crate::pipeline::{Keeping, replay_bytes_on_all_cores};
@@ -101,25 +102,9 @@ pub fn latest_before(db: &mut dyn Sql, mech: &str, seq: u64, rules_hash: &str) -
 /// # Errors
 /// On a database error.
 pub fn replay_whole(db: &mut dyn Sql, mech: &str, rules: &Rules, rules_hash: &str) -> Result<State, StoreError> {
-    let started = std::time::Instant::now();
-    let lines = mech_lines(db, mech)?;
-    let read = started.elapsed();
-    // Lenient replay never stops at a line.
-    let Kept { result, checkpoints, .. } =
-        replay_bytes_on_all_cores(&lines, rules, options(mech), Keeping { checkpoint: None, every: EVERY })
-            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
-    let replayed = started.elapsed();
+    let Kept { result, checkpoints, .. } = replay_after(db, mech, rules, Keeping { checkpoint: None, every: EVERY })?;
     db.execute("DELETE FROM checkpoints WHERE mech = $1", &[Param::Text(mech)])?;
     write(db, mech, rules_hash, &checkpoints)?;
-    tracing::debug!(
-        mech,
-        bytes = lines.len(),
-        read_ms = read.as_millis(),
-        replay_ms = (replayed - read).as_millis(),
-        checkpoints = checkpoints.len(),
-        write_ms = (started.elapsed() - replayed).as_millis(),
-        "replayed whole"
-    );
     Ok(result.state)
 }
 
@@ -138,11 +123,8 @@ pub fn replay_toggled(
 ) -> Result<State, StoreError> {
     drop_from(db, mech, target)?;
     if let Some(checkpoint) = latest_before(db, mech, target, rules_hash)? {
-        let lines = lines_after_seq(db, mech, checkpoint.last_event_seq)?;
         let from = checkpoint.last_event_seq;
-        let keeping = Keeping { checkpoint: Some(checkpoint), every: EVERY };
-        let resumed = replay_bytes_on_all_cores(&lines, rules, options(mech), keeping)
-            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+        let resumed = replay_after(db, mech, rules, Keeping { checkpoint: Some(checkpoint), every: EVERY })?;
         if resumed.holds {
             write(db, mech, rules_hash, &resumed.checkpoints)?;
             return Ok(resumed.result.state);
@@ -150,6 +132,39 @@ pub fn replay_toggled(
         tracing::debug!(mech, from, "a level-up recorded since: replaying the mech whole");
     }
     replay_whole(db, mech, rules, rules_hash)
+}
+
+/// The replay of `mech`'s events after `keeping`'s checkpoint (all of them without one): from
+/// its packs, or from its lines parsed on every core when packs cannot be read.
+fn replay_after(db: &mut dyn Sql, mech: &str, rules: &Rules, keeping: Keeping) -> Result<Kept, StoreError> {
+    let started = std::time::Instant::now();
+    let after = keeping.checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.last_event_seq);
+    if let Some(parsed) = packs::lines_after(db, mech, after)? {
+        let read = started.elapsed();
+        match parsed.replay(rules, options(mech), keeping.clone()) {
+            Ok(kept) => {
+                tracing::debug!(
+                    mech,
+                    after,
+                    read_ms = read.as_millis(),
+                    replay_ms = (started.elapsed() - read).as_millis(),
+                    "replayed from packs"
+                );
+                return Ok(kept);
+            }
+            Err(ParsedError::Pack(e)) => {
+                tracing::error!(
+                    mech,
+                    "a pack that matches its digest cannot be read ({e}): its lines are read instead"
+                );
+                db.execute("DELETE FROM packs WHERE mech = $1", &[Param::Text(mech)])?;
+            }
+            Err(ParsedError::Strict(e)) => return Err(StoreError::Unexpected(e.to_string())),
+        }
+    }
+    let lines = lines_after_seq(db, mech, after)?;
+    // Lenient replay never stops at a line.
+    replay_bytes_on_all_cores(&lines, rules, options(mech), keeping).map_err(|e| StoreError::Unexpected(e.to_string()))
 }
 
 /// The events of `mech` after its last checkpoint (all of them without one).

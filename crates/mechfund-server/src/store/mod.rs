@@ -6,6 +6,7 @@
 //! - [`chain`]: the hash chain over the event rows, and where it breaks;
 //! - [`snapshot`]: each mech's full state stored with every commit, with its digest;
 //! - [`checkpoint`]: each mech's state every few thousand events, for deletion toggles;
+//! - [`packs`]: each mech's events in binary, for replays that neither read nor parse JSON;
 //! - [`recovery`]: start-up: snapshots checked against the log and the rules, rebuilt if stale;
 //! - [`sql`]: the statements of both engines, SQLite and PostgreSQL, through one small trait;
 //! - [`journal`]: the writer's transactions; [`postgres`]: the shared PostgreSQL store;
@@ -25,6 +26,7 @@ pub mod dir;
 pub mod import;
 pub mod journal;
 pub mod log;
+pub mod packs;
 pub mod postgres;
 pub mod readers;
 pub mod recovery;

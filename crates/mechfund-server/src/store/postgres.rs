@@ -74,6 +74,20 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (mech, last_seq)
 );
 ",
+    // Packs are read whole and already compact: stored out of line without compression.
+    "
+CREATE TABLE packs (
+    mech      TEXT NOT NULL,
+    last_seq  BIGINT NOT NULL,
+    after_seq BIGINT NOT NULL,
+    lines     BIGINT NOT NULL,
+    format    BIGINT NOT NULL,
+    data      BYTEA NOT NULL,
+    digest    TEXT NOT NULL,
+    PRIMARY KEY (mech, last_seq)
+);
+ALTER TABLE packs ALTER COLUMN data SET STORAGE EXTERNAL;
+",
 ];
 
 /// Whether `store` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
@@ -402,6 +416,7 @@ fn with_params<T>(params: &[Param<'_>], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -
         .map(|(p, int)| match p {
             Param::Int(_) => int as &(dyn ToSql + Sync),
             Param::Text(text) => text as &(dyn ToSql + Sync),
+            Param::Bytes(bytes) => bytes as &(dyn ToSql + Sync),
         })
         .collect();
     f(&params)
@@ -414,6 +429,7 @@ fn value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
         Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map(|n| Value::Int(n.into())),
         Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(|b| Value::Int(b.into())),
         Type::TEXT | Type::VARCHAR | Type::NAME => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
         ref other => return Err(StoreError::Unexpected(format!("a column {} of type {other}", column.name()))),
     };
     Ok(value.unwrap_or(Value::Null))

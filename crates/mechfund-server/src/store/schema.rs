@@ -6,7 +6,8 @@
 //! with the hash of the rules it was computed under and a digest), `idempotency` (a key, the hash
 //! of the request, the first response) and `meta` (the recorded end of the chain, and the lowest
 //! seq the next event may get, left by a restore), `checkpoints` (each mech's full state after
-//! every few thousand of its events, for deletions: [`super::checkpoint`]).
+//! every few thousand of its events, for deletions: [`super::checkpoint`]) and `packs` (each
+//! mech's events in binary, a few thousand to a row, for replays: [`super::packs`]).
 //!
 //! The schema is versioned: `PRAGMA user_version` is the number of `MIGRATIONS` applied, and
 //! [`open_writer`] applies the missing ones in one transaction. A store a newer mechfund migrated
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::sql::StoreError;
 
 /// The schema, one migration per version; never edit a shipped one, add the next.
-const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[version_1, version_2];
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[version_1, version_2, version_3];
 
 /// The schema version this mechfund writes.
 #[must_use]
@@ -58,6 +59,23 @@ fn version_2(conn: &Connection) -> rusqlite::Result<()> {
             digest     TEXT NOT NULL,
             PRIMARY KEY (mech, last_seq)
         ) WITHOUT ROWID;",
+    )
+}
+
+/// Version 3: packs, each mech's events in the core's binary form a few thousand to a row, so a
+/// replay of a whole mech neither reads nor parses its JSON lines (issue 16).
+fn version_3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE packs (
+            mech      TEXT NOT NULL,
+            last_seq  INTEGER NOT NULL,
+            after_seq INTEGER NOT NULL,
+            lines     INTEGER NOT NULL,
+            format    INTEGER NOT NULL,
+            data      BLOB NOT NULL,
+            digest    TEXT NOT NULL,
+            PRIMARY KEY (mech, last_seq)
+        );",
     )
 }
 

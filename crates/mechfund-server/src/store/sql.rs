@@ -1,7 +1,7 @@
 //! The store's SQL, written once for both engines: [`Sql`] is a connection or transaction of
 //! SQLite or PostgreSQL that runs a statement with `$1, $2, …` placeholders (both engines take
 //! them; SQLite numbers them in order of first appearance, so each statement names `$1` first)
-//! over the only types the store uses: 64-bit integers and text.
+//! over the only types the store uses: 64-bit integers, text and bytes.
 //!
 //! The chain, the snapshots, recovery, import and the writer's idempotency keys run on it; what
 //! only one engine has (SQLite's file, pragmas and online backup; PostgreSQL's locks and
@@ -16,6 +16,8 @@ pub enum Param<'a> {
     Int(i64),
     /// Text.
     Text(&'a str),
+    /// Bytes (`BLOB` in SQLite, `BYTEA` in PostgreSQL).
+    Bytes(&'a [u8]),
 }
 
 impl Param<'_> {
@@ -35,6 +37,8 @@ pub enum Value {
     Int(i64),
     /// Text.
     Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -59,6 +63,15 @@ impl Value {
         match self {
             Value::Text(text) => Some(text),
             _ => None,
+        }
+    }
+
+    /// The bytes, or none for anything else.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Value::Bytes(bytes) => bytes,
+            _ => Vec::new(),
         }
     }
 
@@ -193,6 +206,7 @@ fn sqlite_params<'a>(params: &'a [Param<'a>]) -> impl Iterator<Item = rusqlite::
     params.iter().map(|p| match p {
         Param::Int(n) => rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Integer(*n)),
         Param::Text(t) => rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+        Param::Bytes(b) => rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Blob(b)),
     })
 }
 
@@ -227,7 +241,8 @@ impl Sql for Sqlite<'_> {
                             .map_err(|e| StoreError::Unexpected(format!("text that is not UTF-8: {e}")))?
                             .to_owned(),
                     ),
-                    other => return Err(StoreError::Unexpected(format!("a value of type {}", other.data_type()))),
+                    ValueRef::Blob(bytes) => Value::Bytes(bytes.to_vec()),
+                    ValueRef::Real(_) => return Err(StoreError::Unexpected("a value of type REAL".to_owned())),
                 });
             }
             if !f(&values) {

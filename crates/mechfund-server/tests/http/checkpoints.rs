@@ -1,7 +1,8 @@
 //! Deletion toggles replay from the checkpoint before the toggled event (issue 16): the store
 //! keeps each mech's state every 4,096 events, a toggle drops the checkpoints it invalidates,
 //! and whatever is toggled, recent or first, with checkpoints damaged or not, the live state is
-//! the replay of the export.
+//! the replay of the export. Replays read each mech's events from its packs (4,096 to a row),
+//! which are extended as events are written, and made again when damaged.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -31,6 +32,43 @@ fn checkpoints(app: &App) -> Vec<i64> {
     let last = app.query_i64("SELECT coalesce(max(last_seq), 0) FROM checkpoints WHERE mech = 'main'");
     let first = app.query_i64("SELECT coalesce(min(last_seq), 0) FROM checkpoints WHERE mech = 'main'");
     vec![count, first, last]
+}
+
+fn packs(app: &App) -> Vec<i64> {
+    let count = app.query_i64("SELECT count(*) FROM packs WHERE mech = 'main'");
+    let first = app.query_i64("SELECT coalesce(min(last_seq), 0) FROM packs WHERE mech = 'main'");
+    let last = app.query_i64("SELECT coalesce(max(last_seq), 0) FROM packs WHERE mech = 'main'");
+    vec![count, first, last]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replays_read_packs_and_damaged_packs_are_made_again() {
+    let app = App::builder().import_limit(16 << 20).start();
+    let log = mechfund_loggen::log_text(EVENTS, 11);
+    let (status, body) = app.post("/api/v1/mechs/main/import", log.clone(), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The import's replay packed the whole packs of events (seqs 1..=4,096 and 4,097..=8,192).
+    assert_eq!(packs(&app), vec![2, 4_096, 8_192]);
+
+    let first = donations(&log)[0];
+    for damage in [
+        "UPDATE packs SET digest = 'x' WHERE last_seq = 4096",
+        "UPDATE packs SET format = 99 WHERE last_seq = 8192",
+        "DELETE FROM packs WHERE last_seq = 4096",
+        "UPDATE packs SET after_seq = 1 WHERE last_seq = 8192",
+    ] {
+        toggle(&app, first).await;
+        app.assert_live_equals_replay("main").await;
+        assert_eq!(app.execute(damage), 1, "{damage}");
+        toggle(&app, first).await;
+        app.assert_live_equals_replay("main").await;
+        assert_eq!(packs(&app), vec![2, 4_096, 8_192], "made again after {damage}");
+        assert_eq!(
+            app.query_i64("SELECT count(*) FROM packs WHERE digest = 'x' OR format = 99 OR after_seq = 1"),
+            0,
+            "after {damage}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,6 +115,7 @@ async fn toggles_replay_from_checkpoints_and_give_the_replay_of_the_log() {
     let [count, _, last] = checkpoints(&app)[..] else { unreachable!() };
     assert_eq!(count, 3);
     assert_eq!(last, 8_192 + 4_096, "4,096 events after the last checkpoint");
+    assert_eq!(packs(&app), vec![3, 4_096, 12_288], "packed with the checkpoint");
     // A toggle of the newest donation resumes from it.
     let newest = app.get_json("/api/v1/mechs/main/state").await["state"]["last_event_seq"].as_u64().unwrap();
     toggle(&app, newest).await;
