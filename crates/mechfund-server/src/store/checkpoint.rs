@@ -67,17 +67,19 @@ pub fn drop_from(db: &mut dyn Sql, mech: &str, seq: u64) -> Result<u64, StoreErr
 /// # Errors
 /// On a database error.
 pub fn latest_before(db: &mut dyn Sql, mech: &str, seq: u64, rules_hash: &str) -> Result<Option<State>, StoreError> {
-    let rows = db.query(
+    // One row at a time: the latest usually holds, and a state is a kilobyte of text.
+    let mut below = seq;
+    while let Some(row) = db.query_opt(
         "SELECT last_seq, rules_hash, state, digest FROM checkpoints WHERE mech = $1 AND last_seq < $2 \
-         ORDER BY last_seq DESC",
-        &[Param::Text(mech), Param::int(seq)],
-    )?;
-    for row in rows {
+         ORDER BY last_seq DESC LIMIT 1",
+        &[Param::Text(mech), Param::int(below)],
+    )? {
         let (Some(last_seq), Some(hash), Some(text), Some(digest)) =
             (row[0].seq(), row[1].text(), row[2].text(), row[3].text())
         else {
-            continue;
+            return Err(StoreError::Unexpected(format!("a checkpoint of mech {mech} before seq {below} with NULLs")));
         };
+        below = last_seq;
         if hash != rules_hash {
             continue;
         }
