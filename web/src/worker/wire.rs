@@ -58,30 +58,6 @@ fn diagnostic_tag(kind: DiagnosticKind) -> u8 {
     }
 }
 
-/// The event kinds by tag; an unknown type is tag 7 followed by its name.
-const KINDS: [Kind; 7] = [
-    Kind::DonationAdded,
-    Kind::SystemDonationAdded,
-    Kind::MemberCountUpdated,
-    Kind::PowerGiftGranted,
-    Kind::DonationDeleted,
-    Kind::LevelUpCommitted,
-    Kind::ExactHitBonusGranted,
-];
-
-fn kind_tag(kind: &Kind) -> u8 {
-    match kind {
-        Kind::DonationAdded => 0,
-        Kind::SystemDonationAdded => 1,
-        Kind::MemberCountUpdated => 2,
-        Kind::PowerGiftGranted => 3,
-        Kind::DonationDeleted => 4,
-        Kind::LevelUpCommitted => 5,
-        Kind::ExactHitBonusGranted => 6,
-        Kind::Unknown(_) => 7,
-    }
-}
-
 // Which optional fields of a row follow its flag byte.
 const AMOUNT: u8 = 1;
 const MEMBERS: u8 = 2;
@@ -383,7 +359,7 @@ fn put_row(w: &mut Writer, row: &EventRow, prev: &mut Previous) {
     w.i64(line.wrapping_sub(prev.line) as i64);
     w.i64(ts.0.wrapping_sub(prev.ts));
     *prev = Previous { seq: *seq, line: *line, ts: ts.0 };
-    w.buf.push(kind_tag(kind));
+    w.buf.push(kind.tag());
     if let Kind::Unknown(name) = kind {
         w.str(name);
     }
@@ -412,9 +388,9 @@ fn get_row(r: &mut Reader<'_>, prev: &mut Previous) -> Result<EventRow, Malforme
     let ts = prev.ts.wrapping_add(r.i64()?);
     *prev = Previous { seq, line, ts };
     let tag = r.byte()?;
-    let kind = match KINDS.get(usize::from(tag)) {
-        Some(kind) => kind.clone(),
-        None if tag == 7 => Kind::Unknown(r.str()?.into()),
+    let kind = match Kind::from_tag(tag) {
+        Some(kind) => kind,
+        None if tag == Kind::UNKNOWN_TAG => Kind::Unknown(r.str()?.into()),
         None => return Err(Malformed),
     };
     let flags = r.byte()?;
@@ -677,9 +653,6 @@ mod tests {
     fn every_diagnostic_kind_has_its_own_tag() {
         for (i, kind) in DIAGNOSTIC_KINDS.into_iter().enumerate() {
             assert_eq!(usize::from(diagnostic_tag(kind)), i, "{kind:?}");
-        }
-        for (i, kind) in KINDS.iter().enumerate() {
-            assert_eq!(usize::from(kind_tag(kind)), i, "{kind:?}");
         }
     }
 

@@ -66,6 +66,41 @@ impl Kind {
         }
     }
 
+    /// The tag of an event's type in the binary forms of the log (packs, the dashboard's
+    /// worker): the known kinds 0 to 6 in the order declared, [`Kind::UNKNOWN_TAG`] for any
+    /// other type (whose name then follows the tag).
+    #[must_use]
+    pub fn tag(&self) -> u8 {
+        match self {
+            Kind::DonationAdded => 0,
+            Kind::SystemDonationAdded => 1,
+            Kind::MemberCountUpdated => 2,
+            Kind::PowerGiftGranted => 3,
+            Kind::DonationDeleted => 4,
+            Kind::LevelUpCommitted => 5,
+            Kind::ExactHitBonusGranted => 6,
+            Kind::Unknown(_) => Kind::UNKNOWN_TAG,
+        }
+    }
+
+    /// The tag of any type that is not a known kind ([`Kind::tag`]).
+    pub const UNKNOWN_TAG: u8 = 7;
+
+    /// The known kind tagged `tag` ([`Kind::tag`]); `None` for [`Kind::UNKNOWN_TAG`] and above.
+    #[must_use]
+    pub fn from_tag(tag: u8) -> Option<Kind> {
+        Some(match tag {
+            0 => Kind::DonationAdded,
+            1 => Kind::SystemDonationAdded,
+            2 => Kind::MemberCountUpdated,
+            3 => Kind::PowerGiftGranted,
+            4 => Kind::DonationDeleted,
+            5 => Kind::LevelUpCommitted,
+            6 => Kind::ExactHitBonusGranted,
+            _ => return None,
+        })
+    }
+
     /// Whether a `DonationDeleted` may target this type.
     #[must_use]
     pub fn is_deletable(&self) -> bool {
@@ -556,6 +591,28 @@ mod tests {
             Line::Bad(message) => message,
             other => panic!("{line} should be bad, got {other:?}"),
         }
+    }
+
+    /// Tags are the binary forms' (packs, the dashboard's worker): never renumber one.
+    #[test]
+    fn each_kind_has_its_own_tag_for_good() {
+        let names = [
+            "DonationAdded",
+            "SystemDonationAdded",
+            "MemberCountUpdated",
+            "PowerGiftGranted",
+            "DonationDeleted",
+            "LevelUpCommitted",
+            "ExactHitBonusGranted",
+        ];
+        for (tag, name) in (0..).zip(names) {
+            let kind = Kind::from_name(name);
+            assert_eq!(kind.tag(), tag, "{name}");
+            assert_eq!(Kind::from_tag(tag), Some(kind));
+        }
+        assert_eq!(Kind::from_name("Custom").tag(), Kind::UNKNOWN_TAG);
+        assert_eq!(Kind::from_tag(Kind::UNKNOWN_TAG), None);
+        assert_eq!(Kind::from_tag(u8::MAX), None);
     }
 
     #[test]

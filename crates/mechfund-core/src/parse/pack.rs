@@ -32,18 +32,8 @@ const MAGIC: &[u8; 4] = b"MFPK";
 const BLANK: u8 = 0;
 const BAD: u8 = 1;
 const OTHER: u8 = 2;
-/// `MINE + i`: an event of the mech, of the `i`th kind in [`KINDS`] (7: any other type).
+/// `MINE + tag`: an event of the mech, of the kind [`Kind::tag`] gives (up to 7, so 8 to 15).
 const MINE: u8 = 8;
-const KINDS: [Kind; 7] = [
-    Kind::DonationAdded,
-    Kind::SystemDonationAdded,
-    Kind::MemberCountUpdated,
-    Kind::PowerGiftGranted,
-    Kind::DonationDeleted,
-    Kind::LevelUpCommitted,
-    Kind::ExactHitBonusGranted,
-];
-const UNKNOWN: u8 = 7;
 
 const JSON_KINDS: [JsonKind; 8] = [
     JsonKind::Null,
@@ -150,7 +140,7 @@ fn put_line(out: &mut Vec<u8>, line: &Line, previous: &mut Previous) {
             put_bytes(out, message.as_bytes());
         }
         Line::Mine(rec) => {
-            out.push(MINE + kind_tag(&rec.kind));
+            out.push(MINE + rec.kind.tag());
             put_signed(out, rec.seq.wrapping_sub(previous.seq).cast_signed());
             put_signed(out, rec.ts.0.wrapping_sub(previous.ts));
             let text = &rec.ts_text.bytes[..usize::from(rec.ts_text.len)];
@@ -165,19 +155,6 @@ fn put_line(out: &mut Vec<u8>, line: &Line, previous: &mut Previous) {
             }
             put_payload(out, &rec.payload);
         }
-    }
-}
-
-fn kind_tag(kind: &Kind) -> u8 {
-    match kind {
-        Kind::DonationAdded => 0,
-        Kind::SystemDonationAdded => 1,
-        Kind::MemberCountUpdated => 2,
-        Kind::PowerGiftGranted => 3,
-        Kind::DonationDeleted => 4,
-        Kind::LevelUpCommitted => 5,
-        Kind::ExactHitBonusGranted => 6,
-        Kind::Unknown(_) => UNKNOWN,
     }
 }
 
@@ -423,9 +400,9 @@ impl<'a> Reader<'a> {
                 let ts = previous.ts.wrapping_add(self.signed()?);
                 let ts_text = self.ts_text(&previous.ts_text)?;
                 *previous = Previous { seq, ts, ts_text };
-                let kind = match tag - MINE {
-                    UNKNOWN => Kind::Unknown(self.text()?.into()),
-                    i => KINDS[usize::from(i)].clone(),
+                let kind = match Kind::from_tag(tag - MINE) {
+                    Some(kind) => kind,
+                    None => Kind::Unknown(self.text()?.into()),
                 };
                 if !matches!(line, Line::Mine(_)) {
                     *line = Line::Mine(Record {
@@ -520,7 +497,7 @@ mod tests {
 
     fn record() -> impl Strategy<Value = Record> {
         let kind = prop_oneof![
-            (0..KINDS.len()).prop_map(|i| KINDS[i].clone()),
+            (0..Kind::UNKNOWN_TAG).prop_map(|tag| Kind::from_tag(tag).expect("a known kind")),
             "\\PC{0,12}".prop_map(|name| Kind::Unknown(name.into())),
         ];
         let payload =
