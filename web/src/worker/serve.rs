@@ -103,9 +103,13 @@ fn handle(data: &JsValue) {
     let (mech, rules, later) = match &rest {
         Some(rest) => (rest.options.mech.clone(), rest.rules.clone(), false),
         None => {
-            let Ok(rules) = Rules::from_json(&field(data, "rules").as_string().unwrap_or_default()) else {
-                post(&answer("error", &JsValue::from_str(LOST)), None);
-                return;
+            let rules = match Rules::from_json(&field(data, "rules").as_string().unwrap_or_default()) {
+                Ok(rules) => rules,
+                Err(e) => {
+                    let message = format!("the replay worker could not read the rules it was sent: {e}");
+                    post(&answer("error", &JsValue::from_str(&message)), None);
+                    return;
+                }
             };
             (field(data, "mech").as_string().unwrap_or_default(), rules, field(data, "later").is_truthy())
         }
