@@ -13,9 +13,25 @@ use super::sql::{Param, Sql, StoreError, Value};
 /// every hash after it.
 #[must_use]
 pub fn row_hash(prev: &str, seq: u64, mech: &str, line: &str) -> String {
+    // The seq's decimal digits, without a string per row (start-up hashes every row).
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
-    h.update(format!("\n{seq}\n{mech}\n").as_bytes());
+    h.update(b"\n");
+    h.update(&digits[at..]);
+    h.update(b"\n");
+    h.update(mech.as_bytes());
+    h.update(b"\n");
     h.update(line.as_bytes());
     hex(&h.finalize())
 }
@@ -213,4 +229,22 @@ pub fn check_chain_end(db: &mut dyn Sql) -> Result<Result<Chain, Damage>, StoreE
 pub fn hash_at(db: &mut dyn Sql, seq: u64) -> Result<String, StoreError> {
     let row = db.query_opt("SELECT hash FROM events WHERE seq = $1", &[Param::int(seq)])?;
     Ok(row.and_then(|row| row[0].text().map(str::to_owned)).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_hash;
+
+    /// The chain's hashes are stored: their formula never changes. Expected values from
+    /// Python's `hashlib.sha256(prev + "\n" + seq + "\n" + mech + "\n" + line).hexdigest()`.
+    #[test]
+    fn a_row_hash_is_sha256_of_the_previous_hash_seq_mech_and_line() {
+        let first = row_hash("", 1, "main", r#"{"seq":1}"#);
+        assert_eq!(first, "51ddbf62f0b8dbd9ba14ca887770ad31387303f2c824177cc9c13d8e2986a81c");
+        assert_eq!(
+            row_hash(&first, u64::MAX, "x", ""),
+            "e6d5ea8221893436241e271ed34e6458d22ae4df78597a80e6f80924d2b4f560"
+        );
+        assert_eq!(row_hash(&first, 0, "x", ""), "2fd4fad5b1fd8257eab2c2abb542f8459b4c33836bb40a3ff97481f9357483fb");
+    }
 }
