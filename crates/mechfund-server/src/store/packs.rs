@@ -22,7 +22,6 @@ use mechfund_core::replay::Kept;
 use mechfund_core::{Line, ReplayOptions, Replayer, Rules, SecondPass, StrictError};
 use sha2::{Digest, Sha256};
 
-use super::chain::hash_at;
 use super::schema::hex;
 use super::sql::{Param, Sql, StoreError};
 use crate::pipeline::{Keeping, Workers, for_each_line, parse_lines};
@@ -197,14 +196,19 @@ fn extend_by(db: &mut dyn Sql, mech: &str, per_pack: u64) -> Result<u64, StoreEr
         }
         let mut seqs = Vec::new();
         let mut text = Vec::new();
+        // The chain hash of each pack's last row, for its digest.
+        let mut hashes = Vec::new();
         let mut one_line_each = true;
         db.for_each(
-            "SELECT seq, line FROM events WHERE mech = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, line, hash FROM events WHERE mech = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[Param::Text(mech), Param::int(end), Param::int(per_pack * PACKS_PER_READ)],
             &mut |row| {
                 let line = row[1].text().unwrap_or_default();
                 one_line_each &= !line.contains('\n');
                 seqs.push(row[0].seq().unwrap_or(0));
+                if (seqs.len() as u64).is_multiple_of(per_pack) {
+                    hashes.push(row[2].text().unwrap_or_default().to_owned());
+                }
                 text.extend_from_slice(line.as_bytes());
                 text.push(b'\n');
                 true
@@ -240,8 +244,8 @@ fn extend_by(db: &mut dyn Sql, mech: &str, per_pack: u64) -> Result<u64, StoreEr
             },
         )
         .map_err(|e| StoreError::Unexpected(e.to_string()))?;
-        for (last_seq, data) in packs {
-            let digest = pack_digest(&hash_at(db, last_seq)?, &data);
+        for ((last_seq, data), row_hash) in packs.into_iter().zip(&hashes) {
+            let digest = pack_digest(row_hash, &data);
             db.execute(
                 "INSERT INTO packs (mech, last_seq, after_seq, lines, format, data, digest) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (mech, last_seq) DO NOTHING",
@@ -289,16 +293,19 @@ fn lines_after_by(db: &mut dyn Sql, mech: &str, after: u64, per_pack: u64) -> Re
 fn read(db: &mut dyn Sql, mech: &str, after: u64, end: u64) -> Result<Option<Parsed>, StoreError> {
     let mut parsed = Parsed::default();
     if after < end {
+        // Each pack with the chain hash of its last event (one round trip, not one per pack).
         let rows = db.query(
-            "SELECT after_seq, last_seq, data, digest FROM packs \
-             WHERE mech = $1 AND last_seq > $2 AND last_seq <= $3 ORDER BY last_seq",
+            "SELECT packs.after_seq, packs.last_seq, packs.data, packs.digest, events.hash \
+             FROM packs LEFT JOIN events ON events.seq = packs.last_seq \
+             WHERE packs.mech = $1 AND packs.last_seq > $2 AND packs.last_seq <= $3 ORDER BY packs.last_seq",
             &[Param::Text(mech), Param::int(after), Param::int(end)],
         )?;
         for mut row in rows {
-            let (after_seq, last_seq) = (row[0].seq().unwrap_or(0), row[1].seq().unwrap_or(0));
+            let after_seq = row[0].seq().unwrap_or(0);
             let digest = row[3].text().unwrap_or_default().to_owned();
+            let row_hash = row[4].text().unwrap_or_default().to_owned();
             let data = std::mem::replace(&mut row[2], super::sql::Value::Null).into_bytes();
-            if digest != pack_digest(&hash_at(db, last_seq)?, &data) {
+            if digest != pack_digest(&row_hash, &data) {
                 cut(db, mech, after_seq, "packs that do not match their digests")?;
                 return Ok(None);
             }
