@@ -1,6 +1,6 @@
 //! Packs: each mech's events in the core's binary form ([`mechfund_core::parse::pack`]),
 //! [`LINES`] to a row, so that a replay of a whole mech (a toggle of its first donation, recovery,
-//! an import) reads a tenth of the bytes and parses no JSON (issue 16).
+//! an import) reads an eighth of the bytes and parses no JSON (issue 16).
 //!
 //! A mech's packs are a chain from its first event: a row holds the lines of the mech's events
 //! after `after_seq` up to `last_seq` (the first row's `after_seq` is 0, each next row's is the
