@@ -34,6 +34,15 @@ fn checkpoints(app: &App) -> Vec<i64> {
     vec![count, first, last]
 }
 
+/// An app whose mech `main` holds the generated log of [`EVENTS`] events from `seed`, imported.
+async fn imported(seed: u64) -> (App, String) {
+    let app = App::builder().import_limit(16 << 20).start();
+    let log = mechfund_loggen::log_text(EVENTS, seed);
+    let (status, body) = app.post("/api/v1/mechs/main/import", log.clone(), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (app, log)
+}
+
 fn packs(app: &App) -> Vec<i64> {
     let count = app.query_i64("SELECT count(*) FROM packs WHERE mech = 'main'");
     let first = app.query_i64("SELECT coalesce(min(last_seq), 0) FROM packs WHERE mech = 'main'");
@@ -43,10 +52,7 @@ fn packs(app: &App) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replays_read_packs_and_damaged_packs_are_made_again() {
-    let app = App::builder().import_limit(16 << 20).start();
-    let log = mechfund_loggen::log_text(EVENTS, 11);
-    let (status, body) = app.post("/api/v1/mechs/main/import", log.clone(), None).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (app, log) = imported(11).await;
     // The import's replay packed the whole packs of events (seqs 1..=4,096 and 4,097..=8,192).
     assert_eq!(packs(&app), vec![2, 4_096, 8_192]);
 
@@ -73,10 +79,7 @@ async fn replays_read_packs_and_damaged_packs_are_made_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn toggles_replay_from_checkpoints_and_give_the_replay_of_the_log() {
-    let app = App::builder().import_limit(16 << 20).start();
-    let log = mechfund_loggen::log_text(EVENTS, 7);
-    let (status, body) = app.post("/api/v1/mechs/main/import", log.clone(), None).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (app, log) = imported(7).await;
     // The import's replay kept the state after events 4,096 and 8,192 (seqs 1..=10,000).
     assert_eq!(checkpoints(&app), vec![2, 4_096, 8_192]);
 
