@@ -865,7 +865,7 @@ impl<'r> Replayer<'r> {
         };
         let holds = engine.start_holds(&self.origin);
         let checkpoints = std::mem::take(&mut engine.checkpoints);
-        Kept { result: engine.finish(self.rules, &self.options), checkpoints, holds }
+        Kept { result: engine.finish(self.rules, &self.options), checkpoints, holds, rescanned: false }
     }
 }
 
@@ -976,6 +976,9 @@ pub struct Kept {
     pub checkpoints: Vec<State>,
     /// The checkpoint it started from still holds for the log (see [`replay_bytes_after`]).
     pub holds: bool,
+    /// The sparse first pass's assumptions did not hold (seqs out of order), so an exact one
+    /// ran and the fold ran again ([`replay_source`]).
+    pub rescanned: bool,
 }
 
 /// Replays a whole log held in memory.
@@ -1040,32 +1043,99 @@ pub fn replay_bytes_kept(
     replay_from(bytes, rules, options, Origin { start: checkpoint, every })
 }
 
-fn replay_from(bytes: &[u8], rules: &Rules, options: ReplayOptions, origin: Origin) -> Result<Kept, StrictError> {
-    let mut replayer = Replayer::sparse(rules, options.clone()).with_origin(origin.clone());
-    let mech = options.mech.clone();
-    for (index, line) in candidate_lines(bytes) {
-        replayer.scan_candidate(index + 1, &parse_line(line, &mech));
+/// A log replay reads more than once ([`replay_source`]): text in memory, blocks parsed on
+/// every core, or packs.
+pub trait Source {
+    /// What reading fails with; a strict replay's bad line is one of them.
+    type Error: From<StrictError>;
+
+    /// Feeds `replayer` the lines of a sparse first pass, in order, with [`Replayer::scan_candidate`]:
+    /// at least every event of a kind that [shapes history](crate::Kind::shapes_history),
+    /// numbered as [`each`](Source::each) numbers them.
+    ///
+    /// # Errors
+    /// What reading fails with.
+    fn candidates(&mut self, replayer: &mut Replayer<'_>) -> Result<(), Self::Error>;
+
+    /// Calls `f` with every line and its 1-based number, in order, until it fails.
+    ///
+    /// # Errors
+    /// What reading or `f` fails with.
+    fn each(&mut self, f: impl FnMut(u64, &Line) -> Result<(), StrictError> + Send) -> Result<(), Self::Error>;
+
+    /// [`each`](Source::each) with lines of its own, for a fold that buffers them (seqs out of
+    /// order): a source that parses each line anyway gives it instead of a copy.
+    ///
+    /// # Errors
+    /// What reading fails with.
+    fn each_owned(&mut self, mut f: impl FnMut(u64, Line) + Send) -> Result<(), Self::Error> {
+        self.each(|n, line| {
+            f(n, line.clone());
+            Ok(())
+        })
     }
-    second_pass(&mut replayer, bytes, &mech)?;
+}
+
+/// The replay of a [`Source`], as every driver runs it: a sparse first pass, the fold, and only
+/// if the sparse pass's assumptions did not hold (seqs out of order) an exact first pass and the
+/// fold again. It starts from `checkpoint` and keeps the state after every `every` events (see
+/// [`Replayer::keeping`]).
+///
+/// # Errors
+/// What the source fails with, or in strict mode the first bad line.
+pub fn replay_source<S: Source>(
+    source: &mut S,
+    rules: &Rules,
+    options: ReplayOptions,
+    checkpoint: Option<State>,
+    every: u64,
+) -> Result<Kept, S::Error> {
+    let mut replayer = Replayer::sparse(rules, options.clone()).keeping(checkpoint.clone(), every);
+    source.candidates(&mut replayer)?;
+    fold_source(&mut replayer, source)?;
     if !replayer.needs_exact_rescan() {
         return Ok(replayer.finish_kept());
     }
-    let mut replayer = Replayer::new(rules, options).with_origin(origin);
-    for (n, line) in lines(bytes) {
-        replayer.scan_line(n, &parse_line(line, &mech))?;
-    }
-    second_pass(&mut replayer, bytes, &mech)?;
-    Ok(replayer.finish_kept())
+    let mut replayer = Replayer::new(rules, options).keeping(checkpoint, every);
+    source.each(|n, line| replayer.scan_line(n, line))?;
+    fold_source(&mut replayer, source)?;
+    Ok(Kept { rescanned: true, ..replayer.finish_kept() })
 }
 
-fn second_pass(replayer: &mut Replayer<'_>, bytes: &[u8], mech: &str) -> Result<(), StrictError> {
+fn fold_source<S: Source>(replayer: &mut Replayer<'_>, source: &mut S) -> Result<(), S::Error> {
     match replayer.second_pass() {
-        SecondPass::Stream => {
-            for (n, line) in lines(bytes) {
-                replayer.fold_line(n, &parse_line(line, mech))?;
-            }
-        }
-        SecondPass::Buffer => lines(bytes).for_each(|(n, line)| replayer.buffer_line(n, parse_line(line, mech))),
+        SecondPass::Stream => source.each(|n, line| replayer.fold_line(n, line)),
+        SecondPass::Buffer => source.each_owned(|n, line| replayer.buffer_line(n, line)),
     }
-    Ok(())
+}
+
+/// A log's text in memory, as a [`Source`] for `mech`.
+struct Text<'a> {
+    bytes: &'a [u8],
+    mech: &'a str,
+}
+
+impl Source for Text<'_> {
+    type Error = StrictError;
+
+    fn candidates(&mut self, replayer: &mut Replayer<'_>) -> Result<(), StrictError> {
+        for (index, line) in candidate_lines(self.bytes) {
+            replayer.scan_candidate(index + 1, &parse_line(line, self.mech));
+        }
+        Ok(())
+    }
+
+    fn each(&mut self, mut f: impl FnMut(u64, &Line) -> Result<(), StrictError> + Send) -> Result<(), StrictError> {
+        lines(self.bytes).try_for_each(|(n, line)| f(n, &parse_line(line, self.mech)))
+    }
+
+    fn each_owned(&mut self, mut f: impl FnMut(u64, Line) + Send) -> Result<(), StrictError> {
+        lines(self.bytes).for_each(|(n, line)| f(n, parse_line(line, self.mech)));
+        Ok(())
+    }
+}
+
+fn replay_from(bytes: &[u8], rules: &Rules, options: ReplayOptions, origin: Origin) -> Result<Kept, StrictError> {
+    let mech = options.mech.clone();
+    replay_source(&mut Text { bytes, mech: &mech }, rules, options, origin.start, origin.every)
 }

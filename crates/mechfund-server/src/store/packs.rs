@@ -18,8 +18,8 @@
 use std::io;
 
 use mechfund_core::parse::pack::{self, PackError, Packer, plan, unpack};
-use mechfund_core::replay::Kept;
-use mechfund_core::{Line, ReplayOptions, Replayer, Rules, SecondPass, StrictError};
+use mechfund_core::replay::{Kept, Source, replay_source};
+use mechfund_core::{Line, ReplayOptions, Replayer, Rules, StrictError};
 use sha2::{Digest, Sha256};
 
 use super::schema::hex;
@@ -70,34 +70,20 @@ impl Parsed {
         self.tail.iter().try_for_each(f)
     }
 
-    /// The core's replay of these lines, as [`replay_bytes_kept`](mechfund_core::replay::replay_bytes_kept)
-    /// does it: a sparse first pass over the packs' plans, the fold, and only if the plans'
-    /// assumptions did not hold (seqs out of order) an exact first pass and the fold again.
+    /// The core's replay of these lines ([`replay_source`]): the sparse first pass reads the
+    /// packs' plans.
     ///
     /// # Errors
     /// A pack that cannot be read, or in strict mode the first bad line.
     pub fn replay(&self, rules: &Rules, options: ReplayOptions, keeping: Keeping) -> Result<Kept, ParsedError> {
-        let mut replayer = self.replay_sparse(rules, options.clone(), keeping.clone())?;
-        if replayer.needs_exact_rescan() {
-            replayer = Replayer::new(rules, options).keeping(keeping.checkpoint, keeping.every);
-            let mut n = 0;
-            self.for_each(|line| {
-                n += 1;
-                replayer.scan_line(n, line).map_err(ParsedError::from)
-            })?;
-            self.fold(&mut replayer)?;
-        }
-        Ok(replayer.finish_kept())
+        replay_source(&mut &*self, rules, options, keeping.checkpoint, keeping.every)
     }
+}
 
-    /// The first pass over the plans, and the fold.
-    fn replay_sparse<'r>(
-        &self,
-        rules: &'r Rules,
-        options: ReplayOptions,
-        keeping: Keeping,
-    ) -> Result<Replayer<'r>, ParsedError> {
-        let mut replayer = Replayer::sparse(rules, options).keeping(keeping.checkpoint, keeping.every);
+impl Source for &Parsed {
+    type Error = ParsedError;
+
+    fn candidates(&mut self, replayer: &mut Replayer<'_>) -> Result<(), ParsedError> {
         let mut base = 0;
         for (pack, skip) in &self.packs {
             for (index, line) in plan(pack)? {
@@ -110,23 +96,15 @@ impl Parsed {
         for (n, line) in (base + 1..).zip(&self.tail) {
             replayer.scan_candidate(n, line);
         }
-        self.fold(&mut replayer)?;
-        Ok(replayer)
+        Ok(())
     }
 
-    fn fold(&self, replayer: &mut Replayer<'_>) -> Result<(), ParsedError> {
+    fn each(&mut self, mut f: impl FnMut(u64, &Line) -> Result<(), StrictError> + Send) -> Result<(), ParsedError> {
         let mut n = 0;
-        match replayer.second_pass() {
-            SecondPass::Stream => self.for_each(|line| {
-                n += 1;
-                replayer.fold_line(n, line).map_err(ParsedError::from)
-            }),
-            SecondPass::Buffer => self.for_each(|line| {
-                n += 1;
-                replayer.buffer_line(n, line.clone());
-                Ok::<_, ParsedError>(())
-            }),
-        }
+        self.for_each(|line| {
+            n += 1;
+            f(n, line).map_err(ParsedError::from)
+        })
     }
 }
 
@@ -465,10 +443,10 @@ mod tests {
         for after in [0, 1, 777, 2_001, 5_998] {
             let text = text_after(&conn, after);
             let core = replay_bytes_kept(&text, &rules, options.clone(), None, 0).expect("replay");
-            let replayer = parsed(&conn, after, 500).replay_sparse(&rules, options.clone(), Keeping::default());
-            let replayer = replayer.expect("replay");
-            assert!(!replayer.needs_exact_rescan(), "after {after}");
-            assert_eq!(replayer.finish_kept().result, core.result, "after {after}");
+            let kept = parsed(&conn, after, 500).replay(&rules, options.clone(), Keeping::default());
+            let kept = kept.expect("replay");
+            assert!(!kept.rescanned, "after {after}");
+            assert_eq!(kept.result, core.result, "after {after}");
         }
     }
 
